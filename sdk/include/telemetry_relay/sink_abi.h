@@ -1,0 +1,132 @@
+/*
+ * telemetry-relay sink plugin ABI (C). This header is the whole contract between the host and a
+ * sink plugin: nothing else crosses the shared-library boundary.
+ *
+ * Versioning:
+ *   - RELAY_ABI_MAJOR changes only when an existing field changes meaning, type or position.
+ *     The host refuses a plugin whose major differs from its own, naming both versions.
+ *   - RELAY_ABI_MINOR grows when fields are appended to a struct. Readers use a field only when the
+ *     struct's struct_size covers it, so old plugins run on new hosts and vice versa.
+ *   - tests/unit/abi_pin_test.cpp pins a hash of this file: editing it without bumping a version
+ *     (and updating the pin) fails the build's tests.
+ *
+ * Ownership: every pointer the host passes is host-owned and valid only for the duration of the
+ * call; a plugin copies what it keeps. Nothing is allocated on one side and freed on the other.
+ *
+ * Errors: callbacks return relay_status. On anything but RELAY_OK a plugin may write a
+ * NUL-terminated message into the host-owned relay_error buffer. C++ exceptions must never
+ * cross this boundary (the C++ layer in sink.hpp catches them).
+ */
+#ifndef TELEMETRY_RELAY_SINK_ABI_H
+#define TELEMETRY_RELAY_SINK_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RELAY_ABI_MAJOR 1u
+#define RELAY_ABI_MINOR 0u
+
+/* The one exported symbol of a plugin: relay_sink_entry. */
+#define RELAY_SINK_ENTRY_SYMBOL "relay_sink_entry"
+
+typedef enum relay_status {
+  RELAY_OK = 0,    /* delivered (or deliberately discarded by configuration) */
+  RELAY_RETRY = 1, /* transient failure: the host keeps the batch and tries again later */
+  RELAY_DROP = 2,  /* permanent failure for this batch: the host drops it and counts it */
+  RELAY_FATAL = 3, /* the sink is unusable: the host disables it */
+  /* Any other value is treated as RELAY_DROP. */
+  RELAY_STATUS_RESERVED_MAX_ = 0x7fffffff
+} relay_status;
+
+typedef enum relay_log_level {
+  RELAY_LOG_ERROR = 0,
+  RELAY_LOG_WARN = 1,
+  RELAY_LOG_INFO = 2,
+  RELAY_LOG_DEBUG = 3
+} relay_log_level;
+
+/* A byte range; not NUL-terminated. */
+typedef struct relay_str {
+  const char *data;
+  size_t size;
+} relay_str;
+
+/* One configuration entry for a sink, e.g. {"post_uri", "https://..."}. */
+typedef struct relay_kv {
+  relay_str key;
+  relay_str value;
+} relay_kv;
+
+/* Host-owned error text buffer. A plugin writes at most capacity bytes, NUL included. */
+typedef struct relay_error {
+  char *message;
+  size_t capacity;
+} relay_error;
+
+/* One telemetry event, as received from the Lambda Telemetry API. */
+typedef struct relay_event {
+  relay_str json;   /* the whole event object, byte for byte as received */
+  relay_str type;   /* value of "type", without quotes (escapes left as received) */
+  relay_str time;   /* value of "time", without quotes */
+  relay_str record; /* raw JSON text of "record": a JSON string (with quotes) or an object */
+} relay_event;
+
+/* A batch to deliver. */
+typedef struct relay_batch {
+  uint32_t struct_size;       /* sizeof(relay_batch) as the host built it */
+  const relay_event *events;  /* count events, in arrival order */
+  size_t count;
+  relay_str json;             /* a JSON array of every event's json, in order: "[e1,e2,...]" */
+} relay_batch;
+
+/* Services the host offers to a plugin. [thread-safe] unless noted. */
+typedef struct relay_host {
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  uint32_t struct_size;
+  const char *host_version; /* e.g. "0.1.0" */
+  void *host_ctx;           /* pass back to the callbacks below */
+  /* Writes one log line attributed to the sink. [thread-safe] */
+  void (*log)(void *host_ctx, relay_log_level level, const char *message);
+} relay_host;
+
+/* What a plugin describes itself with. All fields are read-only for the host. */
+typedef struct relay_sink_descriptor {
+  uint32_t abi_major;   /* RELAY_ABI_MAJOR the plugin was built with */
+  uint32_t abi_minor;   /* RELAY_ABI_MINOR the plugin was built with */
+  uint32_t struct_size; /* sizeof(relay_sink_descriptor) at plugin build time */
+  const char *name;     /* sink name, e.g. "http" */
+  const char *version;  /* plugin version, e.g. "1.0.0" */
+
+  /* Creates one sink instance from its configuration. [main-thread]
+   * host outlives the instance. On failure return non-OK and fill err. */
+  relay_status (*create)(const relay_host *host, const relay_kv *config, size_t config_count,
+                         void **out_instance, relay_error *err);
+
+  /* Delivers one batch. [outlet-thread] Never called concurrently for one instance; different
+   * instances may be called in parallel. May block, but should honour deadline_unix_ms. */
+  relay_status (*deliver)(void *instance, const relay_batch *batch, uint64_t deadline_unix_ms,
+                          relay_error *err);
+
+  /* Flushes anything the plugin buffers itself. [outlet-thread] Same rules as deliver. May be
+   * NULL when the plugin keeps nothing. */
+  relay_status (*flush)(void *instance, uint64_t deadline_unix_ms, relay_error *err);
+
+  /* Destroys an instance. [main-thread] Called once, after the last deliver/flush returned. */
+  void (*destroy)(void *instance);
+} relay_sink_descriptor;
+
+/* The entry point: returns the plugin's descriptor, or NULL to refuse this host (for instance an
+ * unsupported host ABI major). The pointer must stay valid while the library is loaded. */
+typedef const relay_sink_descriptor *(*relay_sink_entry_fn)(uint32_t host_abi_major,
+                                                             uint32_t host_abi_minor);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TELEMETRY_RELAY_SINK_ABI_H */
