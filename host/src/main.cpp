@@ -1,0 +1,2 @@
+// Placeholder until the lifecycle lands.
+int main() { return 0; }
