@@ -1,2 +1,229 @@
-// Placeholder until the lifecycle lands.
-int main() { return 0; }
+// telemetry-relay: wiring only. The life of a batch is listener -> pipeline -> outlet -> sink.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "config.h"
+#include "extensions_client.h"
+#include "lifecycle.h"
+#include "logging.h"
+#include "pipeline.h"
+#include "plugin_loader.h"
+#include "telemetry_listener.h"
+#include "telemetry_relay/sink_abi.h"
+#include "version.h"
+
+namespace {
+
+using namespace relay;
+
+#if defined(__x86_64__)
+constexpr const char* kArch = "x86_64";
+#elif defined(__aarch64__)
+constexpr const char* kArch = "arm64";
+#else
+constexpr const char* kArch = "unknown";
+#endif
+
+void print_help(const std::string& name) {
+  std::cout << "Usage: " << name << " [--check | --version | --help]\n\n"
+            << "An AWS Lambda external extension: subscribes to the Telemetry API and delivers\n"
+            << "telemetry to the sink plugins named in RELAY_SINKS (default: http, which POSTs\n"
+            << "to DISPATCH_POST_URI). Lambda starts it from /opt/extensions/; configure it\n"
+            << "with environment variables (see README.md, 'Configuration').\n\n"
+            << "  --check    print the effective configuration (with where each value came from)\n"
+            << "             and the plugin table, then exit; non-zero if a requested sink\n"
+            << "             cannot work. Does not contact Lambda.\n"
+            << "  --version  print version, commit and architecture\n"
+            << "  --help     this text\n";
+}
+
+void log_config_issues(const Config& config) {
+  for (const ConfigIssue& issue : config.issues) logger("config").error(issue.message);
+}
+
+std::vector<std::unique_ptr<Outlet>> load_outlets(const Config& config,
+                                                  std::vector<LoadResult>& failures) {
+  std::vector<std::unique_ptr<Outlet>> outlets;
+  OutletOptions options;
+  options.min_batch_size = config.min_batch_size;
+  options.queue_max_bytes = config.queue_max_bytes;
+  options.delivery_max_bytes = config.delivery_max_bytes;
+  for (const std::string& name : config.sinks) {
+    const auto it = config.sink_configs.find(name);
+    LoadResult result =
+        load_sink(config.plugin_dir, name, it != config.sink_configs.end() ? it->second : SinkConfig{});
+    if (result.stage != LoadStage::kLoaded) {
+      logger("loader").error("sink %s is disabled: %s", name, result.message);
+      failures.push_back(std::move(result));
+      continue;
+    }
+    logger("loader").debug(result.message);
+    outlets.push_back(std::make_unique<Outlet>(std::move(result.sink), options));
+  }
+  return outlets;
+}
+
+int check(const Config& config) {
+  std::cout << "telemetry-relay " << RELAY_VERSION << " (" << RELAY_GIT_COMMIT << ", " << kArch
+            << ")\n\nConfiguration:\n";
+  for (const ConfigEntry& entry : config.entries) {
+    std::cout << "  " << entry.key << "=" << entry.value << "    [" << entry.source << "]\n";
+  }
+  if (!config.config_file.empty()) std::cout << "  (config file: " << config.config_file << ")\n";
+  bool ok = config.issues.empty();
+  for (const ConfigIssue& issue : config.issues) std::cout << "  INVALID " << issue.message << "\n";
+
+  std::cout << "\nPlugins (" << config.plugin_dir << "):\n";
+  if (config.sinks.empty()) {
+    std::cout << "  (no sink requested: telemetry would be discarded)\n";
+    ok = false;
+  }
+  for (const std::string& name : config.sinks) {
+    const auto it = config.sink_configs.find(name);
+    LoadResult result =
+        load_sink(config.plugin_dir, name, it != config.sink_configs.end() ? it->second : SinkConfig{});
+    const bool loaded = result.stage == LoadStage::kLoaded;
+    ok = ok && loaded;
+    std::cout << "  " << name << "  " << (loaded ? "OK" : "FAILED") << "  version "
+              << (result.plugin_version.empty() ? "-" : result.plugin_version) << "  "
+              << result.message << "\n";
+    for (const auto& [key, value] : it != config.sink_configs.end() ? it->second : SinkConfig{}) {
+      std::cout << "      " << key << "=" << (is_secret_key(key) && !value.empty() ? "<redacted>" : value)
+                << "\n";
+    }
+  }
+  std::cout << "\n" << (ok ? "OK" : "PROBLEMS FOUND") << "\n";
+  return ok ? 0 : 1;
+}
+
+// Exits without running destructors: a sink stuck in a call must not hold the process past
+// Lambda's deadline, and every outlet has already settled its counts.
+[[noreturn]] void finish(int code) {
+  std::cerr.flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
+int run(const std::string& extension_name, const Config& config) {
+  Poco::Logger& log = logger("main");
+  const char* runtime_api = std::getenv("AWS_LAMBDA_RUNTIME_API");
+  std::unique_ptr<ExtensionsClient> api;
+  try {
+    api = std::make_unique<ExtensionsClient>(runtime_api != nullptr ? runtime_api : "");
+  } catch (const std::exception& e) {
+    log.error("cannot reach the Extensions API: %s", std::string(e.what()));
+    return 1;
+  }
+
+  try {
+    const Registration registration =
+        api->register_extension(extension_name, {"INVOKE", "SHUTDOWN"});
+    log.information("registered as %s for %s", extension_name, registration.function_name);
+  } catch (const LambdaApiError& e) {
+    // Nothing to report to: Lambda sees the failed init when we exit.
+    log.error("registration as '%s' refused (status %d): %s %s", extension_name, e.status(),
+              std::string(e.what()), e.body());
+    return 1;
+  }
+
+  auto init_failed = [&](const std::string& type, const std::string& message) {
+    log.error(message);
+    api->init_error(type, message);
+    return 1;
+  };
+  if (config.strict && !config.issues.empty()) {
+    return init_failed("Extension.ConfigInvalid",
+                       "RELAY_STRICT: invalid configuration: " + config.issues.front().message);
+  }
+
+  std::vector<LoadResult> failures;
+  Pipeline pipeline(load_outlets(config, failures),
+                    PipelineOptions{.drop_own_log_lines = true});
+  if (config.strict && !failures.empty()) {
+    return init_failed("Extension.PluginLoadFailed", "RELAY_STRICT: " + failures.front().message);
+  }
+  if (pipeline.outlets().empty()) {
+    log.error("no sink could be loaded: telemetry is received and discarded");
+  }
+
+  ListenerOptions listener_options;
+  listener_options.port = config.listener_port;
+  listener_options.max_body_bytes = config.listener_max_body_bytes;
+  TelemetryListener listener(pipeline, listener_options);
+  try {
+    listener.start();
+  } catch (const std::exception& e) {
+    return init_failed("Extension.ListenerFailed",
+                       "cannot listen on port " + std::to_string(config.listener_port) + ": " +
+                           e.what());
+  }
+
+  SubscribeRequest subscription = config.subscription;
+  subscription.destination_uri = "http://sandbox.localdomain:" + std::to_string(listener.port());
+  try {
+    const SubscribeResult result = api->subscribe(subscription);
+    switch (result.outcome) {
+      case SubscribeResult::Outcome::kSubscribed:
+        log.debug("subscribed to %s", subscription.destination_uri);
+        break;
+      case SubscribeResult::Outcome::kNotSupported:
+        log.warning("the Telemetry API is not supported here (status 202: %s); serving the "
+                    "lifecycle without telemetry",
+                    result.body);
+        break;
+      case SubscribeResult::Outcome::kRejected:
+        if (config.strict) {
+          return init_failed("Extension.SubscribeFailed",
+                             "telemetry subscription refused (status " +
+                                 std::to_string(result.status) + "): " + result.body);
+        }
+        log.error("telemetry subscription refused (status %d): %s; serving the lifecycle without "
+                  "telemetry",
+                  result.status, result.body);
+        break;
+    }
+  } catch (const LambdaApiError& e) {
+    return init_failed("Extension.SubscribeFailed",
+                       std::string("telemetry subscription failed: ") + e.what());
+  }
+
+  Lifecycle lifecycle(*api, pipeline,
+                      LifecycleOptions{.shutdown_quiet_ms = config.shutdown_quiet_ms,
+                                       .shutdown_margin_ms = config.shutdown_margin_ms});
+  const int code = lifecycle.run();
+  listener.stop();
+  finish(code);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string extension_name =
+      std::filesystem::path(argc > 0 ? argv[0] : "telemetry-relay").filename().string();
+  const std::string option = argc > 1 ? argv[1] : "";
+  if (option == "--version") {
+    std::cout << "telemetry-relay " << RELAY_VERSION << " (commit " << RELAY_GIT_COMMIT << ", "
+              << kArch << ", sink ABI " << RELAY_ABI_MAJOR << "." << RELAY_ABI_MINOR << ")\n";
+    return 0;
+  }
+  if (option == "--help" || option == "-h") {
+    print_help(extension_name);
+    return 0;
+  }
+  if (!option.empty() && option != "--check") {
+    std::cerr << extension_name << ": unknown option '" << option << "' (try --help)\n";
+    return 2;
+  }
+
+  const Config config = load_config(process_environment());
+  configure_logging(config.log_level);
+  if (option == "--check") return check(config);
+  log_config_issues(config);
+  finish(run(extension_name, config));
+}

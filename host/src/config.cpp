@@ -1,0 +1,308 @@
+#include "config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <filesystem>
+#include <optional>
+#include <set>
+
+#include <Poco/AutoPtr.h>
+#include <Poco/Util/LayeredConfiguration.h>
+#include <Poco/Util/MapConfiguration.h>
+#include <Poco/Util/PropertyFileConfiguration.h>
+
+extern char** environ;
+
+namespace relay {
+namespace {
+
+using Poco::AutoPtr;
+using Poco::Util::LayeredConfiguration;
+using Poco::Util::MapConfiguration;
+
+// Built-in defaults of every global key; the single source for --check and the README table.
+const std::vector<std::pair<std::string, std::string>> kDefaults = {
+    {"RELAY_LOG_LEVEL", "info"},
+    {"RELAY_SINKS", "http"},
+    {"RELAY_PLUGIN_DIR", RELAY_DEFAULT_PLUGIN_DIR},
+    {"RELAY_STRICT", "false"},
+    {"RELAY_LISTENER_PORT", "0"},
+    {"RELAY_LISTENER_MAX_BODY_BYTES", "0"},
+    {"RELAY_TELEMETRY_TYPES", "platform,function"},
+    {"RELAY_TELEMETRY_SCHEMA", "2022-12-13"},
+    {"RELAY_TELEMETRY_MAX_ITEMS", "1000"},
+    {"RELAY_TELEMETRY_MAX_BYTES", "262144"},
+    {"RELAY_TELEMETRY_TIMEOUT_MS", "100"},
+    {"RELAY_QUEUE_MAX_BYTES", "8388608"},
+    {"RELAY_DELIVERY_MAX_BYTES", "1048576"},
+    {"RELAY_SHUTDOWN_QUIET_MS", "250"},
+    {"RELAY_SHUTDOWN_MARGIN_MS", "150"},
+    {"DISPATCH_MIN_BATCH_SIZE", "0"},
+    {"DISPATCH_POST_URI", ""},
+};
+
+std::string lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+std::string trim(const std::string& text) {
+  const auto begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string::npos) return {};
+  const auto end = text.find_last_not_of(" \t\r\n");
+  return text.substr(begin, end - begin + 1);
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    std::string item = trim(text.substr(start, comma - start));
+    if (!item.empty()) items.push_back(item);
+    start = comma + 1;
+  }
+  return items;
+}
+
+std::optional<int64_t> parse_int(const std::string& text) {
+  const std::string value = trim(text);
+  int64_t parsed = 0;
+  const char* begin = value.data();
+  if (!value.empty() && value[0] == '+') ++begin;
+  const char* end = value.data() + value.size();
+  const auto [ptr, ec] = std::from_chars(begin, end, parsed);
+  if (value.empty() || ec != std::errc() || ptr != end) return std::nullopt;
+  return parsed;
+}
+
+class Reader {
+ public:
+  Reader(LayeredConfiguration& layers, Config& config) : layers_(layers), config_(config) {}
+
+  std::string raw(const std::string& key) const { return layers_.getString(key, ""); }
+
+  void issue(const std::string& key, const std::string& value, const std::string& what,
+             const std::string& used) {
+    const std::string shown = is_secret_key(key) ? "<redacted>" : value;
+    config_.issues.push_back(
+        {key, shown, key + "=" + shown + ": " + what + "; using " + used + " instead"});
+  }
+
+  int64_t integer(const std::string& key, int64_t min, int64_t max, int64_t fallback) {
+    const std::string value = raw(key);
+    const auto parsed = parse_int(value);
+    if (!parsed || *parsed < min || *parsed > max) {
+      issue(key, value,
+            "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max),
+            std::to_string(fallback));
+      return fallback;
+    }
+    return *parsed;
+  }
+
+  bool boolean(const std::string& key, bool fallback) {
+    const std::string value = lower(trim(raw(key)));
+    if (value == "true" || value == "1" || value == "yes" || value == "on") return true;
+    if (value == "false" || value == "0" || value == "no" || value == "off") return false;
+    issue(key, value, "expected true or false", fallback ? "true" : "false");
+    return fallback;
+  }
+
+  std::string choice(const std::string& key, const std::set<std::string>& allowed,
+                     const std::string& fallback) {
+    const std::string value = lower(trim(raw(key)));
+    if (allowed.count(value) != 0) return value;
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    issue(key, value, "expected one of " + list, fallback);
+    return fallback;
+  }
+
+ private:
+  LayeredConfiguration& layers_;
+  Config& config_;
+};
+
+void read_globals(Reader& in, Config& config) {
+  config.log_level =
+      in.choice("RELAY_LOG_LEVEL", {"error", "warn", "info", "debug", "trace"}, "info");
+  config.strict = in.boolean("RELAY_STRICT", false);
+
+  config.sinks.clear();
+  std::set<std::string> seen;
+  for (const std::string& name : split_list(in.raw("RELAY_SINKS"))) {
+    if (!is_valid_sink_name(name)) {
+      in.issue("RELAY_SINKS", name,
+               "a sink name may only hold letters, digits, '-' and '_' (1-64 characters)",
+               "the other sinks");
+    } else if (seen.insert(lower(name)).second) {
+      config.sinks.push_back(lower(name));
+    }
+  }
+
+  config.plugin_dir = trim(in.raw("RELAY_PLUGIN_DIR"));
+  if (config.plugin_dir.empty() || config.plugin_dir[0] != '/') {
+    in.issue("RELAY_PLUGIN_DIR", config.plugin_dir, "expected an absolute path",
+             RELAY_DEFAULT_PLUGIN_DIR);
+    config.plugin_dir = RELAY_DEFAULT_PLUGIN_DIR;
+  }
+
+  int64_t port = in.integer("RELAY_LISTENER_PORT", 0, 65535, 0);
+  if (port == 9001) {  // reserved by Lambda for its own APIs
+    in.issue("RELAY_LISTENER_PORT", "9001", "port 9001 is reserved by Lambda",
+             "an ephemeral port");
+    port = 0;
+  }
+  config.listener_port = static_cast<uint16_t>(port);
+
+  SubscribeRequest& sub = config.subscription;
+  sub.schema_version =
+      in.choice("RELAY_TELEMETRY_SCHEMA", {"2022-07-01", "2022-12-13", "2025-01-29"},
+                "2022-12-13");
+  sub.types.clear();
+  for (const std::string& type : split_list(lower(in.raw("RELAY_TELEMETRY_TYPES")))) {
+    if (type != "platform" && type != "function" && type != "extension") {
+      in.issue("RELAY_TELEMETRY_TYPES", type, "expected platform, function or extension",
+               "the other types");
+    } else if (std::find(sub.types.begin(), sub.types.end(), type) == sub.types.end()) {
+      sub.types.push_back(type);
+    }
+  }
+  if (sub.types.empty()) {
+    in.issue("RELAY_TELEMETRY_TYPES", in.raw("RELAY_TELEMETRY_TYPES"), "no valid type",
+             "platform,function");
+    sub.types = {"platform", "function"};
+  }
+  // Ranges documented by the Telemetry API; Lambda refuses a subscription outside them.
+  sub.max_items = static_cast<uint32_t>(in.integer("RELAY_TELEMETRY_MAX_ITEMS", 1000, 10000, 1000));
+  sub.max_bytes =
+      static_cast<uint32_t>(in.integer("RELAY_TELEMETRY_MAX_BYTES", 262144, 1048576, 262144));
+  sub.timeout_ms = static_cast<uint32_t>(in.integer("RELAY_TELEMETRY_TIMEOUT_MS", 25, 30000, 100));
+
+  // Lambda may send up to 2 x maxBytes plus metadata in one POST; the default leaves room.
+  const int64_t body_default = 4 * static_cast<int64_t>(sub.max_bytes);
+  const int64_t body = in.integer("RELAY_LISTENER_MAX_BODY_BYTES", 0, 64 << 20, 0);
+  if (body != 0 && body < 2 * static_cast<int64_t>(sub.max_bytes) + 65536) {
+    in.issue("RELAY_LISTENER_MAX_BODY_BYTES", std::to_string(body),
+             "must be at least 2 x RELAY_TELEMETRY_MAX_BYTES + 65536, or 0 for the default",
+             std::to_string(body_default));
+    config.listener_max_body_bytes = static_cast<size_t>(body_default);
+  } else {
+    config.listener_max_body_bytes = static_cast<size_t>(body == 0 ? body_default : body);
+  }
+
+  config.min_batch_size = in.integer("DISPATCH_MIN_BATCH_SIZE", 0, 1000000, 0);
+  config.queue_max_bytes =
+      static_cast<size_t>(in.integer("RELAY_QUEUE_MAX_BYTES", 1 << 20, int64_t{1} << 30, 8 << 20));
+  config.delivery_max_bytes =
+      static_cast<size_t>(in.integer("RELAY_DELIVERY_MAX_BYTES", 65536, 16 << 20, 1 << 20));
+  config.shutdown_quiet_ms =
+      static_cast<uint32_t>(in.integer("RELAY_SHUTDOWN_QUIET_MS", 0, 1500, 250));
+  config.shutdown_margin_ms =
+      static_cast<uint32_t>(in.integer("RELAY_SHUTDOWN_MARGIN_MS", 50, 1000, 150));
+}
+
+// RELAY_<SINK>_<KEY> -> key "<key>" for that sink; DISPATCH_POST_URI -> http's post_uri.
+void read_sink_configs(const LayeredConfiguration& layers, Config& config) {
+  std::set<std::string> global_keys;
+  for (const auto& [key, value] : kDefaults) global_keys.insert(key);
+  std::vector<std::string> keys;
+  layers.keys(keys);
+  for (const std::string& sink : config.sinks) {
+    SinkConfig& out = config.sink_configs[sink];
+    std::string prefix = "RELAY_" + sink + "_";
+    std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) {
+      return c == '-' ? '_' : static_cast<char>(std::toupper(c));
+    });
+    for (const std::string& key : keys) {
+      if (key.size() > prefix.size() && key.compare(0, prefix.size(), prefix) == 0 &&
+          global_keys.count(key) == 0) {
+        out.emplace_back(lower(key.substr(prefix.size())), layers.getString(key));
+      }
+    }
+    if (sink == "http") {
+      const bool has_own = std::any_of(out.begin(), out.end(),
+                                       [](const auto& kv) { return kv.first == "post_uri"; });
+      if (!has_own) out.emplace_back("post_uri", trim(layers.getString("DISPATCH_POST_URI", "")));
+    }
+    std::sort(out.begin(), out.end());
+  }
+}
+
+}  // namespace
+
+bool is_secret_key(const std::string& key) {
+  const std::string k = lower(key);
+  for (const char* word : {"header", "authorization", "key", "token", "secret", "password"}) {
+    if (k.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::map<std::string, std::string> process_environment() {
+  std::map<std::string, std::string> env;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string text(*entry);
+    const size_t eq = text.find('=');
+    if (eq != std::string::npos) env.emplace(text.substr(0, eq), text.substr(eq + 1));
+  }
+  return env;
+}
+
+Config load_config(const std::map<std::string, std::string>& environment) {
+  Config config;
+  AutoPtr<LayeredConfiguration> layers(new LayeredConfiguration);
+
+  AutoPtr<MapConfiguration> env_layer(new MapConfiguration);
+  for (const auto& [name, value] : environment) {
+    if (name.rfind("RELAY_", 0) == 0 || name.rfind("DISPATCH_", 0) == 0) {
+      env_layer->setString(name, value);
+    }
+  }
+  // Lower priority numbers are searched first: environment, then file, then defaults.
+  layers->add(env_layer, 0);
+
+  AutoPtr<Poco::Util::AbstractConfiguration> file_layer;
+  if (auto it = environment.find("RELAY_CONFIG_FILE"); it != environment.end() &&
+                                                       !trim(it->second).empty()) {
+    config.config_file = trim(it->second);
+    try {
+      file_layer = new Poco::Util::PropertyFileConfiguration(config.config_file);
+      layers->add(file_layer, 10);
+    } catch (const std::exception& e) {
+      config.issues.push_back({"RELAY_CONFIG_FILE", config.config_file,
+                               "RELAY_CONFIG_FILE=" + config.config_file +
+                                   ": cannot read the file (" + e.what() +
+                                   "); using the environment and defaults only"});
+      file_layer = nullptr;
+    }
+  }
+
+  AutoPtr<MapConfiguration> defaults(new MapConfiguration);
+  for (const auto& [key, value] : kDefaults) defaults->setString(key, value);
+  layers->add(defaults, 20);
+
+  Reader reader(*layers, config);
+  read_globals(reader, config);
+  read_sink_configs(*layers, config);
+
+  std::vector<std::string> keys;
+  layers->keys(keys);
+  for (const std::string& key : keys) {
+    std::string source = "default";
+    if (env_layer->has(key)) {
+      source = "environment";
+    } else if (file_layer && file_layer->has(key)) {
+      source = "file " + config.config_file;
+    }
+    const std::string value = layers->getString(key);
+    config.entries.push_back(
+        {key, is_secret_key(key) && !value.empty() ? "<redacted>" : value, source});
+  }
+  return config;
+}
+
+}  // namespace relay

@@ -1,0 +1,136 @@
+#include "dl_sink.h"
+
+#include <array>
+#include <cstring>
+
+#include "logging.h"
+#include "version.h"
+
+namespace relay {
+namespace {
+
+void log_from_plugin(void* host_ctx, relay_log_level level, const char* message) {
+  if (host_ctx == nullptr || message == nullptr) {
+    return;
+  }
+  auto* services = static_cast<HostServices*>(host_ctx);
+  Poco::Logger& log = logger("sink." + services->sink_name);
+  switch (level) {
+    case RELAY_LOG_ERROR:
+      log.error(message);
+      break;
+    case RELAY_LOG_WARN:
+      log.warning(message);
+      break;
+    case RELAY_LOG_INFO:
+      log.information(message);
+      break;
+    default:
+      log.debug(message);
+      break;
+  }
+}
+
+relay_str view(std::string_view text) { return relay_str{text.data(), text.size()}; }
+
+// Host-owned error text; plugins write at most its capacity, NUL included.
+struct ErrorBuffer {
+  std::array<char, 512> text{};
+  relay_error abi{text.data(), text.size()};
+  std::string str() const {
+    return std::string(text.data(), strnlen(text.data(), text.size()));
+  }
+};
+
+DeliveryResult result_of(relay_status status, const ErrorBuffer& error) {
+  DeliveryResult result{from_abi(status), {}};
+  if (result.status != DeliveryStatus::kOk) {
+    result.error = error.str();
+    if (status != RELAY_OK && status != RELAY_RETRY && status != RELAY_DROP &&
+        status != RELAY_FATAL) {
+      result.error = "unknown status " + std::to_string(static_cast<int>(status)) +
+                     " (treated as DROP)" + (result.error.empty() ? "" : ": " + result.error);
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+HostServices::HostServices(std::string name) : sink_name(std::move(name)) {
+  table.abi_major = RELAY_ABI_MAJOR;
+  table.abi_minor = RELAY_ABI_MINOR;
+  table.struct_size = sizeof(relay_host);
+  table.host_version = RELAY_VERSION;
+  table.host_ctx = this;
+  table.log = &log_from_plugin;
+}
+
+DeliveryStatus from_abi(relay_status status) {
+  switch (status) {
+    case RELAY_OK:
+      return DeliveryStatus::kOk;
+    case RELAY_RETRY:
+      return DeliveryStatus::kRetry;
+    case RELAY_FATAL:
+      return DeliveryStatus::kFatal;
+    case RELAY_DROP:
+    default:  // the ABI promises unknown values mean DROP
+      return DeliveryStatus::kDrop;
+  }
+}
+
+DlSink::DlSink(std::string name, boost::dll::shared_library library,
+               const relay_sink_descriptor* descriptor, std::unique_ptr<HostServices> services,
+               void* instance)
+    : library_(std::move(library)),
+      name_(std::move(name)),
+      descriptor_(descriptor),
+      services_(std::move(services)),
+      instance_(instance) {}
+
+DlSink::~DlSink() {
+  if (instance_ != nullptr) {
+    descriptor_->destroy(instance_);
+  }
+}
+
+std::string DlSink::version() const {
+  return descriptor_->version != nullptr ? descriptor_->version : "";
+}
+
+DeliveryResult DlSink::deliver(const Delivery& delivery, uint64_t deadline_unix_ms) {
+  events_.clear();
+  events_.reserve(delivery.events.size());
+  for (const TelemetryEvent& event : delivery.events) {
+    events_.push_back(
+        relay_event{view(event.json), view(event.type), view(event.time), view(event.record)});
+  }
+  relay_batch batch{sizeof(relay_batch), events_.data(), events_.size(), view(delivery.json)};
+  ErrorBuffer error;
+  return result_of(descriptor_->deliver(instance_, &batch, deadline_unix_ms, &error.abi), error);
+}
+
+DeliveryResult DlSink::flush(uint64_t deadline_unix_ms) {
+  if (descriptor_->flush == nullptr) {
+    return {};
+  }
+  ErrorBuffer error;
+  return result_of(descriptor_->flush(instance_, deadline_unix_ms, &error.abi), error);
+}
+
+const char* to_string(DeliveryStatus status) {
+  switch (status) {
+    case DeliveryStatus::kOk:
+      return "OK";
+    case DeliveryStatus::kRetry:
+      return "RETRY";
+    case DeliveryStatus::kDrop:
+      return "DROP";
+    case DeliveryStatus::kFatal:
+      return "FATAL";
+  }
+  return "DROP";
+}
+
+}  // namespace relay

@@ -1,0 +1,61 @@
+// Fans each received batch out to one outlet per enabled sink and relays lifecycle triggers.
+// It owns no I/O: the listener calls consume(), the lifecycle loop calls the rest.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "batch_consumer.h"
+#include "outlet.h"
+
+namespace relay {
+
+struct PipelineOptions {
+  // Drop `extension` events that are our own log lines, so they never loop back as telemetry.
+  bool drop_own_log_lines = false;
+};
+
+struct PipelineCounters {
+  uint64_t batches = 0;
+  uint64_t events = 0;
+  uint64_t own_log_lines_dropped = 0;
+  uint64_t platform_logs_dropped_records = 0;  // reported by Lambda in platform.logsDropped
+  uint64_t without_sink = 0;                   // received while no sink is enabled
+};
+
+class Pipeline final : public BatchConsumer {
+ public:
+  Pipeline(std::vector<std::unique_ptr<Outlet>> outlets, PipelineOptions options);
+
+  void consume(TelemetryBatch&& batch) override;  // [listener threads]
+
+  void on_invoke();  // [lifecycle thread]
+  // Waits until platform.report of request_id arrived, or no telemetry arrived for quiet_ms,
+  // or deadline_unix_ms. With an empty request_id (no invocation yet) only the quiet period
+  // counts. Returns true when the report was seen.
+  bool wait_for_report(const std::string& request_id, uint32_t quiet_ms, uint64_t deadline_unix_ms);
+  // Releases everything to every sink and waits for all of them, in parallel, until the deadline.
+  void shutdown(uint64_t deadline_unix_ms);
+
+  PipelineCounters counters() const;
+  const std::vector<std::unique_ptr<Outlet>>& outlets() const { return outlets_; }
+  // One JSON object: pipeline counters and one entry per sink.
+  std::string summary_json() const;
+
+ private:
+  std::vector<std::unique_ptr<Outlet>> outlets_;
+  PipelineOptions options_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable arrived_;
+  PipelineCounters counters_;
+  uint64_t last_arrival_ms_ = 0;
+  std::deque<std::string> report_request_ids_;  // the last few seen, newest last
+};
+
+}  // namespace relay

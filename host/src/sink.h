@@ -1,0 +1,41 @@
+// The host's own view of a sink: a plain C++ interface the outlets call and tests mock.
+// The C ABI of plugins is adapted to it in dl_sink.h; nothing else in the host sees the ABI.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "telemetry_batch.h"
+
+namespace relay {
+
+enum class DeliveryStatus { kOk, kRetry, kDrop, kFatal };
+
+const char* to_string(DeliveryStatus status);
+
+struct DeliveryResult {
+  DeliveryStatus status = DeliveryStatus::kOk;
+  std::string error;  // the sink's explanation when status is not kOk
+};
+
+// What one delivery hands a sink: the events and the JSON array made of their original bytes.
+struct Delivery {
+  std::string json;                    // "[e1,e2,...]"
+  std::vector<TelemetryEvent> events;  // views into the batches the events came from
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual const std::string& name() const = 0;
+  virtual std::string version() const = 0;
+  // Called from the sink's outlet thread only, never concurrently for one sink.
+  virtual DeliveryResult deliver(const Delivery& delivery, uint64_t deadline_unix_ms) = 0;
+  virtual DeliveryResult flush(uint64_t deadline_unix_ms) = 0;
+};
+
+using SinkPtr = std::unique_ptr<Sink>;
+
+}  // namespace relay

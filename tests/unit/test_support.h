@@ -1,0 +1,54 @@
+// Shared helpers for the host's unit tests.
+#pragma once
+
+#include <gmock/gmock.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "batch_parser.h"
+#include "sink.h"
+
+namespace relay::testing {
+
+class MockSink : public Sink {
+ public:
+  explicit MockSink(std::string name = "mock") : name_(std::move(name)) {}
+  const std::string& name() const override { return name_; }
+  std::string version() const override { return "1.0"; }
+  MOCK_METHOD(DeliveryResult, deliver, (const Delivery&, uint64_t), (override));
+  MOCK_METHOD(DeliveryResult, flush, (uint64_t), (override));
+
+ private:
+  std::string name_;
+};
+
+// A batch of n small events: {"time":"...","type":"function","record":"<prefix> i"}.
+inline TelemetryBatch make_batch(int n, const std::string& prefix = "line",
+                                 const std::string& type = "function") {
+  std::string body = "[";
+  for (int i = 0; i < n; ++i) {
+    if (i > 0) body += ",";
+    body += R"({"time":"2024-05-14T09:12:05.321Z","type":")" + type + R"(","record":")" + prefix +
+            " " + std::to_string(i) + "\"}";
+  }
+  body += "]";
+  ParseResult parsed = parse_batch(std::move(body));
+  return std::move(*parsed.batch);
+}
+
+// Polls cond every 5 ms for up to `limit`; for conditions reached by other threads.
+inline bool eventually(const std::function<bool()>& cond,
+                       std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return cond();
+}
+
+}  // namespace relay::testing
