@@ -1,0 +1,119 @@
+#include "plugin_loader.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <Poco/TemporaryFile.h>
+
+#include "outlet.h"
+#include "test_support.h"
+
+namespace relay {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+const std::string kFixtures = RELAY_FIXTURE_PLUGIN_DIR;
+
+TEST(PluginLoader, NamesThatCouldLeaveThePluginFolderAreRefused) {
+  for (const char* name : {"../http", "a/b", "", "http.so", "x y", "ok;rm"}) {
+    const LoadResult r = load_sink(kFixtures, name, {});
+    EXPECT_EQ(r.stage, LoadStage::kInvalidName) << name;
+    EXPECT_THAT(r.message, HasSubstr("invalid name")) << name;
+  }
+  EXPECT_TRUE(is_valid_sink_name("my-sink_2"));
+}
+
+TEST(PluginLoader, PathFollowsTheNamingConvention) {
+  EXPECT_EQ(plugin_path("/opt/extensions/lib", "http"), "/opt/extensions/lib/librelay-sink-http.so");
+}
+
+struct StageCase {
+  const char* name;
+  LoadStage stage;
+  const char* text;
+};
+
+class LoaderStage : public ::testing::TestWithParam<StageCase> {};
+
+TEST_P(LoaderStage, EachFailureHasItsOwnMessageNamingTheFile) {
+  const StageCase& c = GetParam();
+  const LoadResult r = load_sink(kFixtures, c.name, {});
+  EXPECT_EQ(r.stage, c.stage) << r.message;
+  EXPECT_EQ(r.sink, nullptr);
+  EXPECT_THAT(r.message, AllOf(HasSubstr(to_string(c.stage)),
+                               HasSubstr(plugin_path(kFixtures, c.name)), HasSubstr(c.text)));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, LoaderStage,
+    ::testing::Values(StageCase{"missing", LoadStage::kNotFound, "no such plugin file"},
+                      StageCase{"notalib", LoadStage::kDlopenFailed, "dlerror"},
+                      StageCase{"noentry", LoadStage::kEntryMissing, "relay_sink_entry"},
+                      StageCase{"refuses", LoadStage::kEntryRefused, "returned NULL"},
+                      StageCase{"abimajor2", LoadStage::kAbiMismatch, "plugin ABI 2.0, host ABI 1."},
+                      StageCase{"badsize", LoadStage::kDescriptorInvalid, "struct_size"},
+                      StageCase{"nullcallbacks", LoadStage::kDescriptorInvalid, "deliver is NULL"},
+                      StageCase{"createfails", LoadStage::kCreateFailed, "missing key x"},
+                      StageCase{"throws", LoadStage::kCreateFailed, ""}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(PluginLoader, LoadsAWorkingPluginAndDeliversThroughTheAbi) {
+  Poco::TemporaryFile out;
+  const LoadResult r = load_sink(kFixtures, "record", {{"path", out.path()}});
+  ASSERT_EQ(r.stage, LoadStage::kLoaded) << r.message;
+  ASSERT_NE(r.sink, nullptr);
+  EXPECT_EQ(r.sink->name(), "record");
+  EXPECT_FALSE(r.plugin_version.empty());
+
+  TelemetryBatch batch = testing::make_batch(2);
+  Delivery delivery;
+  delivery.json = "[" + std::string(batch.events[0].json) + "," + std::string(batch.events[1].json) + "]";
+  delivery.events = batch.events;
+  const DeliveryResult result = r.sink->deliver(delivery, now_unix_ms() + 5000);
+  EXPECT_EQ(result.status, DeliveryStatus::kOk) << result.error;
+  std::ifstream in(out.path());
+  std::stringstream written;
+  written << in.rdbuf();
+  EXPECT_EQ(written.str(), delivery.json + "\n");
+}
+
+TEST(PluginLoader, StatusesFromThePluginMapToTheHostsAndUnknownMeansDrop) {
+  Poco::TemporaryFile out;
+  for (const auto& [text, expected] :
+       std::vector<std::pair<std::string, DeliveryStatus>>{{"retry", DeliveryStatus::kRetry},
+                                                           {"drop", DeliveryStatus::kDrop},
+                                                           {"fatal", DeliveryStatus::kFatal},
+                                                           {"42", DeliveryStatus::kDrop}}) {
+    LoadResult r = load_sink(kFixtures, "record", {{"path", out.path()}, {"status", text}});
+    ASSERT_EQ(r.stage, LoadStage::kLoaded) << r.message;
+    const DeliveryResult result = r.sink->deliver(Delivery{"[]", {}}, now_unix_ms() + 5000);
+    EXPECT_EQ(result.status, expected) << text;
+  }
+}
+
+TEST(PluginLoader, ThrowingDeliverIsCaughtAtTheBoundary) {
+  const LoadResult r = load_sink(kFixtures, "throws", {{"throw_in", "deliver"}});
+  if (r.stage != LoadStage::kLoaded) GTEST_SKIP() << "fixture throws only in create: " << r.message;
+  const DeliveryResult result = r.sink->deliver(Delivery{"[]", {}}, now_unix_ms() + 5000);
+  EXPECT_EQ(result.status, DeliveryStatus::kDrop);
+  EXPECT_FALSE(result.error.empty());
+}
+
+TEST(PluginLoader, CheckModeValidatesWithoutCreating) {
+  const LoadResult r = load_sink(kFixtures, "createfails", {}, /*create_instance=*/false);
+  EXPECT_EQ(r.stage, LoadStage::kLoaded) << r.message;
+  EXPECT_EQ(r.sink, nullptr);
+}
+
+TEST(PluginLoader, TheRealHttpPluginLoads) {
+  const LoadResult r = load_sink(RELAY_PLUGIN_DIR, "http", {{"post_uri", ""}});
+  EXPECT_EQ(r.stage, LoadStage::kLoaded) << r.message;
+}
+
+}  // namespace
+}  // namespace relay
