@@ -16,10 +16,14 @@ void configure_logging(const std::string& level) {
   Poco::AutoPtr<Poco::FormattingChannel> channel(
       new Poco::FormattingChannel(formatter, new Poco::ConsoleChannel(std::cerr)));
   Poco::Logger::root().setChannel(channel);
-  Poco::Logger::root().setLevel(level == "warn" ? "warning" : level);
-  // Existing component loggers inherit the new setup.
+  const int priority = level == "error"   ? Poco::Message::PRIO_ERROR
+                       : level == "warn"  ? Poco::Message::PRIO_WARNING
+                       : level == "debug" ? Poco::Message::PRIO_DEBUG
+                       : level == "trace" ? Poco::Message::PRIO_TRACE
+                                          : Poco::Message::PRIO_INFORMATION;
+  // "" addresses the root and every logger below it, including ones created before this call.
   Poco::Logger::setChannel("", channel);
-  Poco::Logger::setLevel("", Poco::Logger::parseLevel(level == "warn" ? "warning" : level));
+  Poco::Logger::setLevel("", priority);
 }
 
 Poco::Logger& logger(const std::string& component) { return Poco::Logger::get("relay." + component); }

@@ -127,8 +127,12 @@ int run(const std::string& extension_name, const Config& config) {
     log.information("registered as %s for %s", extension_name, registration.function_name);
   } catch (const LambdaApiError& e) {
     // Nothing to report to: Lambda sees the failed init when we exit.
-    log.error("registration as '%s' refused (status %d): %s %s", extension_name, e.status(),
-              std::string(e.what()), e.body());
+    if (e.status() == 0) {
+      log.error("registration as '%s' failed: %s", extension_name, std::string(e.what()));
+    } else {
+      log.error("registration as '%s' refused (status %d): %s", extension_name, e.status(),
+                e.body());
+    }
     return 1;
   }
 

@@ -1,0 +1,96 @@
+#pragma once
+
+// Telemetry events as the Lambda platform produces them (schema 2022-12-13), each kept as the
+// exact JSON text that goes on the wire, so tests can compare deliveries byte for byte.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace relay::emu {
+
+using SystemTime = std::chrono::system_clock::time_point;
+
+struct Event {
+  std::string type;  // "platform.start", "function", ...
+  std::string text;  // the whole {"time","type","record"} object
+};
+
+// The Telemetry API subscription type an event type belongs to: platform, function, extension.
+std::string_view category_of(std::string_view type);
+
+std::string json_quote(std::string_view text);
+std::string iso_time(SystemTime t);  // 2024-05-14T09:12:05.320Z
+int64_t epoch_ms(SystemTime t);
+std::string new_uuid();
+
+enum class LogFormat { kText, kJson, kMixed };
+LogFormat parse_log_format(std::string_view name);  // throws std::invalid_argument
+
+struct FunctionInfo {
+  std::string name = "emulated-function";
+  std::string version = "$LATEST";
+  std::string region = "us-east-1";
+  std::string account_id = "123456789012";
+  int memory_mb = 128;
+
+  std::string arn() const;
+};
+
+// Builds events with the current time. Stateless apart from the function's identity, so it is
+// safe to call from several threads.
+class EventFactory {
+ public:
+  explicit EventFactory(FunctionInfo function) : function_(std::move(function)) {}
+
+  Event init_start() const;
+  Event telemetry_subscription(std::string_view extension,
+                               const std::vector<std::string>& types) const;
+  Event init_runtime_done(std::string_view status, std::string_view error_type) const;
+  Event extension(std::string_view name, std::string_view state,
+                  const std::vector<std::string>& events) const;
+  Event init_report(std::string_view status, std::string_view error_type, double duration_ms) const;
+  Event start(std::string_view request_id, std::string_view trace) const;
+  // Line `line` of invocation `invocation`; every few lines carry awkward content (unicode,
+  // quotes, tabs, huge numbers, nested objects) so forwarding must be lossless.
+  Event function_log(std::string_view request_id, int invocation, int line, LogFormat format) const;
+  Event extension_log(std::string_view line) const;
+  Event runtime_done(std::string_view request_id, std::string_view status, SystemTime started,
+                     double duration_ms) const;
+  Event report(std::string_view request_id, std::string_view status, std::string_view error_type,
+               double duration_ms, double init_duration_ms) const;
+  Event logs_dropped(uint64_t records, uint64_t bytes, std::string_view reason) const;
+
+  const FunctionInfo& function() const { return function_; }
+
+ private:
+  FunctionInfo function_;
+};
+
+std::string make_trace_header();
+
+// Thread-safe accounting of what the platform generated and what it queued for the subscriber.
+class EventLog {
+ public:
+  explicit EventLog(bool keep_texts) : keep_texts_(keep_texts) {}
+
+  void generated(const Event& event);
+  void queued(const Event& event);
+
+  std::map<std::string, uint64_t> generated_by_type() const;
+  uint64_t queued_count() const;
+  std::vector<std::string> queued_texts() const;
+
+ private:
+  const bool keep_texts_;
+  mutable std::mutex mu_;
+  std::map<std::string, uint64_t> generated_by_type_;
+  uint64_t queued_ = 0;
+  std::vector<std::string> queued_texts_;
+};
+
+}  // namespace relay::emu
