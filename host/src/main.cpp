@@ -1,4 +1,5 @@
 // telemetry-relay: wiring only. The life of a batch is listener -> pipeline -> outlet -> sink.
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -225,6 +226,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // A peer closing a TLS connection must be an error on that delivery, not the process's end.
+  signal(SIGPIPE, SIG_IGN);
   const Config config = load_config(process_environment());
   configure_logging(config.log_level);
   if (option == "--check") return check(config);

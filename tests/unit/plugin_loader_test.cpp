@@ -60,7 +60,7 @@ INSTANTIATE_TEST_SUITE_P(
                       StageCase{"nullcallbacks", LoadStage::kDescriptorInvalid, "deliver is NULL"},
                       StageCase{"createfails", LoadStage::kCreateFailed, "missing key x"},
                       StageCase{"throws", LoadStage::kCreateFailed, ""}),
-    [](const auto& info) { return std::string(info.param.name); });
+    [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST(PluginLoader, LoadsAWorkingPluginAndDeliversThroughTheAbi) {
   Poco::TemporaryFile out;

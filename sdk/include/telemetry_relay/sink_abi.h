@@ -5,8 +5,11 @@
  * Versioning:
  *   - RELAY_ABI_MAJOR changes only when an existing field changes meaning, type or position.
  *     The host refuses a plugin whose major differs from its own, naming both versions.
- *   - RELAY_ABI_MINOR grows when fields are appended to a struct. Readers use a field only when the
- *     struct's struct_size covers it, so old plugins run on new hosts and vice versa.
+ *   - RELAY_ABI_MINOR grows when fields are appended to a struct that carries struct_size
+ *     (relay_batch, relay_host, relay_sink_descriptor). Readers use a field only when struct_size
+ *     covers it, so old plugins run on new hosts and vice versa.
+ *   - relay_str, relay_kv, relay_event and relay_error travel in arrays or by value without a size:
+ *     they are frozen for a major version. Changing them means a new major.
  *   - tests/unit/abi_pin_test.cpp pins a hash of this file: editing it without bumping a version
  *     (and updating the pin) fails the build's tests.
  *
@@ -46,7 +49,9 @@ typedef enum relay_log_level {
   RELAY_LOG_ERROR = 0,
   RELAY_LOG_WARN = 1,
   RELAY_LOG_INFO = 2,
-  RELAY_LOG_DEBUG = 3
+  RELAY_LOG_DEBUG = 3,
+  /* Any other value is logged at debug. */
+  RELAY_LOG_RESERVED_MAX_ = 0x7fffffff
 } relay_log_level;
 
 /* A byte range; not NUL-terminated. */
@@ -61,7 +66,8 @@ typedef struct relay_kv {
   relay_str value;
 } relay_kv;
 
-/* Host-owned error text buffer. A plugin writes at most capacity bytes, NUL included. */
+/* Host-owned error text buffer, zeroed by the host before each call. A plugin writes at most
+ * capacity bytes, NUL included. */
 typedef struct relay_error {
   char *message;
   size_t capacity;
@@ -103,12 +109,14 @@ typedef struct relay_sink_descriptor {
   const char *version;  /* plugin version, e.g. "1.0.0" */
 
   /* Creates one sink instance from its configuration. [main-thread]
-   * host outlives the instance. On failure return non-OK and fill err. */
+   * host outlives the instance. On failure return any status other than RELAY_OK, leave
+   * *out_instance NULL (the host ignores it) and fill err; the sink is then not enabled. */
   relay_status (*create)(const relay_host *host, const relay_kv *config, size_t config_count,
                          void **out_instance, relay_error *err);
 
   /* Delivers one batch. [outlet-thread] Never called concurrently for one instance; different
-   * instances may be called in parallel. May block, but should honour deadline_unix_ms. */
+   * instances may be called in parallel. May block, but must return by deadline_unix_ms (Unix
+   * epoch milliseconds; always a real time, never 0). */
   relay_status (*deliver)(void *instance, const relay_batch *batch, uint64_t deadline_unix_ms,
                           relay_error *err);
 
@@ -124,6 +132,7 @@ typedef struct relay_sink_descriptor {
  * unsupported host ABI major). The pointer must stay valid while the library is loaded. */
 typedef const relay_sink_descriptor *(*relay_sink_entry_fn)(uint32_t host_abi_major,
                                                              uint32_t host_abi_minor);
+const relay_sink_descriptor *relay_sink_entry(uint32_t host_abi_major, uint32_t host_abi_minor);
 
 #ifdef __cplusplus
 }

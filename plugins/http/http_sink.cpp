@@ -1,0 +1,372 @@
+// The default sink: POSTs each batch's JSON array to DISPATCH_POST_URI (config key post_uri),
+// with the seed's semantics plus status handling, timeouts and keep-alive (design section 6).
+//
+// Keys (env RELAY_HTTP_<KEY>): post_uri, connect_timeout_ms, request_timeout_ms, ca_file,
+// header_<name>. Outcomes: 2xx OK; 408, 429, 5xx and transport errors RETRY; other statuses DROP.
+#include <Poco/Exception.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPBasicCredentials.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/RejectCertificateHandler.h>
+#include <Poco/Net/SSLException.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/Timespan.h>
+#include <Poco/URI.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <filesystem>
+#include <istream>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <telemetry_relay/sink.hpp>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using relay::sdk::Status;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kAmazonLinuxCaBundle = "/etc/pki/tls/certs/ca-bundle.crt";
+constexpr size_t kExcerptBytes = 200;
+// A larger error body is not worth draining to keep the connection: reconnect instead.
+constexpr size_t kMaxDrainBytes = 64 * 1024;
+
+// Headers the sink owns: letting configuration set them would break the request's framing.
+constexpr std::string_view kReservedHeaders[] = {"content-type", "content-length", "host",
+                                                 "connection", "transfer-encoding"};
+
+// Printable ASCII only, at most kExcerptBytes: response bodies end up in log lines.
+std::string excerpt(std::string_view body) {
+  std::string out;
+  for (char c : body.substr(0, kExcerptBytes)) {
+    auto u = static_cast<unsigned char>(c);
+    out += u >= 0x20 && u < 0x7f ? c : (c == '\n' || c == '\r' || c == '\t' ? ' ' : '?');
+  }
+  if (body.size() > kExcerptBytes) {
+    out += "...";
+  }
+  return out;
+}
+
+bool retryable_status(int status) { return status == 408 || status == 429 || status >= 500; }
+
+// Keeps OpenSSL initialised for as long as a sink may use it (reference-counted by POCO).
+struct SslLibrary {
+  SslLibrary() { Poco::Net::initializeSSL(); }
+  ~SslLibrary() { Poco::Net::uninitializeSSL(); }
+  SslLibrary(const SslLibrary&) = delete;
+  SslLibrary& operator=(const SslLibrary&) = delete;
+};
+
+class HttpSink final : public relay::sdk::Sink {
+ public:
+  HttpSink(const relay::sdk::Host& host, const relay::sdk::Config& config) : host_(host) {
+    std::string uri(config.get_or("post_uri", ""));
+    if (uri.empty()) {
+      host_.warn("DISPATCH_POST_URI is not set: telemetry is discarded");
+      return;
+    }
+    parse_uri(uri);
+    connect_timeout_ms_ = config.get_int("connect_timeout_ms", 1000, 1, 60000);
+    request_timeout_ms_ = config.get_int("request_timeout_ms", 5000, 1, 300000);
+    parse_headers(config);
+    if (uri_.getScheme() == "https") {
+      make_tls_context(config);
+    }
+    host_.info("posting telemetry to " + printable_uri());
+  }
+
+  Status deliver(const relay::sdk::Batch& batch, relay::sdk::Deadline deadline) override {
+    if (discarding()) {
+      return Status::kOk;
+    }
+    auto started = Clock::now();
+    bool reused = reusable_;
+    Attempt attempt = post(batch.json(), deadline);
+    if (attempt.lost_connection && reused) {
+      // Most likely the idle connection died while Lambda froze us: one fresh try.
+      host_.debug("connection reused from an earlier delivery failed (" + attempt.error +
+                  "); reconnecting");
+      attempt = post(batch.json(), deadline);
+    }
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+    host_.debug("POST " + std::to_string(batch.size()) + " events, " +
+                std::to_string(batch.json().size()) + " bytes: " +
+                (attempt.status == Status::kOk ? "HTTP " + std::to_string(attempt.http_status)
+                                               : attempt.error) +
+                " in " + std::to_string(ms.count()) + " ms");
+    if (attempt.status == Status::kOk) {
+      return Status::kOk;
+    }
+    return fail(attempt.status, std::move(attempt.error));
+  }
+
+ private:
+  struct Attempt {
+    Status status = Status::kRetry;
+    int http_status = 0;
+    std::string error;
+    bool lost_connection = false;  // failed before any response: safe to resend once
+  };
+
+  bool discarding() const { return uri_.empty(); }
+
+  void parse_uri(const std::string& value) {
+    try {
+      uri_ = Poco::URI(value);
+    } catch (const Poco::Exception& e) {
+      throw std::invalid_argument("post_uri=" + value + ": not a valid URI (" + e.displayText() +
+                                  ")");
+    }
+    if (uri_.getScheme() != "http" && uri_.getScheme() != "https") {
+      throw std::invalid_argument("post_uri=" + value +
+                                  ": the scheme must be http or https, not '" + uri_.getScheme() +
+                                  "'");
+    }
+    if (uri_.getHost().empty()) {
+      throw std::invalid_argument("post_uri=" + value + ": no host");
+    }
+    path_ = uri_.getPathAndQuery();
+    if (path_.empty()) {
+      path_ = "/";
+    }
+    std::string userinfo = uri_.getUserInfo();
+    if (!userinfo.empty()) {
+      auto colon = userinfo.find(':');
+      basic_auth_.emplace(userinfo.substr(0, colon),
+                          colon == std::string::npos ? "" : userinfo.substr(colon + 1));
+    }
+  }
+
+  // header_x_api_key=v -> "x-api-key: v". Values may be secrets: never logged or echoed.
+  void parse_headers(const relay::sdk::Config& config) {
+    for (const auto& [key, value] : config.with_prefix("header_")) {
+      std::string name(key.substr(std::string_view("header_").size()));
+      std::replace(name.begin(), name.end(), '_', '-');
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      bool valid_name = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+      });
+      if (!valid_name) {
+        throw std::invalid_argument(std::string(key) + ": '" + name +
+                                    "' is not a valid header name (letters, digits, _ or -)");
+      }
+      if (std::find(std::begin(kReservedHeaders), std::end(kReservedHeaders), name) !=
+          std::end(kReservedHeaders)) {
+        throw std::invalid_argument(std::string(key) + ": header '" + name +
+                                    "' is set by the sink and cannot be configured");
+      }
+      if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+        throw std::invalid_argument(std::string(key) +
+                                    ": the value contains a line break or NUL (value not shown)");
+      }
+      if (name == "authorization") {
+        basic_auth_.reset();  // an explicit header beats credentials in the URI
+      }
+      headers_.emplace_back(std::move(name), std::string(value));
+    }
+    if (!headers_.empty()) {
+      std::string names;
+      for (const auto& header : headers_) {
+        names += (names.empty() ? "" : ", ") + header.first;
+      }
+      host_.debug("extra headers: " + names);
+    }
+  }
+
+  void make_tls_context(const relay::sdk::Config& config) {
+    std::optional<std::string_view> configured = config.get("ca_file");
+    std::string ca_file;
+    bool system_store = false;
+    if (configured && !configured->empty()) {
+      ca_file = *configured;
+      if (!std::filesystem::is_regular_file(ca_file)) {
+        throw std::invalid_argument("ca_file=" + ca_file + ": no such file");
+      }
+    } else if (std::filesystem::is_regular_file(kAmazonLinuxCaBundle)) {
+      ca_file = kAmazonLinuxCaBundle;
+    } else {
+      system_store = true;
+      host_.debug("ca_file: " + std::string(kAmazonLinuxCaBundle) +
+                  " not found; using the system default trust store");
+    }
+    try {
+      // STRICT, not RELAXED: POCO skips the host name check for localhost unless strict.
+      context_ = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, ca_file,
+                                        Poco::Net::Context::VERIFY_STRICT, 9, system_store);
+      context_->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+      context_->enableExtendedCertificateVerification(true);
+      context_->setInvalidCertificateHandler(new Poco::Net::RejectCertificateHandler(false));
+    } catch (const Poco::Exception& e) {
+      throw std::invalid_argument("ca_file=" + (system_store ? "(system store)" : ca_file) +
+                                  ": cannot load CA certificates (" + e.displayText() + ")");
+    }
+  }
+
+  // scheme://host:port/path, without user info or query, which may carry credentials.
+  std::string printable_uri() const {
+    return uri_.getScheme() + "://" + uri_.getHost() + ":" + std::to_string(uri_.getPort()) +
+           uri_.getPath();
+  }
+
+  Poco::Net::HTTPClientSession& session() {
+    if (!session_) {
+      if (context_) {
+        session_ = std::make_unique<Poco::Net::HTTPSClientSession>(uri_.getHost(), uri_.getPort(),
+                                                                   context_);
+      } else {
+        session_ = std::make_unique<Poco::Net::HTTPClientSession>(uri_.getHost(), uri_.getPort());
+      }
+      session_->setKeepAlive(true);
+      reusable_ = false;
+    }
+    return *session_;
+  }
+
+  void reset_session() {
+    session_.reset();
+    reusable_ = false;
+  }
+
+  Attempt post(std::string_view body, relay::sdk::Deadline deadline) {
+    Attempt attempt;
+    int64_t left_ms = deadline.remaining().count();
+    if (left_ms <= 0) {
+      attempt.error = "deadline passed before the request was sent";
+      return attempt;
+    }
+    int64_t request_ms = std::min(request_timeout_ms_, left_ms);
+    Poco::Net::HTTPClientSession& http = session();
+    http.setTimeout(Poco::Timespan(std::min(connect_timeout_ms_, left_ms) * 1000),
+                    Poco::Timespan(request_ms * 1000), Poco::Timespan(request_ms * 1000));
+
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, path_,
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
+    for (const auto& [name, value] : headers_) {
+      request.set(name, value);
+    }
+    if (basic_auth_) {
+      Poco::Net::HTTPBasicCredentials(basic_auth_->first, basic_auth_->second)
+          .authenticate(request);
+    }
+    request.setContentType("application/json");
+    request.setContentLength64(static_cast<Poco::Int64>(body.size()));
+    request.setKeepAlive(true);
+
+    bool sent = false;
+    bool answered = false;
+    try {
+      std::ostream& out = http.sendRequest(request);
+      out.write(body.data(), static_cast<std::streamsize>(body.size()));
+      out.flush();
+      if (!out) {
+        const Poco::Exception* cause = http.networkException();
+        if (cause != nullptr) {
+          cause->rethrow();
+        }
+        throw Poco::Net::ConnectionAbortedException("the connection broke while sending");
+      }
+      sent = true;
+      Poco::Net::HTTPResponse response;
+      std::istream& in = http.receiveResponse(response);
+      answered = true;
+      attempt.http_status = static_cast<int>(response.getStatus());
+      Body reply = read_body(in);
+      reusable_ = response.getKeepAlive() && reply.complete;
+      if (!reusable_) {
+        reset_session();
+      }
+      classify(attempt, response, reply.head);
+    } catch (const Poco::TimeoutException&) {
+      reset_session();
+      attempt.error = "timed out after " +
+                      std::to_string(sent ? request_ms : std::min(connect_timeout_ms_, left_ms)) +
+                      " ms " + (sent ? "waiting for the response" : "connecting or sending");
+    } catch (const Poco::Net::ConnectionRefusedException&) {
+      reset_session();
+      attempt.error =
+          "connection refused by " + uri_.getHost() + ":" + std::to_string(uri_.getPort());
+    } catch (const Poco::Net::SSLException& e) {
+      reset_session();
+      attempt.error = "TLS error: " + e.displayText();
+      attempt.lost_connection =
+          !answered &&
+          dynamic_cast<const Poco::Net::SSLConnectionUnexpectedlyClosedException*>(&e) != nullptr;
+    } catch (const Poco::Net::DNSException& e) {
+      reset_session();
+      attempt.error = "cannot resolve " + uri_.getHost() + ": " + e.displayText();
+    } catch (const Poco::Exception& e) {
+      // Reset, aborted, no response at all: the connection is gone, the server may be fine.
+      reset_session();
+      attempt.error = "transport error: " + e.displayText();
+      attempt.lost_connection = !answered;
+    }
+    return attempt;
+  }
+
+  struct Body {
+    std::string head;  // the first kExcerptBytes + 1 bytes, enough to tell "truncated"
+    bool complete = false;
+  };
+
+  // Reads the response body, keeping its start for error text. Drains a modest rest so the
+  // connection stays usable; a larger one is abandoned with the connection.
+  static Body read_body(std::istream& in) {
+    Body body;
+    char buffer[4096];
+    size_t total = 0;
+    while (in && total <= kMaxDrainBytes) {
+      in.read(buffer, sizeof(buffer));
+      auto n = static_cast<size_t>(in.gcount());
+      if (body.head.size() <= kExcerptBytes) {
+        body.head.append(buffer, std::min(n, kExcerptBytes + 1 - body.head.size()));
+      }
+      total += n;
+    }
+    body.complete = in.eof() && !in.bad();
+    return body;
+  }
+
+  static void classify(Attempt& attempt, const Poco::Net::HTTPResponse& response,
+                       const std::string& head) {
+    int status = attempt.http_status;
+    std::string what = "HTTP " + std::to_string(status) + " " + response.getReason();
+    if (status >= 200 && status < 300) {
+      attempt.status = Status::kOk;
+      return;
+    }
+    attempt.status = retryable_status(status) ? Status::kRetry : Status::kDrop;
+    attempt.error = what;
+    if (!head.empty()) {
+      attempt.error += ": " + excerpt(head);
+    }
+  }
+
+  relay::sdk::Host host_;
+  SslLibrary ssl_;
+  Poco::URI uri_;  // empty when discarding
+  std::string path_;
+  int64_t connect_timeout_ms_ = 1000;
+  int64_t request_timeout_ms_ = 5000;
+  std::vector<std::pair<std::string, std::string>> headers_;
+  std::optional<std::pair<std::string, std::string>> basic_auth_;
+  Poco::Net::Context::Ptr context_;
+  std::unique_ptr<Poco::Net::HTTPClientSession> session_;
+  bool reusable_ = false;  // session_ holds a connection a previous delivery left open
+};
+
+}  // namespace
+
+RELAY_SINK_PLUGIN(HttpSink, RELAY_SINK_NAME, RELAY_SINK_VERSION);

@@ -1,0 +1,85 @@
+# relay_add_sink(): builds a telemetry-relay sink plugin the one way the host can load it.
+#
+#   relay_add_sink(NAME <name> SOURCES <src>... [VERSION <v>] [OUTPUT_DIRECTORY <dir>]
+#                  [SHARED_CXX_RUNTIME])
+#
+# Produces the MODULE library librelay-sink-<name>.so (target relay-sink-<name>) that exports
+# only relay_sink_entry and carries its own static libstdc++/libgcc, because the Lambda image's
+# libstdc++ is older than the build machine's. Link further libraries with
+# target_link_libraries(relay-sink-<name> PRIVATE ...). The sources see RELAY_SINK_NAME and
+# RELAY_SINK_VERSION, e.g. RELAY_SINK_PLUGIN(MySink, RELAY_SINK_NAME, RELAY_SINK_VERSION).
+# Target relay-sink-<name>-layer zips the plugin as a sink layer (extensions/lib/<file>.so).
+#
+# SHARED_CXX_RUNTIME: link libstdc++/libgcc_s dynamically. Required when the plugin links shared
+# C++ libraries that throw (e.g. POCO): an exception raised by the shared libgcc_s unwinder and
+# caught by a statically linked personality routine aborts the process. Such a plugin's layer
+# must then ship a libstdc++ at least as new as the build machine's.
+# RELAY_SINK_STATIC_RUNTIME (default ON) may be turned off for all plugins, e.g. sanitizer builds.
+include_guard(GLOBAL)
+
+option(RELAY_SINK_STATIC_RUNTIME "Link sink plugins with static libstdc++ and libgcc" ON)
+
+function(relay_add_sink)
+  cmake_parse_arguments(PARSE_ARGV 0 arg "SHARED_CXX_RUNTIME" "NAME;VERSION;OUTPUT_DIRECTORY" "SOURCES")
+  if(arg_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "relay_add_sink: unexpected arguments: ${arg_UNPARSED_ARGUMENTS}")
+  endif()
+  if(NOT arg_NAME MATCHES "^[A-Za-z0-9_-]+$")
+    message(FATAL_ERROR "relay_add_sink: NAME '${arg_NAME}' must match [A-Za-z0-9_-]+")
+  endif()
+  if(NOT arg_SOURCES)
+    message(FATAL_ERROR "relay_add_sink(${arg_NAME}): SOURCES is required")
+  endif()
+  if(NOT arg_VERSION)
+    set(arg_VERSION "${PROJECT_VERSION}")
+    if(NOT arg_VERSION)
+      set(arg_VERSION "0.0.0")
+    endif()
+  endif()
+  if(NOT arg_OUTPUT_DIRECTORY)
+    if(RELAY_PLUGIN_OUTPUT_DIR)
+      set(arg_OUTPUT_DIRECTORY "${RELAY_PLUGIN_OUTPUT_DIR}")
+    else()
+      set(arg_OUTPUT_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}")
+    endif()
+  endif()
+
+  set(target relay-sink-${arg_NAME})
+  set(version_script "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/relay_sink.version")
+
+  add_library(${target} MODULE ${arg_SOURCES})
+  target_link_libraries(${target} PRIVATE TelemetryRelay::sdk)
+  target_compile_features(${target} PRIVATE cxx_std_20)
+  target_compile_definitions(${target} PRIVATE RELAY_SINK_NAME="${arg_NAME}"
+                                               RELAY_SINK_VERSION="${arg_VERSION}")
+  set_target_properties(${target} PROPERTIES
+    PREFIX "lib"
+    OUTPUT_NAME "relay-sink-${arg_NAME}"
+    SUFFIX ".so"
+    LIBRARY_OUTPUT_DIRECTORY "${arg_OUTPUT_DIRECTORY}"
+    C_VISIBILITY_PRESET hidden
+    CXX_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON
+    POSITION_INDEPENDENT_CODE ON
+    LINK_DEPENDS "${version_script}")
+  target_link_options(${target} PRIVATE
+    "LINKER:--version-script=${version_script}"
+    "LINKER:--no-undefined"
+    "LINKER:--exclude-libs,ALL")
+  if(RELAY_SINK_STATIC_RUNTIME AND NOT arg_SHARED_CXX_RUNTIME)
+    target_link_options(${target} PRIVATE -static-libstdc++ -static-libgcc)
+  endif()
+
+  set(zip "${CMAKE_CURRENT_BINARY_DIR}/relay-sink-${arg_NAME}-layer.zip")
+  set(stage "${CMAKE_CURRENT_BINARY_DIR}/relay-sink-${arg_NAME}-layer")
+  add_custom_command(OUTPUT "${zip}"
+    COMMAND ${CMAKE_COMMAND} -E rm -rf "${stage}"
+    COMMAND ${CMAKE_COMMAND} -E make_directory "${stage}/extensions/lib"
+    COMMAND ${CMAKE_COMMAND} -E copy "$<TARGET_FILE:${target}>" "${stage}/extensions/lib/"
+    COMMAND ${CMAKE_COMMAND} -E chdir "${stage}" ${CMAKE_COMMAND} -E tar cf "${zip}" --format=zip
+            extensions
+    DEPENDS ${target}
+    COMMENT "Packaging sink layer ${zip}"
+    VERBATIM)
+  add_custom_target(${target}-layer DEPENDS "${zip}")
+endfunction()

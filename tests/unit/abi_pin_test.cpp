@@ -1,0 +1,85 @@
+// Pins the plugin ABI: any edit of sink_abi.h fails here until the version and the pin are
+// updated together, and the layout asserts catch a change that would break built plugins.
+#include <Poco/DigestEngine.h>
+#include <Poco/SHA2Engine.h>
+#include <gtest/gtest.h>
+#include <telemetry_relay/sink_abi.h>
+
+#include <cstddef>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+namespace {
+
+// Update all three together, and only after deciding the version bump (see the header's top).
+constexpr unsigned kPinnedMajor = 1;
+constexpr unsigned kPinnedMinor = 0;
+constexpr const char* kPinnedSha256 =
+    "3f936f15b8c9488e3576deae6f54505af252b07d189b32e5ceb4f6d8017cd7e9";
+
+#if defined(__LP64__) && (defined(__x86_64__) || defined(__aarch64__))
+// The layout every released plugin was compiled against (LP64, x86_64 and aarch64 Lambda).
+static_assert(sizeof(relay_status) == 4 && sizeof(relay_log_level) == 4);
+static_assert(sizeof(relay_str) == 16 && offsetof(relay_str, size) == 8);
+static_assert(sizeof(relay_kv) == 32 && offsetof(relay_kv, value) == 16);
+static_assert(sizeof(relay_error) == 16 && offsetof(relay_error, capacity) == 8);
+static_assert(sizeof(relay_event) == 64 && offsetof(relay_event, type) == 16 &&
+              offsetof(relay_event, time) == 32 && offsetof(relay_event, record) == 48);
+static_assert(sizeof(relay_batch) == 40 && offsetof(relay_batch, struct_size) == 0 &&
+              offsetof(relay_batch, events) == 8 && offsetof(relay_batch, count) == 16 &&
+              offsetof(relay_batch, json) == 24);
+static_assert(sizeof(relay_host) == 40 && offsetof(relay_host, abi_major) == 0 &&
+              offsetof(relay_host, abi_minor) == 4 && offsetof(relay_host, struct_size) == 8 &&
+              offsetof(relay_host, host_version) == 16 && offsetof(relay_host, host_ctx) == 24 &&
+              offsetof(relay_host, log) == 32);
+static_assert(sizeof(relay_sink_descriptor) == 64 &&
+              offsetof(relay_sink_descriptor, abi_major) == 0 &&
+              offsetof(relay_sink_descriptor, abi_minor) == 4 &&
+              offsetof(relay_sink_descriptor, struct_size) == 8 &&
+              offsetof(relay_sink_descriptor, name) == 16 &&
+              offsetof(relay_sink_descriptor, version) == 24 &&
+              offsetof(relay_sink_descriptor, create) == 32 &&
+              offsetof(relay_sink_descriptor, deliver) == 40 &&
+              offsetof(relay_sink_descriptor, flush) == 48 &&
+              offsetof(relay_sink_descriptor, destroy) == 56);
+#endif
+
+static_assert(RELAY_OK == 0 && RELAY_RETRY == 1 && RELAY_DROP == 2 && RELAY_FATAL == 3);
+static_assert(RELAY_LOG_ERROR == 0 && RELAY_LOG_WARN == 1 && RELAY_LOG_INFO == 2 &&
+              RELAY_LOG_DEBUG == 3);
+
+std::string header_sha256() {
+  std::ifstream in(RELAY_SOURCE_DIR "/sdk/include/telemetry_relay/sink_abi.h", std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    return "unreadable";
+  }
+  // A checkout with CRLF line endings is the same header.
+  std::string normalized;
+  normalized.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (!(text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n')) {
+      normalized += text[i];
+    }
+  }
+  Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
+  engine.update(normalized);
+  return Poco::DigestEngine::digestToHex(engine.digest());
+}
+
+TEST(AbiPin, HeaderMatchesThePinnedVersion) {
+  EXPECT_EQ(header_sha256(), kPinnedSha256)
+      << "sdk/include/telemetry_relay/sink_abi.h changed. Plugins already built depend on it:\n"
+         "  - appended a field (struct_size covers the rest)? bump RELAY_ABI_MINOR;\n"
+         "  - changed a field's meaning, type or position? bump RELAY_ABI_MAJOR;\n"
+         "  - comment-only edit? no bump needed.\n"
+         "Then update kPinnedSha256 (and kPinnedMajor/kPinnedMinor) in "
+         "tests/unit/abi_pin_test.cpp.";
+  EXPECT_EQ(RELAY_ABI_MAJOR, kPinnedMajor)
+      << "RELAY_ABI_MAJOR changed: update kPinnedMajor and the hash pin together.";
+  EXPECT_EQ(RELAY_ABI_MINOR, kPinnedMinor)
+      << "RELAY_ABI_MINOR changed: update kPinnedMinor and the hash pin together.";
+}
+
+}  // namespace

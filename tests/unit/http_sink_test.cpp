@@ -1,0 +1,481 @@
+// The built http sink (librelay-sink-http.so), loaded like the host loads it and driven against
+// local servers on 127.0.0.1 port 0: plain and TLS POCO servers, and raw sockets for the broken
+// connections POCO's server would never produce.
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/NameValueCollection.h>
+#include <Poco/Net/SecureServerSocket.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/StreamSocket.h>
+#include <Poco/StreamCopier.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <telemetry_relay/testing.hpp>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace sdk_testing = relay::sdk::testing;
+using namespace std::chrono_literals;
+
+struct Recorded {
+  std::string method;
+  std::string uri;
+  std::string content_type;
+  std::string body;
+  Poco::Net::NameValueCollection headers;
+};
+
+// A POCO HTTP(S) server answering every request with a configurable status and body.
+class StubServer {
+ public:
+  explicit StubServer(Poco::Net::Context::Ptr tls = nullptr) {
+    Poco::Net::SocketAddress address("127.0.0.1", 0);
+    Poco::Net::ServerSocket socket =
+        tls ? Poco::Net::SecureServerSocket(address, 64, tls) : Poco::Net::ServerSocket(address);
+    port_ = socket.address().port();
+    auto params = new Poco::Net::HTTPServerParams;
+    params->setKeepAlive(true);
+    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), socket, params);
+    server_->start();
+  }
+  ~StubServer() { server_->stopAll(true); }
+
+  void respond(int status, std::string body = "") {
+    std::lock_guard lock(mutex_);
+    status_ = status;
+    body_ = std::move(body);
+  }
+  std::vector<Recorded> requests() const {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+  uint16_t port() const { return port_; }
+  std::string url(const std::string& scheme = "http", const std::string& host = "127.0.0.1",
+                  const std::string& path = "/ingest?token=abc") const {
+    return scheme + "://" + host + ":" + std::to_string(port_) + path;
+  }
+
+ private:
+  class Handler : public Poco::Net::HTTPRequestHandler {
+   public:
+    explicit Handler(StubServer& server) : server_(server) {}
+    void handleRequest(Poco::Net::HTTPServerRequest& request,
+                       Poco::Net::HTTPServerResponse& response) override {
+      Recorded recorded;
+      recorded.method = request.getMethod();
+      recorded.uri = request.getURI();
+      recorded.content_type = request.getContentType();
+      for (const auto& [name, value] : request) {
+        recorded.headers.add(name, value);
+      }
+      Poco::StreamCopier::copyToString(request.stream(), recorded.body);
+      int status;
+      std::string body;
+      {
+        std::lock_guard lock(server_.mutex_);
+        server_.requests_.push_back(std::move(recorded));
+        status = server_.status_;
+        body = server_.body_;
+      }
+      response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
+      response.setContentLength(static_cast<std::streamsize>(body.size()));
+      response.send() << body;
+    }
+
+   private:
+    StubServer& server_;
+  };
+
+  class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+   public:
+    explicit Factory(StubServer& server) : server_(server) {}
+    Poco::Net::HTTPRequestHandler* createRequestHandler(
+        const Poco::Net::HTTPServerRequest&) override {
+      return new Handler(server_);
+    }
+
+   private:
+    StubServer& server_;
+  };
+
+  mutable std::mutex mutex_;
+  int status_ = 200;
+  std::string body_;
+  std::vector<Recorded> requests_;
+  uint16_t port_ = 0;
+  std::unique_ptr<Poco::Net::HTTPServer> server_;
+};
+
+// Answers each request with a keep-alive 200, then closes the connection anyway, the way an
+// idle connection dies while Lambda keeps the extension frozen.
+class ClosingServer {
+ public:
+  ClosingServer() : socket_(Poco::Net::SocketAddress("127.0.0.1", 0)) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~ClosingServer() {
+    stop_ = true;
+    thread_.join();
+  }
+  uint16_t port() const { return socket_.address().port(); }
+  // Waits until `n` connections have been answered and closed.
+  bool wait_closed(int n) {
+    std::unique_lock lock(mutex_);
+    return closed_cv_.wait_for(lock, 10s, [&] { return closed_ >= n; });
+  }
+  int connections() {
+    std::lock_guard lock(mutex_);
+    return closed_;
+  }
+
+ private:
+  void run() {
+    while (!stop_) {
+      if (!socket_.poll(Poco::Timespan(0, 50000), Poco::Net::Socket::SELECT_READ)) {
+        continue;
+      }
+      Poco::Net::StreamSocket connection = socket_.acceptConnection();
+      connection.setReceiveTimeout(Poco::Timespan(5, 0));
+      std::string request;
+      char buffer[4096];
+      try {
+        while (!complete(request)) {
+          int n = connection.receiveBytes(buffer, sizeof(buffer));
+          if (n <= 0) {
+            break;
+          }
+          request.append(buffer, static_cast<size_t>(n));
+        }
+        std::string reply =
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n";
+        connection.sendBytes(reply.data(), static_cast<int>(reply.size()));
+      } catch (const Poco::Exception&) {
+      }
+      connection.close();
+      std::lock_guard lock(mutex_);
+      ++closed_;
+      closed_cv_.notify_all();
+    }
+  }
+  static bool complete(const std::string& request) {
+    auto end = request.find("\r\n\r\n");
+    if (end == std::string::npos) {
+      return false;
+    }
+    auto at = request.find("Content-Length: ");
+    size_t length = at == std::string::npos ? 0 : std::stoul(request.substr(at + 16));
+    return request.size() >= end + 4 + length;
+  }
+
+  Poco::Net::ServerSocket socket_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::condition_variable closed_cv_;
+  int closed_ = 0;
+};
+
+class HttpSinkTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    library_ = new sdk_testing::Library(RELAY_PLUGIN_DIR "/librelay-sink-http.so");
+  }
+  static void TearDownTestSuite() {
+    delete library_;
+    library_ = nullptr;
+  }
+
+  void SetUp() override {
+    batch_
+        .add(
+            R"({"time":"2024-01-01T00:00:00.000Z","type":"platform.start","record":{"requestId":"r1","version":"$LATEST"}})")
+        .add(
+            R"({"time":"2024-01-01T00:00:00.001Z","type":"function","record":"caf\u00e9 \"quoted\" é\n"})");
+  }
+
+  sdk_testing::SinkInstance create(const sdk_testing::KeyValues& config) {
+    return sdk_testing::SinkInstance::create(library_->descriptor(), host_, config);
+  }
+  std::string batch_json() {
+    const relay_batch& batch = batch_.build();
+    return std::string(batch.json.data, batch.json.size);
+  }
+
+  static sdk_testing::Library* library_;
+  sdk_testing::FakeHost host_;
+  sdk_testing::BatchBuilder batch_;
+};
+
+sdk_testing::Library* HttpSinkTest::library_ = nullptr;
+
+TEST_F(HttpSinkTest, PostsTheBatchJsonByteForByte) {
+  StubServer server;
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_OK) << outcome.error;
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].method, "POST");
+  EXPECT_EQ(requests[0].uri, "/ingest?token=abc");
+  EXPECT_EQ(requests[0].content_type, "application/json");
+  EXPECT_EQ(requests[0].body, batch_json());
+  EXPECT_EQ(host_.count(RELAY_LOG_WARN) + host_.count(RELAY_LOG_ERROR), 0u);
+  EXPECT_FALSE(host_.logged("token=abc")) << "the query may hold credentials";
+}
+
+TEST_F(HttpSinkTest, StatusDecidesTheOutcome) {
+  StubServer server;
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  struct Case {
+    int status;
+    relay_status expected;
+  };
+  for (Case c : {Case{200, RELAY_OK}, Case{202, RELAY_OK}, Case{204, RELAY_OK},
+                 Case{500, RELAY_RETRY}, Case{503, RELAY_RETRY}, Case{408, RELAY_RETRY},
+                 Case{429, RELAY_RETRY}, Case{400, RELAY_DROP}, Case{404, RELAY_DROP},
+                 Case{413, RELAY_DROP}, Case{301, RELAY_DROP}}) {
+    server.respond(c.status, c.status == 204 ? "" : "reason for " + std::to_string(c.status));
+    auto outcome = sink.deliver(batch_.build());
+    EXPECT_EQ(outcome.status, c.expected) << "HTTP " << c.status << ": " << outcome.error;
+    if (c.expected != RELAY_OK) {
+      EXPECT_NE(outcome.error.find("HTTP " + std::to_string(c.status)), std::string::npos)
+          << outcome.error;
+      EXPECT_NE(outcome.error.find("reason for " + std::to_string(c.status)), std::string::npos)
+          << outcome.error;
+    }
+  }
+  EXPECT_EQ(server.requests().size(), 11u);
+}
+
+TEST_F(HttpSinkTest, ErrorBodyExcerptIsShortAndSanitized) {
+  StubServer server;
+  server.respond(400, "bad\r\n\x01" + std::string(1000, 'x'));
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created());
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_DROP);
+  EXPECT_NE(outcome.error.find("HTTP 400 Bad Request: bad  ?xxx"), std::string::npos)
+      << outcome.error;
+  EXPECT_LE(outcome.error.size(), 300u);
+  EXPECT_EQ(outcome.error.substr(outcome.error.size() - 3), "...");
+}
+
+TEST_F(HttpSinkTest, ConnectionRefusedIsRetried) {
+  uint16_t port;
+  {
+    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+    port = probe.address().port();
+  }
+  auto sink = create({{"post_uri", "http://127.0.0.1:" + std::to_string(port) + "/"}});
+  ASSERT_TRUE(sink.created());
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_RETRY);
+  EXPECT_NE(outcome.error.find("refused"), std::string::npos) << outcome.error;
+}
+
+TEST_F(HttpSinkTest, ServerThatNeverAnswersIsRetriedWithinTheTimeout) {
+  // Listening but never accepting: the kernel completes the handshake, nobody ever answers.
+  Poco::Net::ServerSocket silent(Poco::Net::SocketAddress("127.0.0.1", 0));
+  std::string url = "http://127.0.0.1:" + std::to_string(silent.address().port()) + "/";
+  auto started = std::chrono::steady_clock::now();
+  {
+    auto sink = create({{"post_uri", url}, {"request_timeout_ms", "200"}});
+    ASSERT_TRUE(sink.created());
+    auto outcome = sink.deliver(batch_.build());
+    EXPECT_EQ(outcome.status, RELAY_RETRY);
+    EXPECT_NE(outcome.error.find("timed out"), std::string::npos) << outcome.error;
+  }
+  {
+    // The deadline, not the (long) request timeout, bounds the wait.
+    auto sink = create({{"post_uri", url}, {"request_timeout_ms", "300000"}});
+    ASSERT_TRUE(sink.created());
+    auto outcome = sink.deliver(batch_.build(), relay::sdk::Deadline::in(300ms).unix_ms());
+    EXPECT_EQ(outcome.status, RELAY_RETRY);
+    EXPECT_NE(outcome.error.find("timed out"), std::string::npos) << outcome.error;
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 60s);
+}
+
+TEST_F(HttpSinkTest, ExpiredDeadlineIsRetriedWithoutSending) {
+  StubServer server;
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created());
+  auto outcome = sink.deliver(batch_.build(), relay::sdk::Deadline::now_unix_ms() - 1);
+  EXPECT_EQ(outcome.status, RELAY_RETRY);
+  EXPECT_NE(outcome.error.find("deadline"), std::string::npos) << outcome.error;
+  EXPECT_TRUE(server.requests().empty());
+}
+
+TEST_F(HttpSinkTest, KeepAliveConnectionClosedBetweenDeliveriesIsReplacedTransparently) {
+  ClosingServer server;
+  auto sink = create({{"post_uri", "http://127.0.0.1:" + std::to_string(server.port()) + "/"}});
+  ASSERT_TRUE(sink.created());
+  auto first = sink.deliver(batch_.build());
+  EXPECT_EQ(first.status, RELAY_OK) << first.error;
+  ASSERT_TRUE(server.wait_closed(1));
+  auto second = sink.deliver(batch_.build());
+  EXPECT_EQ(second.status, RELAY_OK) << second.error;
+  EXPECT_TRUE(server.wait_closed(2));
+  EXPECT_TRUE(host_.logged("reconnecting")) << "the second delivery should have reused the first "
+                                               "connection, found it dead and reconnected";
+}
+
+TEST_F(HttpSinkTest, KeepAliveConnectionIsReused) {
+  StubServer server;
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(sink.deliver(batch_.build()).ok());
+  }
+  EXPECT_EQ(server.requests().size(), 3u);
+  EXPECT_FALSE(host_.logged("reconnecting"));
+}
+
+TEST_F(HttpSinkTest, ExtraHeadersAreSentAndTheirValuesNeverLogged) {
+  StubServer server;
+  auto sink = create({{"post_uri", server.url()},
+                      {"header_x_api_key", "s3cr3t-key"},
+                      {"header_authorization", "Bearer s3cr3t-token"}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  EXPECT_TRUE(sink.deliver(batch_.build()).ok());
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].headers.get("X-Api-Key", ""), "s3cr3t-key");
+  EXPECT_EQ(requests[0].headers.get("Authorization", ""), "Bearer s3cr3t-token");
+  EXPECT_EQ(requests[0].content_type, "application/json");
+  EXPECT_FALSE(host_.logged("s3cr3t"));
+}
+
+TEST_F(HttpSinkTest, BadHeaderConfigurationFailsCreateWithoutEchoingTheValue) {
+  auto reserved = create({{"post_uri", "http://127.0.0.1:9/"}, {"header_content_length", "1"}});
+  EXPECT_FALSE(reserved.created());
+  EXPECT_NE(reserved.create_outcome().error.find("header_content_length"), std::string::npos);
+  auto injected =
+      create({{"post_uri", "http://127.0.0.1:9/"}, {"header_x_token", "s3cr3t\r\nX-Evil: 1"}});
+  EXPECT_FALSE(injected.created());
+  EXPECT_NE(injected.create_outcome().error.find("header_x_token"), std::string::npos);
+  EXPECT_EQ(injected.create_outcome().error.find("s3cr3t"), std::string::npos);
+}
+
+TEST_F(HttpSinkTest, MissingPostUriDiscardsWithOneWarning) {
+  for (const sdk_testing::KeyValues& config :
+       {sdk_testing::KeyValues{}, sdk_testing::KeyValues{{"post_uri", ""}}}) {
+    host_.clear();
+    auto sink = create(config);
+    ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+    EXPECT_TRUE(sink.deliver(batch_.build()).ok());
+    EXPECT_TRUE(sink.deliver(batch_.build()).ok());
+    auto lines = host_.lines();
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0].level, RELAY_LOG_WARN);
+    EXPECT_EQ(lines[0].message, "DISPATCH_POST_URI is not set: telemetry is discarded");
+  }
+}
+
+TEST_F(HttpSinkTest, InvalidPostUriFailsCreateNamingTheValue) {
+  for (std::string uri : {"ftp://example.com/in", "example.com/in", "http://", "http://[::1"}) {
+    auto sink = create({{"post_uri", uri}});
+    EXPECT_FALSE(sink.created()) << uri;
+    EXPECT_NE(sink.create_outcome().error.find("post_uri=" + uri), std::string::npos)
+        << sink.create_outcome().error;
+  }
+}
+
+TEST_F(HttpSinkTest, OutOfRangeValuesFailCreateNamingKeyValueAndRange) {
+  auto zero = create({{"post_uri", "http://127.0.0.1:9/"}, {"connect_timeout_ms", "0"}});
+  EXPECT_FALSE(zero.created());
+  EXPECT_EQ(zero.create_outcome().error,
+            "connect_timeout_ms=0 is out of range: expected an integer in [1, 60000]");
+  auto text = create({{"post_uri", "http://127.0.0.1:9/"}, {"request_timeout_ms", "5s"}});
+  EXPECT_FALSE(text.created());
+  EXPECT_EQ(text.create_outcome().error,
+            "request_timeout_ms=5s is not an integer: expected an integer in [1, 300000]");
+  auto ca = create({{"post_uri", "https://127.0.0.1:9/"}, {"ca_file", "/nonexistent/ca.pem"}});
+  EXPECT_FALSE(ca.created());
+  EXPECT_NE(ca.create_outcome().error.find("ca_file=/nonexistent/ca.pem"), std::string::npos);
+}
+
+// TLS against certificates made with the openssl CLI in a temporary directory.
+class HttpsSinkTest : public HttpSinkTest {
+ protected:
+  static void SetUpTestSuite() {
+    HttpSinkTest::SetUpTestSuite();
+    char dir_template[] = "/tmp/relay-http-tls-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir_template), nullptr);
+    dir_ = dir_template;
+    for (auto [name, cn] :
+         {std::pair{"localhost", "localhost"}, std::pair{"other", "other.example"}}) {
+      std::string command =
+          "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+          "-nodes -days 2 -subj /CN=" +
+          std::string(cn) + " -addext subjectAltName=DNS:" + cn + " -keyout " + dir_ + "/" + name +
+          ".key -out " + dir_ + "/" + name + ".pem 2>/dev/null";
+      ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    }
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(dir_);
+    HttpSinkTest::TearDownTestSuite();
+  }
+
+  static Poco::Net::Context::Ptr server_context(const std::string& name) {
+    return new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, dir_ + "/" + name + ".key",
+                                  dir_ + "/" + name + ".pem", "", Poco::Net::Context::VERIFY_NONE);
+  }
+
+  static std::string dir_;
+};
+
+std::string HttpsSinkTest::dir_;
+
+TEST_F(HttpsSinkTest, TrustedThroughCaFileDelivers) {
+  StubServer server(server_context("localhost"));
+  auto sink = create(
+      {{"post_uri", server.url("https", "localhost")}, {"ca_file", dir_ + "/localhost.pem"}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_OK) << outcome.error;
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(server.requests()[0].body, batch_json());
+}
+
+TEST_F(HttpsSinkTest, UntrustedCertificateIsRetriedWithATlsError) {
+  StubServer server(server_context("localhost"));
+  auto sink = create({{"post_uri", server.url("https", "localhost")}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_RETRY);
+  EXPECT_NE(outcome.error.find("TLS"), std::string::npos) << outcome.error;
+  EXPECT_TRUE(server.requests().empty());
+}
+
+TEST_F(HttpsSinkTest, CertificateForAnotherHostIsRejected) {
+  StubServer server(server_context("other"));
+  auto sink =
+      create({{"post_uri", server.url("https", "localhost")}, {"ca_file", dir_ + "/other.pem"}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_RETRY);
+  EXPECT_NE(outcome.error.find("TLS"), std::string::npos) << outcome.error;
+  EXPECT_TRUE(server.requests().empty());
+}
+
+}  // namespace
