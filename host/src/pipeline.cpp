@@ -26,7 +26,8 @@ bool is_own_log_line(const TelemetryEvent& event) {
 // The value of a string field in a small JSON object, found textually: enough for requestId,
 // which Lambda writes as a plain UUID.
 std::string_view string_field(std::string_view json, std::string_view field) {
-  const std::string key = "\"" + std::string(field) + "\":\"";
+  std::string key = "\"";
+  key.append(field).append("\":\"");
   const size_t at = json.find(key);
   if (at == std::string_view::npos) return {};
   const size_t begin = at + key.size();
@@ -35,7 +36,8 @@ std::string_view string_field(std::string_view json, std::string_view field) {
 }
 
 uint64_t number_field(std::string_view json, std::string_view field) {
-  const std::string key = "\"" + std::string(field) + "\":";
+  std::string key = "\"";
+  key.append(field).append("\":");
   const size_t at = json.find(key);
   if (at == std::string_view::npos) return 0;
   size_t begin = at + key.size();

@@ -7,15 +7,18 @@
 
 #include "batch_consumer.h"
 
-namespace Poco::Net {
+namespace Poco {
+class ThreadPool;
+namespace Net {
 class HTTPServer;
 }
+}  // namespace Poco
 
 namespace relay {
 
 struct ListenerOptions {
-  uint16_t port = 0;                     // 0: ephemeral
-  size_t max_body_bytes = 4 * 262144;    // larger bodies answer 413
+  uint16_t port = 0;                   // 0: ephemeral
+  size_t max_body_bytes = 4 * 262144;  // larger bodies answer 413
   int max_threads = 4;
 };
 
@@ -34,6 +37,7 @@ class TelemetryListener {
   ~TelemetryListener();
   // Binds 0.0.0.0:<port> and starts serving. Throws Poco::Exception when the bind fails.
   void start();
+  // Stops accepting, aborts open connections and waits for running handlers. Idempotent.
   void stop();
   uint16_t port() const;  // the bound port (after start)
   const ListenerStats& stats() const { return stats_; }
@@ -42,6 +46,7 @@ class TelemetryListener {
   BatchConsumer& consumer_;
   ListenerOptions options_;
   ListenerStats stats_;
+  std::unique_ptr<Poco::ThreadPool> pool_;  // outlives server_: its threads run the handlers
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
 

@@ -1,0 +1,439 @@
+#include "batch_parser.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace relay {
+namespace {
+
+using ::testing::HasSubstr;
+
+const std::filesystem::path kFixtureDir =
+    std::filesystem::path(RELAY_SOURCE_DIR) / "tests" / "data" / "telemetry";
+
+std::string read_fixture(const std::string& name) {
+  std::ifstream in(kFixtureDir / name, std::ios::binary);
+  EXPECT_TRUE(in) << "missing fixture " << name;
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+TelemetryBatch parse_ok(std::string body) {
+  ParseResult result = parse_batch(std::move(body));
+  EXPECT_TRUE(result.batch.has_value()) << result.error.message;
+  return result.batch ? std::move(*result.batch) : TelemetryBatch{};
+}
+
+// What the parser must find, computed independently of simdjson by a naive byte scanner
+// (correct for valid JSON, which every fixture is).
+struct Expected {
+  std::string json, type, time, record;
+};
+
+size_t skip_space(std::string_view s, size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) ++i;
+  return i;
+}
+
+// Returns the end of the JSON value starting at i.
+size_t value_end(std::string_view s, size_t i) {
+  int depth = 0;
+  bool in_string = false;
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+        if (depth == 0) return i + 1;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0) return i + 1;
+      if (depth < 0) return i;  // end of a scalar that closes its container
+    } else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n')) {
+      return i;
+    }
+  }
+  return i;
+}
+
+std::vector<Expected> reference_split(std::string_view body) {
+  std::vector<Expected> events;
+  size_t i = skip_space(body, 0);
+  EXPECT_EQ(body[i], '[');
+  i = skip_space(body, i + 1);
+  while (i < body.size() && body[i] != ']') {
+    Expected event;
+    size_t end = value_end(body, i);
+    event.json = std::string(body.substr(i, end - i));
+    std::string_view object = event.json;
+    size_t j = skip_space(object, 1);
+    while (object[j] != '}') {
+      size_t key_end = value_end(object, j);
+      std::string key(object.substr(j + 1, key_end - j - 2));
+      j = skip_space(object, key_end);
+      j = skip_space(object, j + 1);  // ':'
+      size_t v_end = value_end(object, j);
+      std::string value(object.substr(j, v_end - j));
+      if (key == "type") event.type = value.substr(1, value.size() - 2);
+      if (key == "time") event.time = value.substr(1, value.size() - 2);
+      if (key == "record") event.record = value;
+      j = skip_space(object, v_end);
+      if (object[j] == ',') j = skip_space(object, j + 1);
+    }
+    events.push_back(event);
+    i = skip_space(body, end);
+    if (body[i] == ',') i = skip_space(body, i + 1);
+  }
+  return events;
+}
+
+bool inside(std::string_view view, const std::string& body) {
+  return view.empty() ||
+         (view.data() >= body.data() && view.data() + view.size() <= body.data() + body.size());
+}
+
+void expect_views_into_body(const TelemetryBatch& batch) {
+  ASSERT_TRUE(batch.body);
+  const std::string& body = *batch.body;
+  for (size_t i = 0; i < batch.events.size(); ++i) {
+    const TelemetryEvent& e = batch.events[i];
+    EXPECT_TRUE(inside(e.json, body)) << "event " << i;
+    EXPECT_TRUE(inside(e.type, body)) << "event " << i;
+    EXPECT_TRUE(inside(e.time, body)) << "event " << i;
+    EXPECT_TRUE(inside(e.record, body)) << "event " << i;
+    // Sub-views lie within the event's own text.
+    for (std::string_view part : {e.type, e.time, e.record}) {
+      EXPECT_TRUE(part.empty() || (part.data() >= e.json.data() &&
+                                   part.data() + part.size() <= e.json.data() + e.json.size()))
+          << "event " << i;
+    }
+    EXPECT_EQ(e.json.front(), '{');
+    EXPECT_EQ(e.json.back(), '}');
+  }
+  // Between consecutive events only whitespace and one comma: nothing lost, nothing shared.
+  for (size_t i = 1; i < batch.events.size(); ++i) {
+    const char* prev_end = batch.events[i - 1].json.data() + batch.events[i - 1].json.size();
+    std::string_view gap(prev_end, size_t(batch.events[i].json.data() - prev_end));
+    EXPECT_EQ(std::count(gap.begin(), gap.end(), ','), 1) << "before event " << i;
+    EXPECT_EQ(gap.find_first_not_of(", \t\r\n"), std::string_view::npos) << "before event " << i;
+  }
+}
+
+struct FixtureCase {
+  std::string file;
+  std::vector<std::string> types;  // in order; also gives the event count
+};
+
+std::ostream& operator<<(std::ostream& out, const FixtureCase& c) { return out << c.file; }
+
+class FixtureTest : public ::testing::TestWithParam<FixtureCase> {};
+
+TEST_P(FixtureTest, EventsAreExactViewsOfTheBody) {
+  const std::string body = read_fixture(GetParam().file);
+  TelemetryBatch batch = parse_ok(body);
+  ASSERT_EQ(batch.events.size(), GetParam().types.size());
+  EXPECT_EQ(*batch.body, body);
+  EXPECT_EQ(batch.byte_size(), body.size());
+  expect_views_into_body(batch);
+
+  std::vector<Expected> expected = reference_split(body);
+  ASSERT_EQ(expected.size(), batch.events.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const TelemetryEvent& e = batch.events[i];
+    EXPECT_EQ(e.type, GetParam().types[i]) << "event " << i;
+    EXPECT_EQ(e.json, expected[i].json) << "event " << i;
+    EXPECT_EQ(e.type, expected[i].type) << "event " << i;
+    EXPECT_EQ(e.time, expected[i].time) << "event " << i;
+    EXPECT_EQ(e.record, expected[i].record) << "event " << i;
+  }
+}
+
+TEST_P(FixtureTest, JoinedEventsReparseToTheSameEvents) {
+  TelemetryBatch batch = parse_ok(read_fixture(GetParam().file));
+  std::string joined = "[";
+  for (size_t i = 0; i < batch.events.size(); ++i) {
+    if (i) joined += ",";
+    joined += batch.events[i].json;
+  }
+  joined += "]";
+  TelemetryBatch again = parse_ok(joined);
+  ASSERT_EQ(again.events.size(), batch.events.size());
+  for (size_t i = 0; i < batch.events.size(); ++i) {
+    EXPECT_EQ(again.events[i].json, batch.events[i].json) << "event " << i;
+    EXPECT_EQ(again.events[i].type, batch.events[i].type) << "event " << i;
+    EXPECT_EQ(again.events[i].time, batch.events[i].time) << "event " << i;
+    EXPECT_EQ(again.events[i].record, batch.events[i].record) << "event " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, FixtureTest,
+    ::testing::Values(
+        FixtureCase{"cold_invoke.json",
+                    {"platform.initStart", "platform.telemetrySubscription", "function",
+                     "platform.initRuntimeDone", "platform.extension", "platform.initReport",
+                     "platform.start", "function", "platform.runtimeDone", "platform.report"}},
+        FixtureCase{"json_function_records.json", std::vector<std::string>(8, "function")},
+        FixtureCase{"text_records.json", std::vector<std::string>(8, "function")},
+        FixtureCase{
+            "unknown_types.json",
+            {"platform.somethingNew", "platform.start", "platform.runtimeDone", "future.type.v2",
+             "future.number", "future.bool", "future.null", "future.norecord", "only.type", ""}},
+        FixtureCase{"extension_records.json",
+                    {"extension", "extension", "platform.extension",
+                     "platform.telemetrySubscription", "extension"}},
+        FixtureCase{"logs_dropped.json",
+                    {"platform.logsDropped", "platform.logsDropped", "function"}},
+        FixtureCase{"pretty_printed.json", {"platform.report", "function"}},
+        FixtureCase{"empty_array.json", {}}),
+    [](const ::testing::TestParamInfo<FixtureCase>& param) {
+      return param.param.file.substr(0, param.param.file.find('.'));
+    });
+
+TEST(BatchParserFixtures, EveryFixtureFileIsInTheTable) {
+  // A fixture dropped into the directory without a table row would silently go untested.
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(kFixtureDir)) {
+    if (entry.path().extension() == ".json") files.push_back(entry.path().filename().string());
+  }
+  for (const std::string& file : files) {
+    SCOPED_TRACE(file);
+    TelemetryBatch batch = parse_ok(read_fixture(file));
+    expect_views_into_body(batch);
+  }
+  EXPECT_EQ(files.size(), 8u) << "add new fixtures to INSTANTIATE_TEST_SUITE_P";
+}
+
+TEST(BatchParser, StringRecordsKeepEscapesByteForByte) {
+  TelemetryBatch batch = parse_ok(read_fixture("text_records.json"));
+  ASSERT_EQ(batch.events.size(), 8u);
+  EXPECT_EQ(
+      batch.events[1].record,
+      R"("2024-05-14T09:12:05.320Z\t79b4f56e-95b1-4643-9700-2807f4e68189\tINFO\tHello from function handler")");
+  EXPECT_THAT(std::string(batch.events[2].record),
+              HasSubstr(R"(\t{\"errorType\":\"Error\",\"errorMessage\":\"boom\")"));
+  EXPECT_THAT(std::string(batch.events[2].record), HasSubstr(R"(\rsecond line\rthird line")"));
+  EXPECT_EQ(batch.events[3].record.substr(batch.events[3].record.size() - 3), R"(\n")");
+  EXPECT_EQ(batch.events[4].record,
+            R"("plain print: caf\u00e9 \ud83d\ude00 Grüße \\ back\\slash \"q\" \/ \b\f")");
+  EXPECT_EQ(batch.events[5].record, R"("")");
+  EXPECT_EQ(batch.events[7].record, R"("   leading and trailing spaces   ")");
+}
+
+TEST(BatchParser, ObjectRecordsKeepNumbersAndKeysByteForByte) {
+  TelemetryBatch batch = parse_ok(read_fixture("json_function_records.json"));
+  ASSERT_EQ(batch.events.size(), 8u);
+  std::string big(batch.events[4].record);
+  EXPECT_THAT(big, HasSubstr(R"("big":123456789012345678901234567890,)"));
+  EXPECT_THAT(big, HasSubstr(R"("u64max":18446744073709551615,)"));
+  EXPECT_THAT(big, HasSubstr(R"("float":1.0E+400,)"));
+  EXPECT_THAT(big, HasSubstr(R"("exact":0.1000000000000000055511151231257827,"zero":-0.0,)"));
+  std::string text(batch.events[5].record);
+  EXPECT_THAT(text, HasSubstr("Grüße, 世界 — ça va? 🚀"));
+  EXPECT_THAT(text, HasSubstr(R"(caf\u00e9 \ud83d\ude80 \"quoted\" back\\slash \/)"));
+  EXPECT_THAT(text, HasSubstr(R"("dup":1,"dup":2})"));
+  EXPECT_EQ(batch.events[7].record, "{}");
+}
+
+TEST(BatchParser, AnyRecordValueAndAnyFieldOrderPassThrough) {
+  TelemetryBatch batch = parse_ok(read_fixture("unknown_types.json"));
+  ASSERT_EQ(batch.events.size(), 10u);
+  EXPECT_EQ(batch.events[1].time, "2025-01-29T10:00:00.001Z");
+  EXPECT_EQ(batch.events[1].record, R"({"requestId":"r-1","version":"$LATEST"})");
+  EXPECT_EQ(batch.events[2].time, "2025-01-29T10:00:00.002Z");
+  EXPECT_EQ(batch.events[3].time, "2025-01-29T10:00:00");
+  EXPECT_EQ(batch.events[3].record, R"(["an","array","record",{"k":1}])");
+  EXPECT_EQ(batch.events[4].record, "-12.5e3");
+  EXPECT_EQ(batch.events[5].record, "true");
+  EXPECT_EQ(batch.events[6].record, "null");
+  EXPECT_TRUE(batch.events[7].record.empty());
+  EXPECT_TRUE(batch.events[8].time.empty());
+  EXPECT_EQ(batch.events[9].json, "{}");
+  EXPECT_TRUE(batch.events[9].type.empty());
+}
+
+TEST(BatchParser, ScalarRecordsAreCheckedButNotRangeLimited) {
+  TelemetryBatch batch =
+      parse_ok(R"([{"record":123456789012345678901234567890},{"record":-1e999 },{"record":0.5E-7},)"
+               R"({"record":false},{"record":-0}])");
+  ASSERT_EQ(batch.events.size(), 5u);
+  EXPECT_EQ(batch.events[0].record, "123456789012345678901234567890");
+  EXPECT_EQ(batch.events[1].record, "-1e999");
+  EXPECT_EQ(batch.events[2].record, "0.5E-7");
+  EXPECT_EQ(batch.events[3].record, "false");
+  EXPECT_EQ(batch.events[4].record, "-0");
+  for (const char* bad : {R"([{"record":01}])", R"([{"record":1.}])", R"([{"record":-}])",
+                          R"([{"record":1e+}])", R"([{"record":nul}])", R"([{"record":falsey}])"}) {
+    EXPECT_FALSE(parse_batch(bad).batch.has_value()) << bad;
+  }
+}
+
+TEST(BatchParser, WhitespaceAroundTokensIsTrimmed) {
+  TelemetryBatch batch = parse_ok(read_fixture("pretty_printed.json"));
+  ASSERT_EQ(batch.events.size(), 2u);
+  EXPECT_EQ(batch.events[0].type, "platform.report");
+  EXPECT_EQ(batch.events[0].time, "2024-05-14T09:12:04.140Z");
+  EXPECT_EQ(batch.events[0].record.front(), '{');
+  EXPECT_EQ(batch.events[0].record.back(), '}');
+  EXPECT_EQ(batch.events[1].record, R"("pretty\tprinted")");
+  EXPECT_EQ(batch.events[1].json.back(), '}');
+}
+
+TEST(BatchParser, ShortBodiesStayValidAfterTheMove) {
+  // Short strings live inside std::string itself; the views must still point at the shared copy.
+  TelemetryBatch batch = parse_ok(R"([{}])");
+  ASSERT_EQ(batch.events.size(), 1u);
+  EXPECT_EQ(batch.events[0].json.data(), batch.body->data() + 1);
+  EXPECT_TRUE(parse_ok("[]").events.empty());
+}
+
+TEST(BatchParser, ViewsOutliveTheParseCall) {
+  std::vector<TelemetryBatch> kept;
+  for (int i = 0; i < 3; ++i) {
+    kept.push_back(parse_ok(R"([{"type":"function","time":"t)" + std::to_string(i) +
+                            R"(","record":"line )" + std::to_string(i) + R"("}])"));
+  }
+  // Built with append: GCC 12 at -O3 misreports "literal" + std::string (-Wrestrict, PR105329).
+  for (int i = 0; i < 3; ++i) {
+    std::string time = "t";
+    time.append(std::to_string(i));
+    std::string record = "\"line ";
+    record.append(std::to_string(i)).append("\"");
+    EXPECT_EQ(kept[size_t(i)].events[0].time, time);
+    EXPECT_EQ(kept[size_t(i)].events[0].record, record);
+  }
+}
+
+struct MalformedCase {
+  std::string name;
+  std::string body;
+  std::string message;  // a substring of the expected error
+};
+
+std::ostream& operator<<(std::ostream& out, const MalformedCase& c) { return out << c.name; }
+
+class MalformedTest : public ::testing::TestWithParam<MalformedCase> {};
+
+TEST_P(MalformedTest, IsRejectedNamingTheProblem) {
+  ParseResult result = parse_batch(GetParam().body);
+  EXPECT_FALSE(result.batch.has_value());
+  EXPECT_THAT(result.error.message, HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, MalformedTest,
+    ::testing::Values(
+        MalformedCase{"Empty", "", "empty body"}, MalformedCase{"Whitespace", " \r\n\t", "empty"},
+        MalformedCase{"Object", "{}", "not a JSON array (starts with '{')"},
+        MalformedCase{"String", R"("text")", "not a JSON array"},
+        MalformedCase{"Number", "42", "not a JSON array"},
+        MalformedCase{"NumberElement", "[1]", "event 0 is not a JSON object at byte 1"},
+        MalformedCase{"SecondElementString", R"([{"type":"a"}, "x"])",
+                      "event 1 is not a JSON object at byte 15"},
+        MalformedCase{"Truncated", R"([{"type":"a"})", "truncated"},
+        MalformedCase{"TruncatedInThirdEvent", R"([{"type":"a"},{"type":"b"},{"type":)",
+                      "truncated: body ends inside event 2"},
+        MalformedCase{"TruncatedInString", R"([{"type":"a)", "string"},
+        MalformedCase{"OnlyOpenBracket", "[", "truncated"},
+        MalformedCase{"TrailingWord", R"([{"type":"a"}] trailing)",
+                      "trailing content after the array at byte 15"},
+        MalformedCase{"TrailingArray", R"([{"type":"a"}][])",
+                      "trailing content after the array at byte 14"},
+        MalformedCase{"TrailingBracket", R"([{"type":"a"}]])", "trailing content"},
+        MalformedCase{"TrailingComma", R"([{"type":"a"},])", "trailing comma after event 0"},
+        MalformedCase{"MissingComma", R"([{"type":"a" "time":"b"}])", "event 0"},
+        MalformedCase{"MissingValue", R"([{"type":}])", "event 0"},
+        MalformedCase{"MissingCommaBetweenEvents", R"([{"type":"a"} {"type":"b"}])", "event 1"},
+        MalformedCase{"TypeNotString", R"([{"type":1}])", R"(event 0: "type" is not a string)"},
+        MalformedCase{"TimeNotString", R"([{"time":{}}])", R"("time" is not a string)"},
+        MalformedCase{"BadLiteralRecord", R"([{"record":tru}])", R"(event 0: bad "record")"},
+        MalformedCase{"BadNumberRecord", R"([{"record":1x}])", R"(bad "record")"},
+        MalformedCase{"MismatchedBracesInRecord", R"([{"record":{"a":[1,2}}])", "event 0"},
+        MalformedCase{"InvalidUtf8", "[{\"type\":\"\xff\xfe\"}]", "UTF-8"},
+        MalformedCase{"DeepTruncated", "[" + std::string(100000, '['), "truncated"},
+        MalformedCase{"DeepUnbalanced", "[{\"record\":" + std::string(1000, '[') + "}]",
+                      "event 0"}),
+    [](const ::testing::TestParamInfo<MalformedCase>& param) { return param.param.name; });
+
+TEST(BatchParser, DeeplyNestedRecordPassesThroughWithoutRecursion) {
+  // Records are skipped, never walked recursively, so depth costs no stack.
+  const std::string record = std::string(100000, '[') + std::string(100000, ']');
+  TelemetryBatch batch = parse_ok(R"([{"type":"function","record":)" + record + "}]");
+  ASSERT_EQ(batch.events.size(), 1u);
+  EXPECT_EQ(batch.events[0].record, record);
+}
+
+std::string generated_event(size_t i) {
+  std::string n = std::to_string(i);
+  if (i % 3 == 0) {
+    return R"({"time":"2024-05-14T09:12:04.)" + n + R"(Z","type":"function","record":"line )" + n +
+           R"(\tINFO\tsome text to make the record about two hundred bytes long, with a tab \t and \"quotes\" and more words to pad"})";
+  }
+  if (i % 3 == 1) {
+    return R"({"time":"2024-05-14T09:12:04.)" + n +
+           R"(Z","type":"platform.report","record":{"requestId":"79b4f56e-95b1-4643-9700-)" + n +
+           R"(","status":"success","metrics":{"durationMs":29.87,"billedDurationMs":720,"memorySizeMB":256}}})";
+  }
+  return R"({"time":"2024-05-14T09:12:04.)" + n +
+         R"(Z","type":"function","record":{"timestamp":"2024-05-14T09:12:05Z","level":"INFO","message":{"n":)" +
+         n + R"(,"items":[1,2,3],"nested":{"a":null}}}})";
+}
+
+TEST(BatchParser, HugeBodyParsesCompletely) {
+  constexpr size_t kEvents = 20000;
+  std::string body = "[";
+  for (size_t i = 0; i < kEvents; ++i) {
+    if (i) body += ",\n";
+    body += generated_event(i);
+  }
+  while (body.size() < 5 * 1024 * 1024) body += ' ';  // 5 MB, padded with legal whitespace
+  body += "]";
+  const std::string copy = body;
+  TelemetryBatch batch = parse_ok(std::move(body));
+  ASSERT_EQ(batch.events.size(), kEvents);
+  EXPECT_EQ(*batch.body, copy);
+  for (size_t i = 0; i < kEvents; ++i) {
+    const std::string expected = generated_event(i);
+    ASSERT_EQ(batch.events[i].json, expected) << "event " << i;
+    ASSERT_EQ(batch.events[i].time, "2024-05-14T09:12:04." + std::to_string(i) + "Z");
+  }
+  EXPECT_EQ(batch.events[1].type, "platform.report");
+  EXPECT_EQ(batch.events.back().record.back(), '}');
+}
+
+TEST(BatchParser, ParsesConcurrentlyOnSeveralThreads) {
+  const std::string body = read_fixture("cold_invoke.json");
+  const std::string big_body = read_fixture("json_function_records.json");
+  std::vector<std::thread> threads;
+  std::vector<int> failures(4, 0);
+  for (size_t t = 0; t < failures.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        ParseResult a = parse_batch(t % 2 ? body : big_body);
+        ParseResult b = parse_batch("[1]");
+        if (!a.batch || a.batch->events.size() != (t % 2 ? 10u : 8u) || b.batch) ++failures[t];
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_THAT(failures, ::testing::Each(0));
+}
+
+}  // namespace
+}  // namespace relay

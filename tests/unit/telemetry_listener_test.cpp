@@ -1,0 +1,327 @@
+#include "telemetry_listener.h"
+
+#include <Poco/Exception.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/StreamSocket.h>
+#include <Poco/StreamCopier.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "batch_parser.h"
+
+namespace relay {
+namespace {
+
+using ::testing::_;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class MockConsumer : public BatchConsumer {
+ public:
+  MOCK_METHOD(void, consume, (TelemetryBatch &&), (override));
+};
+
+// Keeps every batch the listener delivered; consume runs on listener threads.
+class Collected {
+ public:
+  void add(TelemetryBatch&& batch) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    batches_.push_back(std::move(batch));
+  }
+  std::vector<TelemetryBatch> take() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return std::move(batches_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<TelemetryBatch> batches_;
+};
+
+std::string read_fixture(const std::string& name) {
+  std::ifstream in(std::filesystem::path(RELAY_SOURCE_DIR) / "tests/data/telemetry" / name,
+                   std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+struct Answer {
+  int status = 0;
+  std::string body;
+  Poco::Net::HTTPResponse response;
+};
+
+Answer send(Poco::Net::HTTPClientSession& session, const std::string& method,
+            const std::string& path, const std::string& body, bool chunked = false) {
+  Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+  request.setContentType("application/json");
+  if (chunked) {
+    request.setChunkedTransferEncoding(true);
+  } else if (method != Poco::Net::HTTPRequest::HTTP_GET || !body.empty()) {
+    request.setContentLength64(int64_t(body.size()));
+  }
+  session.sendRequest(request) << body;
+  Answer answer;
+  std::istream& in = session.receiveResponse(answer.response);
+  Poco::StreamCopier::copyToString(in, answer.body);
+  answer.status = answer.response.getStatus();
+  return answer;
+}
+
+// For requests an HTTP client library would not send: writes raw bytes, then reads everything
+// the server sends until it closes the connection.
+std::string raw_exchange(uint16_t port, const std::string& bytes, bool close_write = false) {
+  Poco::Net::StreamSocket socket(Poco::Net::SocketAddress("127.0.0.1", port));
+  socket.setReceiveTimeout(Poco::Timespan(30, 0));
+  socket.sendBytes(bytes.data(), int(bytes.size()));
+  if (close_write) socket.shutdownSend();
+  std::string received;
+  char buffer[4096];
+  for (;;) {
+    int n = socket.receiveBytes(buffer, sizeof buffer);
+    if (n <= 0) break;
+    received.append(buffer, size_t(n));
+  }
+  return received;
+}
+
+class ListenerTest : public ::testing::Test {
+ protected:
+  static constexpr size_t kCap = 4096;
+
+  void SetUp() override {
+    ON_CALL(consumer_, consume(_)).WillByDefault([this](TelemetryBatch&& batch) {
+      collected_.add(std::move(batch));
+    });
+    listener_.start();
+    ASSERT_NE(listener_.port(), 0);
+  }
+
+  std::unique_ptr<Poco::Net::HTTPClientSession> session() {
+    auto s = std::make_unique<Poco::Net::HTTPClientSession>("127.0.0.1", listener_.port());
+    s->setTimeout(Poco::Timespan(30, 0));
+    s->setKeepAlive(true);
+    return s;
+  }
+
+  ::testing::StrictMock<MockConsumer> consumer_;
+  Collected collected_;
+  TelemetryListener listener_{consumer_,
+                              ListenerOptions{.port = 0, .max_body_bytes = kCap, .max_threads = 4}};
+};
+
+TEST_F(ListenerTest, PostDeliversTheExactEventsAndAnswersEmpty200) {
+  const std::string body = read_fixture("cold_invoke.json");
+  EXPECT_CALL(consumer_, consume(_)).Times(1);
+  auto s = session();
+  Answer answer = send(*s, "POST", "/", body);
+  EXPECT_EQ(answer.status, 200);
+  EXPECT_EQ(answer.body, "");
+
+  std::vector<TelemetryBatch> batches = collected_.take();
+  ASSERT_EQ(batches.size(), 1u);
+  const TelemetryBatch& got = batches[0];
+  EXPECT_EQ(*got.body, body);
+  TelemetryBatch expected = *parse_batch(body).batch;
+  ASSERT_EQ(got.events.size(), expected.events.size());
+  for (size_t i = 0; i < got.events.size(); ++i) {
+    EXPECT_EQ(got.events[i].json, expected.events[i].json);
+    EXPECT_EQ(got.events[i].type, expected.events[i].type);
+    EXPECT_EQ(got.events[i].time, expected.events[i].time);
+    EXPECT_EQ(got.events[i].record, expected.events[i].record);
+    EXPECT_GE(got.events[i].json.data(), got.body->data());
+    EXPECT_LE(got.events[i].json.data() + got.events[i].json.size(),
+              got.body->data() + got.body->size());
+  }
+  EXPECT_EQ(listener_.stats().batches, 1u);
+  EXPECT_EQ(listener_.stats().events, 10u);
+  EXPECT_EQ(listener_.stats().bytes, body.size());
+}
+
+TEST_F(ListenerTest, OtherMethodsAre405) {
+  EXPECT_CALL(consumer_, consume(_)).Times(0);
+  auto s = session();
+  Answer get = send(*s, "GET", "/", "");
+  EXPECT_EQ(get.status, 405);
+  EXPECT_EQ(get.response.get("Allow", ""), "POST");
+  EXPECT_EQ(send(*s, "PUT", "/", "[]").status, 405);
+  EXPECT_EQ(listener_.stats().rejected_method, 2u);
+}
+
+TEST_F(ListenerTest, MalformedBodiesAre400AndNeverConsumed) {
+  EXPECT_CALL(consumer_, consume(_)).Times(0);
+  auto s = session();
+  Answer answer = send(*s, "POST", "/", "[1]");
+  EXPECT_EQ(answer.status, 400);
+  EXPECT_THAT(answer.body, HasSubstr("event 0 is not a JSON object"));
+  EXPECT_THAT(send(*s, "POST", "/", "{}").body, HasSubstr("not a JSON array"));
+  EXPECT_THAT(send(*s, "POST", "/", R"([{"type":"a"})").body, HasSubstr("truncated"));
+  EXPECT_THAT(send(*s, "POST", "/", "").body, HasSubstr("empty body"));
+  EXPECT_EQ(listener_.stats().rejected_malformed, 4u);
+  EXPECT_EQ(listener_.stats().batches, 0u);
+}
+
+TEST_F(ListenerTest, ContentLengthOverTheCapIs413WithoutWaitingForTheBody) {
+  EXPECT_CALL(consumer_, consume(_)).Times(0);
+  // No body byte is ever sent: an answer proves the listener did not wait to read it.
+  std::string received = raw_exchange(
+      listener_.port(), "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n");
+  EXPECT_THAT(received, StartsWith("HTTP/1.1 413"));
+  EXPECT_THAT(received, HasSubstr("Connection: Close"));
+  EXPECT_THAT(received, HasSubstr("exceeds the limit of 4096 bytes"));
+  EXPECT_EQ(listener_.stats().rejected_too_large, 1u);
+}
+
+TEST_F(ListenerTest, BodyExactlyAtTheCapIsAccepted) {
+  EXPECT_CALL(consumer_, consume(_)).Times(2);
+  std::string body = R"([{"type":"function","record":")";
+  body += std::string(kCap - body.size() - 3, 'x') + "\"}]";
+  ASSERT_EQ(body.size(), kCap);
+  auto s = session();
+  EXPECT_EQ(send(*s, "POST", "/", body).status, 200);
+  EXPECT_EQ(send(*s, "POST", "/", body, /*chunked=*/true).status, 200);
+}
+
+TEST_F(ListenerTest, ChunkedBodyOverTheCapIs413) {
+  EXPECT_CALL(consumer_, consume(_)).Times(0);
+  // Chunks add up to cap + 1 bytes and nothing follows: the listener reads every byte sent, so
+  // closing the connection cannot reset it before the answer is read.
+  std::string request = "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 4; ++i) request += "400\r\n" + std::string(1024, ' ') + "\r\n";
+  request += "1\r\n[";
+  std::string received = raw_exchange(listener_.port(), request);
+  EXPECT_THAT(received, StartsWith("HTTP/1.1 413"));
+  EXPECT_EQ(listener_.stats().rejected_too_large, 1u);
+}
+
+TEST_F(ListenerTest, ChunkedBodyUnderTheCapIsDelivered) {
+  EXPECT_CALL(consumer_, consume(_)).Times(1);
+  auto s = session();
+  EXPECT_EQ(send(*s, "POST", "/", read_fixture("logs_dropped.json"), /*chunked=*/true).status, 200);
+  std::vector<TelemetryBatch> batches = collected_.take();
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].events.size(), 3u);
+  EXPECT_EQ(batches[0].events[0].type, "platform.logsDropped");
+}
+
+TEST_F(ListenerTest, BodyShorterThanItsContentLengthIs400) {
+  EXPECT_CALL(consumer_, consume(_)).Times(0);
+  std::string received = raw_exchange(
+      listener_.port(), "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[{\"a\":1}]",
+      /*close_write=*/true);
+  EXPECT_THAT(received, StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(received, HasSubstr("body ended after 9 of 100 bytes"));
+}
+
+TEST_F(ListenerTest, OneKeepAliveConnectionCarriesSeveralPosts) {
+  EXPECT_CALL(consumer_, consume(_)).Times(5);
+  auto s = session();
+  const std::string body = read_fixture("extension_records.json");
+  ASSERT_EQ(send(*s, "POST", "/", body).status, 200);
+  const uint16_t local_port = s->socket().address().port();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(send(*s, "POST", "/", body).status, 200);
+    EXPECT_EQ(send(*s, "POST", "/", "[1]").status, 400);  // a fully read body keeps the connection
+    EXPECT_EQ(s->socket().address().port(), local_port) << "reconnected at request " << i;
+  }
+  EXPECT_EQ(collected_.take().size(), 5u);
+}
+
+TEST_F(ListenerTest, ConcurrentPostsAreAllDelivered) {
+  constexpr int kClients = 8;
+  constexpr int kPostsEach = 25;
+  EXPECT_CALL(consumer_, consume(_)).Times(kClients * kPostsEach);
+  std::vector<std::thread> clients;
+  std::vector<int> failures(kClients, 0);
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      auto s = session();
+      for (int i = 0; i < kPostsEach; ++i) {
+        const std::string body = R"([{"time":"t","type":"function","record":"client )" +
+                                 std::to_string(c) + " post " + std::to_string(i) + R"("}])";
+        try {
+          if (send(*s, "POST", "/", body).status != 200) ++failures[size_t(c)];
+        } catch (const Poco::Exception&) {
+          ++failures[size_t(c)];
+        }
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  EXPECT_THAT(failures, ::testing::Each(0));
+
+  std::set<std::string> records;
+  for (const TelemetryBatch& batch : collected_.take()) {
+    ASSERT_EQ(batch.events.size(), 1u);
+    records.insert(std::string(batch.events[0].record));
+  }
+  EXPECT_EQ(records.size(), size_t(kClients * kPostsEach));
+  EXPECT_TRUE(records.count("\"client 7 post 24\""));
+  EXPECT_EQ(listener_.stats().batches, uint64_t(kClients * kPostsEach));
+}
+
+TEST_F(ListenerTest, AnyPathIsAccepted) {
+  EXPECT_CALL(consumer_, consume(_)).Times(4);
+  auto s = session();
+  for (const char* path : {"/", "/telemetry", "/a/deep/path/", "/x?query=1"}) {
+    EXPECT_EQ(send(*s, "POST", path, "[]").status, 200) << path;
+  }
+}
+
+TEST_F(ListenerTest, ConsumerExceptionIs500AndTheListenerKeepsServing) {
+  EXPECT_CALL(consumer_, consume(_))
+      .WillOnce([](TelemetryBatch&&) { throw std::runtime_error("pipeline broke"); })
+      .WillOnce([](TelemetryBatch&&) {});
+  auto s = session();
+  EXPECT_EQ(send(*s, "POST", "/", "[]").status, 500);
+  EXPECT_EQ(send(*s, "POST", "/", "[]").status, 200);
+}
+
+TEST_F(ListenerTest, StopIsPromptWithAnIdleKeepAliveConnectionOpen) {
+  EXPECT_CALL(consumer_, consume(_)).Times(1);
+  auto s = session();
+  ASSERT_EQ(send(*s, "POST", "/", "[]").status, 200);
+  // The server thread now waits for this connection's next request; stop must not wait for it.
+  const auto started = std::chrono::steady_clock::now();
+  listener_.stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  EXPECT_EQ(listener_.port(), 0);
+  listener_.stop();  // idempotent
+}
+
+TEST(TelemetryListener, ReportsTheEphemeralPortItBound) {
+  MockConsumer consumer;
+  TelemetryListener a(consumer, ListenerOptions{});
+  EXPECT_EQ(a.port(), 0);
+  a.start();
+  const uint16_t port = a.port();
+  EXPECT_NE(port, 0);
+
+  // Binding the same port again fails loudly instead of serving nothing.
+  TelemetryListener b(consumer, ListenerOptions{.port = port});
+  EXPECT_THROW(b.start(), Poco::Exception);
+
+  // The port is really served.
+  EXPECT_THAT(raw_exchange(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+              StartsWith("HTTP/1.1 405"));
+  a.stop();
+  EXPECT_THROW(raw_exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Poco::Exception);
+}
+
+}  // namespace
+}  // namespace relay
