@@ -72,6 +72,9 @@ void Pipeline::consume(TelemetryBatch&& batch) {
     logger("pipeline").warning("Lambda reported %Lu log records dropped (platform.logsDropped)",
                                logs_dropped);
   }
+  // Into the outlets before anyone is told it arrived: once wait_for_report() sees a report, the
+  // shutdown that follows must find its batch already queued.
+  for (auto& outlet : outlets_) outlet->enqueue(batch);
   {
     std::lock_guard lock(mutex_);
     ++counters_.batches;
@@ -86,7 +89,6 @@ void Pipeline::consume(TelemetryBatch&& batch) {
     }
   }
   arrived_.notify_all();
-  for (auto& outlet : outlets_) outlet->enqueue(batch);
 }
 
 void Pipeline::on_invoke() {

@@ -157,3 +157,25 @@ TEST(Pipeline, FansOutToEverySinkIndependently) {
 
 }  // namespace
 }  // namespace relay
+
+namespace relay {
+namespace {
+
+TEST(Pipeline, AReportSeenByTheDrainIsAlreadyQueuedInEveryOutlet) {
+  auto sink = std::make_unique<NiceMock<MockSink>>();
+  ON_CALL(*sink, deliver(_, _)).WillByDefault(Return(DeliveryResult{}));
+  std::vector<std::unique_ptr<Outlet>> outlets;
+  // A minimum no batch reaches, so nothing leaves the queue while the test looks at it.
+  outlets.push_back(std::make_unique<Outlet>(std::move(sink), OutletOptions{.min_batch_size = 1000}));
+  Pipeline pipeline(std::move(outlets), PipelineOptions{});
+  for (int round = 0; round < 50; ++round) {
+    const std::string id = "req-" + std::to_string(round);
+    std::thread listener([&] { pipeline.consume(report_for(id)); });
+    ASSERT_TRUE(pipeline.wait_for_report(id, 20000, now_unix_ms() + 20000));
+    EXPECT_EQ(pipeline.outlets()[0]->counters().received, static_cast<uint64_t>(round + 1));
+    listener.join();
+  }
+}
+
+}  // namespace
+}  // namespace relay
