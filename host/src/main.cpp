@@ -201,9 +201,8 @@ int run(const std::string& extension_name, const Config& config) {
   Lifecycle lifecycle(*api, pipeline,
                       LifecycleOptions{.shutdown_quiet_ms = config.shutdown_quiet_ms,
                                        .shutdown_margin_ms = config.shutdown_margin_ms});
-  const int code = lifecycle.run();
-  listener.stop();
-  finish(code);
+  // The listener is left running: finish() ends the process without unwinding anything.
+  finish(lifecycle.run());
 }
 
 }  // namespace

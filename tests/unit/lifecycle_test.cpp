@@ -63,6 +63,7 @@ TEST(Lifecycle, InvokeReleasesAndShutdownDeliversEverythingThenReturnsZero) {
   Pipeline pipeline(std::move(outlets), PipelineOptions{});
 
   StrictMock<MockExtensionsApi> api;
+  std::thread late_listener;
   EXPECT_CALL(api, next())
       .WillOnce(Invoke([&] {
         pipeline.consume(make_batch(3));
@@ -70,14 +71,15 @@ TEST(Lifecycle, InvokeReleasesAndShutdownDeliversEverythingThenReturnsZero) {
       }))
       .WillOnce(Invoke([&] {
         // The report of req-1 arrives only after SHUTDOWN, as in Lambda.
-        std::thread([&] {
+        late_listener = std::thread([&] {
           std::this_thread::sleep_for(std::chrono::milliseconds(20));
           pipeline.consume(report_for("req-1"));
-        }).detach();
+        });
         return shutdown_event(10000);
       }));
   Lifecycle lifecycle(api, pipeline, LifecycleOptions{.shutdown_quiet_ms = 5000});
   EXPECT_EQ(lifecycle.run(), 0);
+  late_listener.join();
   EXPECT_EQ(lifecycle.invocations(), 1u);
   // The quiet period is long: only seeing req-1's report can end the drain with it delivered.
   EXPECT_EQ(delivered.load(), 4);
