@@ -195,6 +195,7 @@ struct Emulator::Impl {
   void freeze_extension();
   void thaw_extension();
   void resume_sender();
+  void settle_telemetry();
   void send_raw_posts(int before_invocation);
   std::map<std::string, std::string> lambda_environment() const;
 
@@ -358,6 +359,7 @@ bool Emulator::Impl::invoke(int index) {
   const std::string request_id = new_uuid();
   const std::string trace = make_trace_header();
   emit(factory.start(request_id, trace));
+  settle_telemetry();
 
   const auto released_wall = std::chrono::system_clock::now();
   const auto released = Clock::now();
@@ -437,8 +439,10 @@ void Emulator::Impl::freeze_extension() {
     telemetry->pause();
     telemetry->wait_idle(milliseconds(options.post_timeout_ms + 1000));
   }
-  child->freeze();
+  const bool stopped = child->freeze();
   frozen = true;
+  std::lock_guard lock(mu);
+  if (stopped) summary.freezes++;
 }
 
 void Emulator::Impl::thaw_extension() {
@@ -450,6 +454,21 @@ void Emulator::Impl::thaw_extension() {
 void Emulator::Impl::resume_sender() {
   std::lock_guard lock(mu);
   if (sender) sender->resume();
+}
+
+void Emulator::Impl::settle_telemetry() {
+  if (!options.settle_telemetry_before_events) return;
+  TelemetrySender* telemetry = nullptr;
+  {
+    std::lock_guard lock(mu);
+    telemetry = sender.get();
+  }
+  // Bounded by the sender's own retries, so a listener that never answers cannot hang us.
+  const int attempts = options.post_retries + 1;
+  const int backoff = options.retry_backoff_ms << std::min(options.post_retries, 16);
+  if (telemetry) {
+    telemetry->flush(milliseconds(attempts * options.post_timeout_ms + backoff + 1000));
+  }
 }
 
 void Emulator::Impl::send_raw_posts(int before_invocation) {
@@ -465,7 +484,10 @@ void Emulator::Impl::send_raw_posts(int before_invocation) {
 void Emulator::Impl::shutdown() {
   if (!child) return;
   thaw_extension();
-  if (summary.init_ok) send_raw_posts(options.invocations);
+  if (summary.init_ok) {
+    send_raw_posts(options.invocations);
+    settle_telemetry();
+  }
   const auto started = Clock::now();
   const auto deadline = started + milliseconds(options.shutdown_ms);
   bool sent = false;

@@ -45,6 +45,11 @@ struct Options {
   int init_timeout_ms = 10000;
   int shutdown_ms = 2000;
   bool freeze = true;
+  // Before releasing each INVOKE and the SHUTDOWN, seal the telemetry buffer, POST it and wait
+  // for the answer: the extension then holds everything produced so far (platform.start of that
+  // invocation included) when the event arrives. Lambda gives no such guarantee; tests of a
+  // count-based flush policy need it. Moves the last platform.report before SHUTDOWN.
+  bool settle_telemetry_before_events = false;
   bool extension_logs = true;  // the child's output lines become "extension" events
 
   // The child's raw output; empty passes it through to our own stdout/stderr.
@@ -99,6 +104,8 @@ struct Summary {
   std::string fatal_error;  // "Extension.Crash" or "Sandbox.Timeout" outside init
   std::vector<ErrorCall> error_calls;
   std::vector<int> raw_post_statuses;  // per RawPost in order; -1 transport error, -2 no listener
+
+  int freezes = 0;  // times the extension was seen stopped (state T) after SIGSTOP
 
   // Exit.
   bool shutdown_sent = false;

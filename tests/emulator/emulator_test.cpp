@@ -331,6 +331,39 @@ TEST_F(EmulatorTest, ExtensionIsFrozenBetweenInvocations) {
   }
 }
 
+TEST_F(EmulatorTest, FreezesAreCounted) {
+  Options options = fake_options(3);
+  EXPECT_EQ(Emulator(options).run().freezes, 3);
+  options.freeze = false;
+  EXPECT_EQ(Emulator(options).run().freezes, 0);
+}
+
+// Settled, report N reaches the extension before INVOKE N+1 and the last one before SHUTDOWN:
+// the reverse of ReportOfInvocationNArrivesAfterNextInvokeOrShutdown.
+TEST_F(EmulatorTest, SettledTelemetryArrivesBeforeTheNextEvent) {
+  Options options = fake_options(2);
+  options.settle_telemetry_before_events = true;
+  options.env["FAKE_EXT_BUFFERING"] = R"({"maxItems":1000,"maxBytes":262144,"timeoutMs":30000})";
+  const Summary summary = Emulator(options).run();
+  ASSERT_TRUE(summary.clean(2));
+  std::vector<std::string> request_ids;
+  for (const auto& event : summary.subscriber_events) {
+    if (event.find(R"("type":"platform.start")") != std::string::npos) {
+      request_ids.push_back(request_id_of(event));
+    }
+  }
+  ASSERT_EQ(request_ids.size(), 2u);
+  const auto log = fake_log();
+  const int report0 = line_index(log, "got platform.report " + request_ids[0]);
+  const int report1 = line_index(log, "got platform.report " + request_ids[1]);
+  ASSERT_GE(report0, 0);
+  ASSERT_GE(report1, 0);
+  EXPECT_LT(report0, line_index(log, "INVOKE " + request_ids[1]));
+  EXPECT_LT(report1, line_index(log, "SHUTDOWN spindown"));
+  // A 30 s timeoutMs would otherwise hold every batch past the end of the run.
+  EXPECT_EQ(received_events(), summary.subscriber_events);
+}
+
 TEST_F(EmulatorTest, MalformedPostIsAnsweredAndExtensionStaysHealthy) {
   Options options = fake_options(2);
   options.raw_posts = {RawPost{1, "{not json", "application/json"}};
@@ -429,6 +462,27 @@ TEST(ReceiverTest, StartsLaterOnAChosenPort) {
   receiver.start();  // back on the same port
   Poco::Net::HTTPClientSession again("127.0.0.1", port);
   EXPECT_EQ(post(again, "[{}]"), 200);
+}
+
+TEST(ReceiverTest, ClosesIdleKeepAliveConnections) {
+  Receiver::Options options;
+  options.keep_alive_timeout_ms = 50;
+  Receiver receiver(options);
+  receiver.start();
+  Poco::Net::HTTPClientSession session("127.0.0.1", receiver.port());
+  session.setKeepAlive(true);
+  EXPECT_EQ(post(session, "[]"), 200);
+  Poco::Net::StreamSocket& socket = session.socket();
+  // The server closes its end: end of stream well before POCO's default 10 s idle timeout.
+  socket.setReceiveTimeout(Poco::Timespan(5, 0));
+  char byte = 0;
+  EXPECT_EQ(socket.receiveBytes(&byte, 1), 0);
+  Poco::Net::HTTPClientSession fresh("127.0.0.1", receiver.port());
+  EXPECT_EQ(post(fresh, "[]"), 200);
+  const auto requests = receiver.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_NE(requests[0].client, requests[1].client);
+  EXPECT_THAT(requests[0].client, HasSubstr("127.0.0.1:"));
 }
 
 TEST(ReceiverTest, ServesHttpsWithTestCertificates) {

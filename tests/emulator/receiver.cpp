@@ -104,6 +104,10 @@ void Receiver::start() {
   auto params = Poco::AutoPtr<Poco::Net::HTTPServerParams>(new Poco::Net::HTTPServerParams);
   params->setMaxThreads(16);
   params->setKeepAlive(true);
+  if (options_.keep_alive_timeout_ms > 0) {
+    params->setKeepAliveTimeout(
+        Poco::Timespan(options_.keep_alive_timeout_ms * Poco::Timespan::MILLISECONDS));
+  }
   pool_ = std::make_unique<Poco::ThreadPool>(2, 16);
   server_ = std::make_unique<Poco::Net::HTTPServer>(
       new FnHandlerFactory([this](auto& request, auto& response) { handle(request, response); }),
@@ -193,6 +197,7 @@ void Receiver::handle(Poco::Net::HTTPServerRequest& request,
   ReceivedRequest received;
   received.method = request.getMethod();
   received.uri = request.getURI();
+  received.client = request.clientAddress().toString();
   for (const auto& [name, value] : request) received.headers.emplace_back(name, value);
   received.body = read_body(request);
   received.at = std::chrono::steady_clock::now();

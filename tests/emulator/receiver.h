@@ -32,7 +32,8 @@ struct ReceivedRequest {
   std::string uri;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  int status = 0;  // what the receiver answered
+  std::string client;  // peer address: a new port means a new connection
+  int status = 0;      // what the receiver answered
   std::chrono::steady_clock::time_point at;
 
   std::string header(std::string_view name) const;  // case-insensitive; empty if absent
@@ -46,6 +47,9 @@ class Receiver {
     std::string cert_path;
     std::string key_path;
     int default_status = 200;
+    // Closes a keep-alive connection idle this long (0: POCO's default, 10 s), e.g. to leave
+    // a client's pooled connection dead across a freeze.
+    int keep_alive_timeout_ms = 0;
   };
 
   Receiver();

@@ -88,6 +88,7 @@ Poco::JSON::Object::Ptr summary_object(const Summary& s, const ReceiverReport* r
   auto invocations = ordered_object();
   invocations->set("completed", s.invocations_completed);
   invocations->set("fatal_error", s.fatal_error);
+  invocations->set("freezes", s.freezes);
   invocations->set("invoke_to_next_ms", percentiles_object(s.invoke_to_next_ms));
   Poco::JSON::Array errors;
   for (const auto& call : s.error_calls) {

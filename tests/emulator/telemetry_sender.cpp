@@ -58,6 +58,7 @@ void TelemetrySender::seal_locked() {
     stats_.events_dropped += current_.events.size();
   } else {
     ready_.push_back(std::move(current_));
+    ++sealed_;
   }
   current_ = Batch{};
 }
@@ -76,6 +77,15 @@ void TelemetrySender::resume() {
 bool TelemetrySender::wait_idle(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   return cv_.wait_for(lock, timeout, [this] { return !in_flight_; });
+}
+
+bool TelemetrySender::flush(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  paused_ = false;
+  if (!current_.events.empty()) seal_locked();
+  const uint64_t target = sealed_;
+  cv_.notify_all();
+  return cv_.wait_for(lock, timeout, [&] { return stop_ || finished_ >= target; });
 }
 
 void TelemetrySender::stop() {
@@ -131,6 +141,7 @@ void TelemetrySender::run() {
     const std::string error = deliver(batch, latencies, retries, failures);
     lock.lock();
     in_flight_ = false;
+    ++finished_;
     stats_.post_latency_ms.insert(stats_.post_latency_ms.end(), latencies.begin(), latencies.end());
     stats_.retries += retries;
     stats_.posts_failed += failures;

@@ -71,6 +71,9 @@ class TelemetrySender {
   void resume();
   // Waits until no POST is in flight; false on timeout.
   bool wait_idle(std::chrono::milliseconds timeout);
+  // Seals the open batch at once (ignoring timeoutMs) and waits until every batch sealed so far
+  // was answered or dropped; false on timeout. Resumes a paused sender.
+  bool flush(std::chrono::milliseconds timeout);
   // Stops the thread; events still buffered stay undelivered.
   void stop();
 
@@ -108,6 +111,8 @@ class TelemetrySender {
   bool paused_ = false;
   bool in_flight_ = false;
   bool stop_ = false;
+  uint64_t sealed_ = 0;    // batches queued in ready_, ever
+  uint64_t finished_ = 0;  // of those, answered 2xx or dropped after the retries
   SenderStats stats_;
   std::thread thread_;
 };
