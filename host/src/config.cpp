@@ -86,7 +86,7 @@ class Reader {
 
   void issue(const std::string& key, const std::string& value, const std::string& what,
              const std::string& used) {
-    const std::string shown = is_secret_key(key) ? "<redacted>" : value;
+    const std::string shown = printable_value(key, value);
     config_.issues.push_back(
         {key, shown, key + "=" + shown + ": " + what + "; using " + used + " instead"});
   }
@@ -242,6 +242,26 @@ bool is_secret_key(const std::string& key) {
   return false;
 }
 
+std::string printable_value(const std::string& key, const std::string& value) {
+  if (value.empty()) return value;
+  if (is_secret_key(key)) return "<redacted>";
+  if (lower(key).find("uri") == std::string::npos) return value;
+  std::string shown = value;
+  if (const size_t query = shown.find('?'); query != std::string::npos) {
+    shown = shown.substr(0, query) + "?<redacted>";
+  }
+  const size_t scheme = shown.find("://");
+  const size_t authority = scheme == std::string::npos ? 0 : scheme + 3;
+  const size_t at = shown.find('@', authority);
+  if (at != std::string::npos && at < shown.find('/', authority)) {
+    const size_t colon = shown.find(':', authority);
+    if (colon != std::string::npos && colon < at) {
+      shown = shown.substr(0, colon + 1) + "<redacted>" + shown.substr(at);
+    }
+  }
+  return shown;
+}
+
 std::map<std::string, std::string> process_environment() {
   std::map<std::string, std::string> env;
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
@@ -298,9 +318,7 @@ Config load_config(const std::map<std::string, std::string>& environment) {
     } else if (file_layer && file_layer->has(key)) {
       source = "file " + config.config_file;
     }
-    const std::string value = layers->getString(key);
-    config.entries.push_back(
-        {key, is_secret_key(key) && !value.empty() ? "<redacted>" : value, source});
+    config.entries.push_back({key, printable_value(key, layers->getString(key)), source});
   }
   return config;
 }

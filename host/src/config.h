@@ -56,4 +56,8 @@ std::map<std::string, std::string> process_environment();
 // True for keys whose values must never be printed (headers, keys, tokens, passwords).
 bool is_secret_key(const std::string& key);
 
+// What may be shown of a value: secrets become <redacted>; for URI-valued keys the password in
+// the user info and the query string (which often carries tokens) are redacted.
+std::string printable_value(const std::string& key, const std::string& value);
+
 }  // namespace relay

@@ -95,8 +95,7 @@ int check(const Config& config) {
               << (result.plugin_version.empty() ? "-" : result.plugin_version) << "  "
               << result.message << "\n";
     for (const auto& [key, value] : it != config.sink_configs.end() ? it->second : SinkConfig{}) {
-      std::cout << "      " << key << "=" << (is_secret_key(key) && !value.empty() ? "<redacted>" : value)
-                << "\n";
+      std::cout << "      " << key << "=" << printable_value(key, value) << "\n";
     }
   }
   std::cout << "\n" << (ok ? "OK" : "PROBLEMS FOUND") << "\n";

@@ -67,6 +67,10 @@ void Outlet::enqueue(const TelemetryBatch& batch) {
   if (batch.events.empty()) return;
   std::lock_guard lock(mutex_);
   counters_.received += batch.events.size();
+  if (stop_) {  // arrived after the shutdown deadline settled everything: nobody will send it
+    counters_.dropped_at_shutdown += batch.events.size();
+    return;
+  }
   if (disabled_) {
     counters_.dropped_disabled += batch.events.size();
     return;
@@ -130,8 +134,9 @@ bool Outlet::finish_shutdown(uint64_t deadline_unix_ms) {
     }
   }
   if (left > 0) {
-    logger("outlet").error("sink %s: %Lu events not delivered by the shutdown deadline", name(),
-                           left);
+    std::lock_guard relock(mutex_);
+    logger("outlet").error("sink %s: %Lu events not delivered by the shutdown deadline%s", name(),
+                           left, last_error_.empty() ? std::string() : " (last error: " + last_error_ + ")");
   }
   return left == 0;
 }
@@ -234,12 +239,23 @@ void Outlet::run() {
       case DeliveryStatus::kOk:
         counters_.delivered += events;
         ++counters_.deliveries;
+        if (consecutive_retries_ > 0) {
+          logger("outlet").information("sink %s: delivering again after %u retries", name(),
+                                       consecutive_retries_);
+        }
         consecutive_retries_ = 0;
+        last_error_.clear();
         logger("outlet").debug("sink %s: delivered %Lu events (%z bytes)", name(), events,
                                current->json.size());
         break;
       case DeliveryStatus::kRetry: {
         ++counters_.retries;
+        // The first failure of a streak says why at warning; the retries after it at debug.
+        if (consecutive_retries_ == 0) {
+          logger("outlet").warning("sink %s: delivery failed, will retry: %s", name(),
+                                   result.error);
+        }
+        last_error_ = result.error;
         const auto backoff = next_backoff();
         logger("outlet").debug("sink %s: retry in %Ld ms: %s", name(),
                                static_cast<int64_t>(backoff.count()), result.error);

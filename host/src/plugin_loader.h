@@ -40,8 +40,8 @@ bool is_valid_sink_name(const std::string& name);
 
 std::string plugin_path(const std::string& plugin_dir, const std::string& name);
 
-// Loads one sink and creates its instance with config. With create_instance=false (used by
-// --check) it stops after validating the descriptor.
+// Loads one sink and creates its instance with config (--check does too, so a bad value such as
+// an invalid URI shows there). With create_instance=false it stops after checking the descriptor.
 LoadResult load_sink(const std::string& plugin_dir, const std::string& name,
                      const SinkConfig& config, bool create_instance = true);
 

@@ -147,3 +147,21 @@ TEST(Config, ListenerBodyCapMustHoldTwiceMaxBytes) {
 
 }  // namespace
 }  // namespace relay
+
+namespace relay {
+namespace {
+
+TEST(Config, UriCredentialsAndQueriesAreNeverShown) {
+  EXPECT_EQ(printable_value("DISPATCH_POST_URI", "https://relay:s3cr3t@collector.example/in?token=x"),
+            "https://relay:<redacted>@collector.example/in?<redacted>");
+  EXPECT_EQ(printable_value("post_uri", "http://collector:8080/ingest"),
+            "http://collector:8080/ingest");
+  EXPECT_EQ(printable_value("DISPATCH_POST_URI", "http://user@host/p"), "http://user@host/p");
+  EXPECT_EQ(printable_value("RELAY_HTTP_HEADER_X_API_KEY", "k"), "<redacted>");
+  EXPECT_EQ(printable_value("RELAY_LOG_LEVEL", "debug"), "debug");
+  const Config c = load_config({{"DISPATCH_POST_URI", "https://u:s3cr3t@h/p?api_key=s3cr3t"}});
+  for (const auto& e : c.entries) EXPECT_EQ(e.value.find("s3cr3t"), std::string::npos) << e.key;
+}
+
+}  // namespace
+}  // namespace relay

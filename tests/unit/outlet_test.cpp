@@ -220,3 +220,22 @@ TEST(Outlet, ShutdownRetriesAtOnceInsteadOfWaitingOutTheBackoff) {
 
 }  // namespace
 }  // namespace relay
+
+namespace relay {
+namespace {
+
+TEST(Outlet, BatchesArrivingAfterShutdownSettledAreCountedAsDropped) {
+  auto sink = std::make_unique<NiceMock<MockSink>>();
+  ON_CALL(*sink, deliver(_, _)).WillByDefault(Return(DeliveryResult{}));
+  Outlet outlet(std::move(sink), OutletOptions{});
+  outlet.begin_shutdown(now_unix_ms() + 10000);
+  ASSERT_TRUE(outlet.finish_shutdown(now_unix_ms() + 10000));
+  outlet.enqueue(make_batch(4));
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.received, 4u);
+  EXPECT_EQ(c.dropped_at_shutdown, 4u);
+  EXPECT_EQ(c.queued, 0u);
+}
+
+}  // namespace
+}  // namespace relay
