@@ -274,6 +274,9 @@ int main(int, char** argv) {
         std::chrono::milliseconds(std::stoi(env_or("FAKE_EXT_DRAIN_MS", "300"))));
     listener.stopAll(true);
     const std::string code_prefix = "exit_code=";
-    return mode.rfind(code_prefix, 0) == 0 ? std::stoi(mode.substr(code_prefix.size())) : 0;
+    const int code = mode.rfind(code_prefix, 0) == 0 ? std::stoi(mode.substr(code_prefix.size())) : 0;
+    // Handler threads may still be inside record(): leave without running static destructors.
+    std::cerr.flush();
+    std::_Exit(code);
   }
 }
