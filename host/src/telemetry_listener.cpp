@@ -55,24 +55,9 @@ class BatchHandler : public Poco::Net::HTTPRequestHandler {
     try {
       handle(request, response);
     } catch (const std::exception& e) {
-      // A handler that throws leaves POCO to drop the connection without an answer.
-      s_.log.error("telemetry request failed: %s", std::string(e.what()));
-      if (!response.sent()) {
-        response.setKeepAlive(false);
-        try {
-          reply(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
-        } catch (...) {
-        }
-      }
+      internal_error(response, e.what());
     } catch (...) {
-      s_.log.error("telemetry request failed with an unknown exception");
-      if (!response.sent()) {
-        response.setKeepAlive(false);
-        try {
-          reply(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
-        } catch (...) {
-        }
-      }
+      internal_error(response, "an unknown exception");
     }
   }
 
@@ -127,6 +112,17 @@ class BatchHandler : public Poco::Net::HTTPRequestHandler {
     s_.stats.bytes += bytes;
     if (s_.log.debug()) s_.log.debug("batch of %z events, %z bytes", events, bytes);
     reply(response, HTTPResponse::HTTP_OK);
+  }
+
+  // A handler that throws would leave POCO to drop the connection without an answer.
+  void internal_error(HTTPServerResponse& response, const std::string& what) {
+    s_.log.error("telemetry request failed: %s", what);
+    if (response.sent()) return;
+    response.setKeepAlive(false);
+    try {
+      reply(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
+    } catch (...) {
+    }
   }
 
   static bool has_body(HTTPServerRequest& request) {

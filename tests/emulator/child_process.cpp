@@ -7,15 +7,30 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
+#include <string>
+#include <thread>
 
 namespace relay::emu {
 
 namespace {
+
+// The peak resident set of a live process since its exec, from /proc (0 if unreadable).
+long read_vm_hwm_kb(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  }
+  return 0;
+}
 
 double to_ms(const timeval& tv) { return tv.tv_sec * 1000.0 + tv.tv_usec / 1000.0; }
 
@@ -132,9 +147,18 @@ void ChildProcess::reap() {
   rusage usage{};
   // WNOHANG polling keeps the pid un-reaped until we hold the lock, so signal() cannot race
   // with pid reuse; a blocking waitid(WNOWAIT) first avoids a busy loop.
-  siginfo_t info{};
-  while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT) != 0 &&
-         errno == EINTR) {
+  //
+  // ru_maxrss is useless here: posix_spawn runs the child on our own address space until exec,
+  // and the kernel carries that (our) peak into the child's. So the child's own VmHWM is
+  // sampled every few ms while it runs; its peak is what it reached after exec.
+  long peak_kb = 0;
+  while (true) {
+    siginfo_t info{};
+    const int rc = ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT | WNOHANG);
+    if (rc == 0 && info.si_pid == pid_) break;
+    if (rc != 0 && errno != EINTR) break;
+    peak_kb = std::max(peak_kb, read_vm_hwm_kb(pid_));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   std::unique_lock lock(mu_);
   while (::wait4(pid_, &status, 0, &usage) < 0 && errno == EINTR) {
@@ -145,7 +169,7 @@ void ChildProcess::reap() {
   if (WIFSIGNALED(status)) exit.signal = WTERMSIG(status);
   exit.user_cpu_ms = to_ms(usage.ru_utime);
   exit.system_cpu_ms = to_ms(usage.ru_stime);
-  exit.max_rss_kb = usage.ru_maxrss;
+  exit.max_rss_kb = peak_kb > 0 ? peak_kb : usage.ru_maxrss;
   exit_ = exit;
   cv_.notify_all();
   lock.unlock();
