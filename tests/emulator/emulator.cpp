@@ -15,6 +15,7 @@
 #include <Poco/URI.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <csignal>
@@ -72,7 +73,8 @@ void read_range(const Poco::JSON::Object& object, const std::string& key, int64_
 }
 
 // The Telemetry API's validation; returns the joined errors, empty when `out` is valid.
-std::string validate_subscription(const std::string& body, Subscription& out) {
+std::string validate_subscription(const std::string& body, bool managed_instances,
+                                  Subscription& out) {
   Poco::JSON::Object::Ptr object;
   try {
     object = Poco::JSON::Parser().parse(body).extract<Poco::JSON::Object::Ptr>();
@@ -83,7 +85,12 @@ std::string validate_subscription(const std::string& body, Subscription& out) {
   try {
     static const std::set<std::string> kSchemas{"2022-07-01", "2022-12-13", "2025-01-29"};
     out.schema_version = object->optValue<std::string>("schemaVersion", "");
-    if (!kSchemas.contains(out.schema_version)) {
+    if (managed_instances && out.schema_version != "2025-01-29") {
+      // RIE-LMI's JSON schema allows only 2025-01-29; naming the refused value lets an extension
+      // that negotiates see why and retry.
+      errors.push_back("schemaVersion " + json_quote(out.schema_version) +
+                       " is not supported on Lambda Managed Instances; use 2025-01-29");
+    } else if (!kSchemas.contains(out.schema_version)) {
       errors.push_back("schemaVersion must be one of 2022-07-01, 2022-12-13, 2025-01-29");
     }
 
@@ -177,7 +184,7 @@ bool Summary::clean(int expected_invocations) const {
 struct Emulator::Impl {
   explicit Impl(Options opts)
       : options(std::move(opts)),
-        factory(options.function),
+        factory(options.function, options.managed_instances),
         log(options.keep_event_texts),
         expected_name(std::filesystem::path(options.extension_path).filename().string()) {}
 
@@ -188,6 +195,8 @@ struct Emulator::Impl {
   bool launch();
   bool run_init();
   bool invoke(int index);
+  void run_managed_invocations();
+  bool managed_invoke(int index);
   void run_function(const std::string& request_id, int index);
   void between(int next_invocation);
   void shutdown();
@@ -241,6 +250,7 @@ struct Emulator::Impl {
   int next_calls = 0;
   Clock::time_point last_next_at;
   Clock::time_point registered_at;
+  int in_flight = 0;                        // invocations running
   std::deque<std::string> pending_events;   // for the extension's next `next`
   std::unique_ptr<TelemetrySender> sender;  // set once by a successful subscribe
   uint16_t listener_port = 0;
@@ -255,9 +265,13 @@ Summary Emulator::Impl::run() {
   start_server();
   emit(factory.init_start());
   if (launch() && run_init()) {
-    for (int i = 0; i < options.invocations; ++i) {
-      if (!invoke(i)) break;
-      between(i + 1);
+    if (options.managed_instances) {
+      run_managed_invocations();
+    } else {
+      for (int i = 0; i < options.invocations; ++i) {
+        if (!invoke(i)) break;
+        between(i + 1);
+      }
     }
   }
   shutdown();
@@ -288,7 +302,7 @@ std::map<std::string, std::string> Emulator::Impl::lambda_environment() const {
   env["AWS_LAMBDA_FUNCTION_NAME"] = fn.name;
   env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = std::to_string(fn.memory_mb);
   env["AWS_LAMBDA_FUNCTION_VERSION"] = fn.version;
-  env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "on-demand";
+  env["AWS_LAMBDA_INITIALIZATION_TYPE"] = factory.initialization_type();
   for (const auto& [key, value] : options.env) env[key] = value;
   return env;
 }
@@ -358,7 +372,7 @@ bool Emulator::Impl::invoke(int index) {
   send_raw_posts(index);
   const std::string request_id = new_uuid();
   const std::string trace = make_trace_header();
-  emit(factory.start(request_id, trace));
+  emit(factory.start(request_id, trace, options.tenant_id));
   settle_telemetry();
 
   const auto released_wall = std::chrono::system_clock::now();
@@ -374,13 +388,14 @@ bool Emulator::Impl::invoke(int index) {
         json_quote(options.function.arn()) + R"(,"tracing":{"type":"X-Amzn-Trace-Id","value":)" +
         json_quote(trace) + "}}");
     expected_next_calls = next_calls + 1;
+    summary.max_in_flight = 1;
     cv.notify_all();
   }
   resume_sender();
 
   run_function(request_id, index);
   const double runtime_ms = ms_between(released, Clock::now());
-  emit(factory.runtime_done(request_id, "success", released_wall, runtime_ms));
+  emit(factory.runtime_done(request_id, "success", released_wall, runtime_ms, options.tenant_id));
 
   std::unique_lock lock(mu);
   const bool answered = cv.wait_until(
@@ -389,19 +404,68 @@ bool Emulator::Impl::invoke(int index) {
   const double init_ms = index == 0 ? summary.init_ms : 0;
   if (child_exited) {
     summary.fatal_error = "Extension.Crash";
-    emit_locked(factory.report(request_id, "error", "Extension.Crash", duration, init_ms));
+    emit_locked(factory.report(request_id, "error", "Extension.Crash", duration, init_ms,
+                               options.tenant_id));
     return false;
   }
   if (!answered) {
     summary.fatal_error = "Sandbox.Timeout";
     shutdown_reason = "timeout";
-    emit_locked(factory.report(request_id, "timeout", "", duration, init_ms));
+    emit_locked(factory.report(request_id, "timeout", "", duration, init_ms, options.tenant_id));
     return false;
   }
   invoke_to_next_samples.push_back(duration);
   // platform.report exists only once every extension called next, so it is delivered during
   // the next invocation or at shutdown, as in Lambda.
-  emit_locked(factory.report(request_id, "success", "", std::max(duration, runtime_ms), init_ms));
+  emit_locked(factory.report(request_id, "success", "", std::max(duration, runtime_ms), init_ms,
+                             options.tenant_id));
+  summary.invocations_completed++;
+  return true;
+}
+
+void Emulator::Impl::run_managed_invocations() {
+  std::atomic<int> next_index{0};
+  const int slots = std::clamp(options.concurrency, 1, std::max(1, options.invocations));
+  std::vector<std::thread> threads;
+  for (int slot = 0; slot < slots; ++slot) {
+    threads.emplace_back([this, &next_index] {
+      for (bool first = true;; first = false) {
+        const int index = next_index++;
+        if (index >= options.invocations) return;
+        if (!first && options.gap_ms > 0) std::this_thread::sleep_for(milliseconds(options.gap_ms));
+        if (!managed_invoke(index)) return;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  {
+    std::lock_guard lock(mu);
+    if (child_exited) {
+      summary.fatal_error = "Extension.Crash";
+      return;
+    }
+  }
+  if (options.between_invocations) options.between_invocations(options.invocations);
+}
+
+bool Emulator::Impl::managed_invoke(int index) {
+  {
+    std::lock_guard lock(mu);
+    if (child_exited) return false;
+    summary.max_in_flight = std::max(summary.max_in_flight, ++in_flight);
+  }
+  send_raw_posts(index);
+  const std::string request_id = new_uuid();
+  emit(factory.start(request_id, make_trace_header(), options.tenant_id));
+  const auto started_wall = std::chrono::system_clock::now();
+  const auto started = Clock::now();
+  run_function(request_id, index);
+  // No extension takes part in the invocation, so nothing waits for a `next` before the report.
+  const double duration = ms_between(started, Clock::now());
+  std::lock_guard lock(mu);
+  --in_flight;
+  emit_locked(
+      factory.managed_report(request_id, "success", started_wall, duration, options.tenant_id));
   summary.invocations_completed++;
   return true;
 }
@@ -414,7 +478,8 @@ void Emulator::Impl::run_function(const std::string& request_id, int index) {
     const int lines =
         options.logs_per_invoke / bursts + (burst < options.logs_per_invoke % bursts ? 1 : 0);
     for (int i = 0; i < lines; ++i) {
-      emit(factory.function_log(request_id, index + 1, ++line, options.log_format));
+      emit(factory.function_log(request_id, index + 1, ++line, options.log_format,
+                                options.tenant_id));
     }
     std::this_thread::sleep_for(pause);
   }
@@ -617,14 +682,20 @@ Answer Emulator::Impl::on_register(const std::string& name, const std::string& f
   } catch (const Poco::Exception& e) {
     return error_answer(403, "InvalidRequestFormat", e.displayText());
   }
+  const bool external = name == expected_name;
+  if (options.managed_instances && !external && !events.empty()) {
+    return error_answer(403, "Extension.InvalidEventType",
+                        "No events allowed for internal extensions");
+  }
   for (const auto& event : events) {
-    if (event != "INVOKE" && event != "SHUTDOWN") {
+    // RIE-LMI's ValidateExternalAgentEvent accepts SHUTDOWN alone: there are no INVOKE events.
+    const bool valid = event == "SHUTDOWN" || (event == "INVOKE" && !options.managed_instances);
+    if (!valid) {
       return error_answer(403, "Extension.InvalidEventType", event + ": ErrorInvalidEventType");
     }
   }
 
   std::lock_guard lock(mu);
-  const bool external = name == expected_name;
   // A name that matches no launched file makes an internal extension, which never counts as
   // the launched one registering: init then waits for the timeout, as in Lambda.
   if (!external && contains(events, "SHUTDOWN")) {
@@ -735,7 +806,9 @@ Answer Emulator::Impl::on_subscribe(const std::string& id, const std::string& bo
                         "Telemetry API subscription is closed");
   }
   Subscription subscription;
-  if (const std::string errors = validate_subscription(body, subscription); !errors.empty()) {
+  if (const std::string errors =
+          validate_subscription(body, options.managed_instances, subscription);
+      !errors.empty()) {
     summary.subscribe_status = 400;
     Answer answer{400,
                   R"({"errorType":"ValidationError","errorMessage":)" + json_quote(errors) + "}\n"};
@@ -832,6 +905,7 @@ int Emulator::Impl::post_to_listener(std::string_view body, std::string_view con
 
 Emulator::Emulator(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {
   impl_->summary.raw_post_statuses.assign(impl_->options.raw_posts.size(), 0);
+  impl_->summary.managed_instances = impl_->options.managed_instances;
 }
 
 Emulator::~Emulator() = default;

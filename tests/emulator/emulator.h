@@ -3,7 +3,8 @@
 // The Lambda side of an execution environment, for one external extension: the Extensions API
 // and Telemetry API on 127.0.0.1:<ephemeral>, the extension launched as a child process as
 // Lambda launches it, init, invocations with platform and function telemetry, freeze and thaw,
-// and SHUTDOWN with a deadline. See README.md in this folder.
+// and SHUTDOWN with a deadline; optionally as Lambda Managed Instances (concurrent invocations,
+// SHUTDOWN-only extensions, schema 2025-01-29). See README.md in this folder.
 
 #include <sys/types.h>
 
@@ -51,6 +52,18 @@ struct Options {
   // count-based flush policy need it. Moves the last platform.report before SHUTDOWN.
   bool settle_telemetry_before_events = false;
   bool extension_logs = true;  // the child's output lines become "extension" events
+
+  // Lambda Managed Instances (lambda-protocol.md §4.14): AWS_LAMBDA_INITIALIZATION_TYPE and
+  // initializationType "lambda-managed-instances"; register takes SHUTDOWN only (INVOKE is
+  // refused with 403, as RIE-LMI does) and subscribe schema 2025-01-29 only; up to
+  // `concurrency` invocations run at once with interleaved telemetry, no INVOKE event, no
+  // platform.runtimeDone, reports with only durationMs and response spans, and no freeze.
+  // between_invocations runs once, before SHUTDOWN; settle_telemetry_before_events applies to
+  // SHUTDOWN only; gap_ms is each slot's pause between two of its invocations.
+  bool managed_instances = false;
+  int concurrency = 4;
+  // Non-empty: platform.start, JSON function logs, runtimeDone and report carry tenantId.
+  std::string tenant_id;
 
   // The child's raw output; empty passes it through to our own stdout/stderr.
   std::string stdout_path;
@@ -100,12 +113,14 @@ struct Summary {
   Buffering buffering;
 
   // Invocations.
+  bool managed_instances = false;
   int invocations_completed = 0;
   std::string fatal_error;  // "Extension.Crash" or "Sandbox.Timeout" outside init
   std::vector<ErrorCall> error_calls;
   std::vector<int> raw_post_statuses;  // per RawPost in order; -1 transport error, -2 no listener
 
-  int freezes = 0;  // times the extension was seen stopped (state T) after SIGSTOP
+  int freezes = 0;        // times the extension was seen stopped (state T) after SIGSTOP
+  int max_in_flight = 0;  // most invocations running at once (1 unless managed_instances)
 
   // Exit.
   bool shutdown_sent = false;
@@ -119,7 +134,7 @@ struct Summary {
   double register_ms = -1;           // process start -> register
   double init_ms = -1;               // process start -> first next
   double shutdown_duration_ms = -1;  // SHUTDOWN released -> process gone
-  Percentiles invoke_to_next_ms;     // INVOKE released -> extension's next
+  Percentiles invoke_to_next_ms;     // INVOKE released -> extension's next; none on LMI
   Percentiles post_latency_ms;       // telemetry POST -> listener's answer
 
   // The extension's resource usage (wait4 on the child).

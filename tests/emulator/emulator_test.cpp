@@ -3,6 +3,8 @@
 
 #include "emulator.h"
 
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
@@ -18,6 +20,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +33,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::Each;
+using ::testing::ElementsAre;
 using ::testing::Ge;
 using ::testing::HasSubstr;
 using ::testing::Le;
@@ -62,6 +66,18 @@ std::string request_id_of(const std::string& event) {
   return at == std::string::npos ? "" : event.substr(at + key.size(), 36);
 }
 
+// Not parsed: function records hold numbers too big for Poco's JSON parser.
+std::string type_of(const std::string& event) {
+  const std::string key = R"(","type":")";
+  const auto at = event.find(key) + key.size();
+  return event.substr(at, event.find('"', at) - at);
+}
+
+// For platform events only (see type_of).
+Poco::JSON::Object::Ptr record_of(const std::string& event) {
+  return Poco::JSON::Parser().parse(event).extract<Poco::JSON::Object::Ptr>()->getObject("record");
+}
+
 int post(Poco::Net::HTTPClientSession& session, const std::string& body) {
   Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, "/",
                                  Poco::Net::HTTPMessage::HTTP_1_1);
@@ -91,6 +107,15 @@ class EmulatorTest : public ::testing::Test {
     options.stderr_path = dir_ + "/stderr.log";
     options.stdout_path = dir_ + "/stdout.log";
     options.env["FAKE_EXT_TELEMETRY_FILE"] = dir_ + "/telemetry.jsonl";
+    return options;
+  }
+
+  // A fake that does what Managed Instances requires: SHUTDOWN only, schema 2025-01-29.
+  Options managed_options(int invocations) {
+    Options options = fake_options(invocations);
+    options.managed_instances = true;
+    options.env["FAKE_EXT_EVENTS"] = "SHUTDOWN";
+    options.env["FAKE_EXT_SCHEMA"] = "2025-01-29";
     return options;
   }
 
@@ -207,7 +232,7 @@ TEST_F(EmulatorTest, ExtensionGetsLambdaEnvironment) {
   options.env["CUSTOM_SETTING"] = "a b=c";
   options.env["FAKE_EXT_ECHO_ENV"] =
       "AWS_LAMBDA_RUNTIME_API,AWS_REGION,AWS_LAMBDA_FUNCTION_NAME,AWS_LAMBDA_FUNCTION_MEMORY_SIZE,"
-      "AWS_LAMBDA_FUNCTION_VERSION,CUSTOM_SETTING,PATH";
+      "AWS_LAMBDA_FUNCTION_VERSION,AWS_LAMBDA_INITIALIZATION_TYPE,CUSTOM_SETTING,PATH";
   Emulator emulator(options);
   const Summary summary = emulator.run();
   EXPECT_TRUE(summary.clean(1));
@@ -217,6 +242,7 @@ TEST_F(EmulatorTest, ExtensionGetsLambdaEnvironment) {
   EXPECT_THAT(log, Contains("fake: env AWS_LAMBDA_FUNCTION_NAME=orders-api"));
   EXPECT_THAT(log, Contains("fake: env AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256"));
   EXPECT_THAT(log, Contains("fake: env AWS_LAMBDA_FUNCTION_VERSION=$LATEST"));
+  EXPECT_THAT(log, Contains("fake: env AWS_LAMBDA_INITIALIZATION_TYPE=on-demand"));
   EXPECT_THAT(log, Contains("fake: env CUSTOM_SETTING=a b=c"));
   EXPECT_THAT(line_with(log, "env PATH="), Not(HasSubstr("<unset>")));
 }
@@ -340,6 +366,147 @@ TEST_F(EmulatorTest, FreezesAreCounted) {
 
 // Settled, report N reaches the extension before INVOKE N+1 and the last one before SHUTDOWN:
 // the reverse of ReportOfInvocationNArrivesAfterNextInvokeOrShutdown.
+TEST_F(EmulatorTest, ManagedInstancesRunConcurrentInvocationsWithoutInvokeEvents) {
+  Options options = managed_options(8);
+  options.concurrency = 4;
+  options.logs_per_invoke = 6;
+  options.log_bursts = 3;
+  options.runtime_ms = 100;  // long enough for the four slots to overlap on a loaded machine
+  options.log_format = LogFormat::kMixed;
+  options.tenant_id = "tenant-a";
+  std::vector<char> states;
+  std::vector<int> hook_calls;
+  Emulator* running = nullptr;
+  options.between_invocations = [&](int next) {
+    hook_calls.push_back(next);
+    states.push_back(process_state(running->extension_pid()));
+  };
+  Emulator emulator(options);
+  running = &emulator;
+  const Summary summary = emulator.run();
+
+  ASSERT_TRUE(summary.clean(8)) << line_with(fake_log(), "fake:");
+  EXPECT_TRUE(summary.managed_instances);
+  EXPECT_EQ(summary.registered_events, std::vector<std::string>{"SHUTDOWN"});
+  EXPECT_EQ(summary.schema_version, "2025-01-29");
+  EXPECT_THAT(summary.max_in_flight, AllOf(Ge(2), Le(4)));
+  EXPECT_EQ(summary.invoke_to_next_ms.count, 0u);  // no INVOKE to answer
+  EXPECT_EQ(summary.freezes, 0);
+  EXPECT_THAT(hook_calls, ElementsAre(8));
+  EXPECT_THAT(states, Each(::testing::Ne('T')));
+
+  const auto log = fake_log();
+  EXPECT_EQ(line_index(log, "fake: INVOKE"), -1);
+  EXPECT_THAT(line_with(log, "SHUTDOWN"), HasSubstr("SHUTDOWN spindown deadline_in_ms"));
+
+  const auto& generated = summary.generated_by_type;
+  EXPECT_EQ(generated.count("platform.runtimeDone"), 0u);
+  EXPECT_EQ(generated.at("platform.start"), 8u);
+  EXPECT_EQ(generated.at("platform.report"), 8u);
+  EXPECT_EQ(generated.at("function"), 48u);
+  EXPECT_EQ(summary.delivered_by_type.count("platform.runtimeDone"), 0u);
+  EXPECT_EQ(summary.delivered_by_type.at("platform.report"), 8u);
+  EXPECT_EQ(summary.events_delivered, summary.events_for_subscriber);
+  EXPECT_EQ(received_events(), summary.subscriber_events);
+
+  std::set<std::string> open;  // started, not yet reported
+  bool interleaved = false;
+  for (const auto& event : summary.subscriber_events) {
+    const std::string type = type_of(event);
+    const auto record = type == "function" ? nullptr : record_of(event);
+    if (type == "platform.initStart" || type == "platform.initReport") {
+      EXPECT_EQ(record->getValue<std::string>("initializationType"), "lambda-managed-instances");
+    } else if (type == "platform.extension") {
+      EXPECT_THAT(event, HasSubstr(R"("events":["SHUTDOWN"])"));
+    } else if (type == "platform.start") {
+      interleaved = interleaved || !open.empty();
+      open.insert(record->getValue<std::string>("requestId"));
+      EXPECT_EQ(record->getValue<std::string>("tenantId"), "tenant-a");
+      EXPECT_EQ(record->getValue<std::string>("functionArn"), options.function.arn());
+    } else if (type == "function") {
+      EXPECT_TRUE(
+          std::any_of(open.begin(), open.end(),
+                      [&](const std::string& id) { return event.find(id) != std::string::npos; }))
+          << "a log line belongs to an invocation in flight: " << event;
+      if (event.find(R"("record":{)") != std::string::npos) {
+        EXPECT_THAT(event, HasSubstr(R"("tenantId":"tenant-a")"));
+      }
+    } else if (type == "platform.report") {
+      EXPECT_EQ(open.erase(record->getValue<std::string>("requestId")), 1u);
+      const auto metrics = record->getObject("metrics");
+      EXPECT_EQ(metrics->size(), 1u) << event;
+      EXPECT_TRUE(metrics->has("durationMs")) << event;
+      const auto spans = record->getArray("spans");
+      ASSERT_EQ(spans->size(), 2u) << event;
+      EXPECT_EQ(spans->getObject(0)->getValue<std::string>("name"), "responseLatency");
+      EXPECT_EQ(spans->getObject(1)->getValue<std::string>("name"), "responseDuration");
+      EXPECT_EQ(record->getValue<std::string>("status"), "success");
+    }
+  }
+  EXPECT_TRUE(open.empty());
+  EXPECT_TRUE(interleaved) << "invocations overlap, so their telemetry interleaves";
+}
+
+TEST_F(EmulatorTest, ManagedInstancesRefuseInvokeRegistration) {
+  Options options = managed_options(2);
+  options.env["FAKE_EXT_EVENTS"] = "INVOKE,SHUTDOWN;SHUTDOWN";  // falls back to SHUTDOWN only
+  const Summary summary = Emulator(options).run();
+  EXPECT_TRUE(summary.clean(2));
+  EXPECT_EQ(summary.registered_events, std::vector<std::string>{"SHUTDOWN"});
+  const auto log = fake_log();
+  EXPECT_THAT(line_with(log, "register "),
+              AllOf(HasSubstr("register 403 "), HasSubstr("Extension.InvalidEventType"),
+                    HasSubstr("INVOKE: ErrorInvalidEventType")));
+  EXPECT_GT(line_index(log, "register 200"), line_index(log, "register 403"));
+}
+
+TEST_F(EmulatorTest, ManagedInstancesInvokeOnlyExtensionFailsInit) {
+  Options options = managed_options(1);
+  options.env["FAKE_EXT_EVENTS"] = "INVOKE";
+  const Summary summary = Emulator(options).run();
+  EXPECT_FALSE(summary.registered);
+  EXPECT_FALSE(summary.init_ok);
+  EXPECT_EQ(summary.init_error, "Extension.Crash");  // the fake exits 1 when refused
+  EXPECT_THAT(line_with(fake_log(), "register "),
+              AllOf(HasSubstr("register 403 "), HasSubstr("INVOKE: ErrorInvalidEventType")));
+}
+
+TEST_F(EmulatorTest, ManagedInstancesRefuseEventsForInternalExtensions) {
+  Options options = managed_options(1);
+  options.init_timeout_ms = 2000;
+  options.env["FAKE_EXT_NAME"] = "not-the-file-name";
+  const Summary summary = Emulator(options).run();
+  EXPECT_FALSE(summary.init_ok);
+  EXPECT_THAT(line_with(fake_log(), "register "),
+              AllOf(HasSubstr("register 403 "), HasSubstr("Extension.InvalidEventType"),
+                    HasSubstr("No events allowed for internal extensions")));
+}
+
+TEST_F(EmulatorTest, ManagedInstancesRequireSchema20250129) {
+  Options options = managed_options(1);
+  options.env["FAKE_EXT_SCHEMA"] = "2022-12-13,2025-01-29";
+  const Summary summary = Emulator(options).run();
+  EXPECT_TRUE(summary.clean(1));
+  EXPECT_EQ(summary.subscribe_status, 200);
+  EXPECT_EQ(summary.schema_version, "2025-01-29");
+  const auto log = fake_log();
+  EXPECT_THAT(line_with(log, "subscribe "),
+              AllOf(HasSubstr("subscribe 400 "), HasSubstr("ValidationError"),
+                    HasSubstr(R"(schemaVersion \"2022-12-13\" is not supported)"),
+                    HasSubstr("2025-01-29")));
+  EXPECT_THAT(line_with(log, "subscribe 200"), HasSubstr(R"(200 "OK")"));
+  EXPECT_GT(line_index(log, "subscribe 200"), line_index(log, "subscribe 400"));
+}
+
+TEST_F(EmulatorTest, ManagedInstancesSetTheInitializationType) {
+  Options options = managed_options(1);
+  options.env["FAKE_EXT_ECHO_ENV"] = "AWS_LAMBDA_INITIALIZATION_TYPE";
+  const Summary summary = Emulator(options).run();
+  EXPECT_TRUE(summary.clean(1));
+  EXPECT_THAT(fake_log(),
+              Contains("fake: env AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances"));
+}
+
 TEST_F(EmulatorTest, SettledTelemetryArrivesBeforeTheNextEvent) {
   Options options = fake_options(2);
   options.settle_telemetry_before_events = true;

@@ -59,10 +59,12 @@ std::string text_message(int invocation, int line) {
   }
 }
 
-std::string json_record(std::string_view time, std::string_view request_id, int invocation,
-                        int line) {
+std::string json_record(std::string_view time, std::string_view request_id,
+                        std::string_view tenant_id, int invocation, int line) {
   std::string head = R"({"timestamp":")" + std::string(time) + R"(","level":")";
-  std::string rid = R"(","requestId":")" + std::string(request_id) + R"(","message":)";
+  std::string rid = R"(","requestId":")" + std::string(request_id) + "\"";
+  if (!tenant_id.empty()) rid += R"(,"tenantId":)" + json_quote(tenant_id);
+  rid += R"(,"message":)";
   switch (line % 4) {
     case 1:
       return head + "INFO" + rid + R"({"order":{"id":"o-)" + std::to_string(line) +
@@ -77,6 +79,19 @@ std::string json_record(std::string_view time, std::string_view request_id, int 
     default:
       return head + "INFO" + rid + json_quote(text_message(invocation, line)) + "}";
   }
+}
+
+// responseLatency then responseDuration, splitting `duration_ms` from `started` 90/10.
+std::string response_spans(SystemTime started, double duration_ms) {
+  const auto response_start =
+      started + std::chrono::microseconds(static_cast<int64_t>(duration_ms * 1000.0 * 0.9));
+  return R"([{"name":"responseLatency","start":")" + iso_time(started) + R"(","durationMs":)" +
+         fixed(duration_ms * 0.9, 3) + R"(},{"name":"responseDuration","start":")" +
+         iso_time(response_start) + R"(","durationMs":)" + fixed(duration_ms * 0.1, 3) + "}]";
+}
+
+std::string tenant_field(std::string_view tenant_id) {
+  return tenant_id.empty() ? "" : R"(,"tenantId":)" + json_quote(tenant_id);
 }
 
 }  // namespace
@@ -161,8 +176,8 @@ std::string make_trace_header() {
 
 Event EventFactory::init_start() const {
   return make_event("platform.initStart",
-                    R"({"initializationType":"on-demand","phase":"init",)"
-                    R"("runtimeVersion":"provided:al2023.v1","functionName":)" +
+                    R"({"initializationType":)" + json_quote(initialization_type()) +
+                        R"(,"phase":"init","runtimeVersion":"provided:al2023.v1","functionName":)" +
                         json_quote(function_.name) + R"(,"functionVersion":)" +
                         json_quote(function_.version) + R"(,"instanceMaxMemory":)" +
                         std::to_string(function_.memory_mb) + "}");
@@ -176,8 +191,8 @@ Event EventFactory::telemetry_subscription(std::string_view extension,
 }
 
 Event EventFactory::init_runtime_done(std::string_view status, std::string_view error_type) const {
-  std::string record =
-      R"({"initializationType":"on-demand","phase":"init","status":)" + json_quote(status);
+  std::string record = R"({"initializationType":)" + json_quote(initialization_type()) +
+                       R"(,"phase":"init","status":)" + json_quote(status);
   if (!error_type.empty()) record += R"(,"errorType":)" + json_quote(error_type);
   return make_event("platform.initRuntimeDone", record + "}");
 }
@@ -191,27 +206,30 @@ Event EventFactory::extension(std::string_view name, std::string_view state,
 
 Event EventFactory::init_report(std::string_view status, std::string_view error_type,
                                 double duration_ms) const {
-  std::string record =
-      R"({"initializationType":"on-demand","phase":"init","status":)" + json_quote(status);
+  std::string record = R"({"initializationType":)" + json_quote(initialization_type()) +
+                       R"(,"phase":"init","status":)" + json_quote(status);
   if (!error_type.empty()) record += R"(,"errorType":)" + json_quote(error_type);
   record += R"(,"metrics":{"durationMs":)" + fixed(duration_ms, 3) + "}}";
   return make_event("platform.initReport", record);
 }
 
-Event EventFactory::start(std::string_view request_id, std::string_view trace) const {
-  return make_event("platform.start", R"({"requestId":)" + json_quote(request_id) +
-                                          R"(,"version":)" + json_quote(function_.version) +
-                                          R"(,"tracing":{"type":"X-Amzn-Trace-Id","value":)" +
-                                          json_quote(trace) + "}}");
+Event EventFactory::start(std::string_view request_id, std::string_view trace,
+                          std::string_view tenant_id) const {
+  std::string record = R"({"requestId":)" + json_quote(request_id) + R"(,"version":)" +
+                       json_quote(function_.version);
+  // RIE-LMI's InvokeStartData: requestId, version, functionArn, tracing.
+  if (managed_instances_) record += R"(,"functionArn":)" + json_quote(function_.arn());
+  record += R"(,"tracing":{"type":"X-Amzn-Trace-Id","value":)" + json_quote(trace) + "}";
+  return make_event("platform.start", record + tenant_field(tenant_id) + "}");
 }
 
 Event EventFactory::function_log(std::string_view request_id, int invocation, int line,
-                                 LogFormat format) const {
+                                 LogFormat format, std::string_view tenant_id) const {
   const auto now = std::chrono::system_clock::now();
   const std::string time = iso_time(now);
   const bool as_json = format == LogFormat::kJson || (format == LogFormat::kMixed && line % 2 == 1);
   if (as_json) {
-    return make_event(now, "function", json_record(time, request_id, invocation, line));
+    return make_event(now, "function", json_record(time, request_id, tenant_id, invocation, line));
   }
   const char* level = line % 7 == 6 ? "ERROR" : "INFO";
   return make_event(now, "function",
@@ -224,22 +242,18 @@ Event EventFactory::extension_log(std::string_view line) const {
 }
 
 Event EventFactory::runtime_done(std::string_view request_id, std::string_view status,
-                                 SystemTime started, double duration_ms) const {
-  const auto response_start =
-      started + std::chrono::microseconds(static_cast<int64_t>(duration_ms * 1000.0 * 0.9));
+                                 SystemTime started, double duration_ms,
+                                 std::string_view tenant_id) const {
   return make_event("platform.runtimeDone",
                     R"({"requestId":)" + json_quote(request_id) + R"(,"status":)" +
-                        json_quote(status) + R"(,"spans":[{"name":"responseLatency","start":")" +
-                        iso_time(started) + R"(","durationMs":)" + fixed(duration_ms * 0.9, 3) +
-                        R"(},{"name":"responseDuration","start":")" + iso_time(response_start) +
-                        R"(","durationMs":)" + fixed(duration_ms * 0.1, 3) +
-                        R"(}],"metrics":{"durationMs":)" + fixed(duration_ms, 3) +
-                        R"(,"producedBytes":8}})");
+                        json_quote(status) + R"(,"spans":)" + response_spans(started, duration_ms) +
+                        R"(,"metrics":{"durationMs":)" + fixed(duration_ms, 3) +
+                        R"(,"producedBytes":8})" + tenant_field(tenant_id) + "}");
 }
 
 Event EventFactory::report(std::string_view request_id, std::string_view status,
-                           std::string_view error_type, double duration_ms,
-                           double init_duration_ms) const {
+                           std::string_view error_type, double duration_ms, double init_duration_ms,
+                           std::string_view tenant_id) const {
   std::string record =
       R"({"requestId":)" + json_quote(request_id) + R"(,"status":)" + json_quote(status);
   if (!error_type.empty()) record += R"(,"errorType":)" + json_quote(error_type);
@@ -248,8 +262,19 @@ Event EventFactory::report(std::string_view request_id, std::string_view status,
             std::to_string(function_.memory_mb) + R"(,"maxMemoryUsedMB":)" +
             std::to_string(std::min(function_.memory_mb, 64));
   if (init_duration_ms > 0) record += R"(,"initDurationMs":)" + fixed(init_duration_ms, 3);
-  record += "}}";
+  record += "}" + tenant_field(tenant_id) + "}";
   return make_event("platform.report", record);
+}
+
+Event EventFactory::managed_report(std::string_view request_id, std::string_view status,
+                                   SystemTime started, double duration_ms,
+                                   std::string_view tenant_id) const {
+  // Key order of RIE-LMI's ReportData and of the production fixture in lambda-protocol.md §4.7.
+  return make_event("platform.report", R"({"requestId":)" + json_quote(request_id) +
+                                           R"(,"status":)" + json_quote(status) +
+                                           R"(,"metrics":{"durationMs":)" + fixed(duration_ms, 3) +
+                                           R"(},"spans":)" + response_spans(started, duration_ms) +
+                                           tenant_field(tenant_id) + "}");
 }
 
 Event EventFactory::logs_dropped(uint64_t records, uint64_t bytes, std::string_view reason) const {

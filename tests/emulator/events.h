@@ -1,7 +1,8 @@
 #pragma once
 
-// Telemetry events as the Lambda platform produces them (schema 2022-12-13), each kept as the
-// exact JSON text that goes on the wire, so tests can compare deliveries byte for byte.
+// Telemetry events as the Lambda platform produces them (schema 2022-12-13, or 2025-01-29 on
+// Lambda Managed Instances), each kept as the exact JSON text that goes on the wire, so tests can
+// compare deliveries byte for byte.
 
 #include <chrono>
 #include <cstdint>
@@ -41,11 +42,12 @@ struct FunctionInfo {
   std::string arn() const;
 };
 
-// Builds events with the current time. Stateless apart from the function's identity, so it is
-// safe to call from several threads.
+// Builds events with the current time. Stateless apart from the function's identity and the
+// environment's kind, so it is safe to call from several threads.
 class EventFactory {
  public:
-  explicit EventFactory(FunctionInfo function) : function_(std::move(function)) {}
+  explicit EventFactory(FunctionInfo function, bool managed_instances = false)
+      : function_(std::move(function)), managed_instances_(managed_instances) {}
 
   Event init_start() const;
   Event telemetry_subscription(std::string_view extension,
@@ -54,21 +56,34 @@ class EventFactory {
   Event extension(std::string_view name, std::string_view state,
                   const std::vector<std::string>& events) const;
   Event init_report(std::string_view status, std::string_view error_type, double duration_ms) const;
-  Event start(std::string_view request_id, std::string_view trace) const;
+  // An empty tenant_id leaves the field out, as for a function without tenant isolation.
+  Event start(std::string_view request_id, std::string_view trace,
+              std::string_view tenant_id = {}) const;
   // Line `line` of invocation `invocation`; every few lines carry awkward content (unicode,
-  // quotes, tabs, huge numbers, nested objects) so forwarding must be lossless.
-  Event function_log(std::string_view request_id, int invocation, int line, LogFormat format) const;
+  // quotes, tabs, huge numbers, nested objects) so forwarding must be lossless. tenant_id goes
+  // into JSON records only: the text format has no place for it.
+  Event function_log(std::string_view request_id, int invocation, int line, LogFormat format,
+                     std::string_view tenant_id = {}) const;
   Event extension_log(std::string_view line) const;
   Event runtime_done(std::string_view request_id, std::string_view status, SystemTime started,
-                     double duration_ms) const;
+                     double duration_ms, std::string_view tenant_id = {}) const;
   Event report(std::string_view request_id, std::string_view status, std::string_view error_type,
-               double duration_ms, double init_duration_ms) const;
+               double duration_ms, double init_duration_ms, std::string_view tenant_id = {}) const;
+  // The Managed Instances report: metrics hold only durationMs, and the response spans that
+  // platform.runtimeDone carries elsewhere move here.
+  Event managed_report(std::string_view request_id, std::string_view status, SystemTime started,
+                       double duration_ms, std::string_view tenant_id = {}) const;
   Event logs_dropped(uint64_t records, uint64_t bytes, std::string_view reason) const;
 
   const FunctionInfo& function() const { return function_; }
+  // initializationType of the init events.
+  std::string_view initialization_type() const {
+    return managed_instances_ ? "lambda-managed-instances" : "on-demand";
+  }
 
  private:
   FunctionInfo function_;
+  bool managed_instances_ = false;
 };
 
 std::string make_trace_header();

@@ -7,7 +7,11 @@
 //                       crash_on_invoke=N | hang_on_shutdown | exit_code=N
 //   FAKE_EXT_TYPES      subscription types, default "platform,function"; "none": no subscribe
 //   FAKE_EXT_BUFFERING  buffering JSON, default {"maxItems":1000,"maxBytes":262144,"timeoutMs":25}
-//   FAKE_EXT_EVENTS     register events, default "INVOKE,SHUTDOWN"
+//   FAKE_EXT_EVENTS     register events, default "INVOKE,SHUTDOWN"; alternatives separated by
+//                       ';' are tried in order until one is accepted, e.g.
+//                       "INVOKE,SHUTDOWN;SHUTDOWN"
+//   FAKE_EXT_SCHEMA     subscription schemaVersions tried in order until one is accepted,
+//                       default "2022-12-13"; e.g. "2022-12-13,2025-01-29"
 //   FAKE_EXT_NAME       register under this name instead of basename(argv[0])
 //   FAKE_EXT_FAIL_POSTS answer the first N telemetry POSTs with 500
 //   FAKE_EXT_DRAIN_MS   time to keep receiving after SHUTDOWN, default 300
@@ -133,23 +137,29 @@ class Listener : public Poco::Net::HTTPRequestHandlerFactory {
   std::mutex mu_;
 };
 
+// Non-empty items of a `separator`-separated list.
+std::vector<std::string> split(const std::string& list, char separator) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t end = std::min(list.find(separator, start), list.size());
+    if (end > start) items.push_back(list.substr(start, end - start));
+    start = end + 1;
+  }
+  return items;
+}
+
 std::string json_array(const std::string& csv) {
   std::string out = "[";
-  size_t start = 0;
-  while (start <= csv.size()) {
-    const size_t comma = std::min(csv.find(',', start), csv.size());
-    if (comma > start)
-      out +=
-          std::string(out.size() > 1 ? "," : "") + "\"" + csv.substr(start, comma - start) + "\"";
-    start = comma + 1;
-  }
+  for (const auto& item : split(csv, ',')) out += (out.size() > 1 ? ",\"" : "\"") + item + "\"";
   return out + "]";
 }
 
 std::string subscription(const std::string& types, const std::string& buffering,
-                         const std::string& uri) {
-  return R"({"schemaVersion":"2022-12-13","types":)" + json_array(types) + R"(,"buffering":)" +
-         buffering + R"(,"destination":{"protocol":"HTTP","URI":")" + uri + R"("}})";
+                         const std::string& uri, const std::string& schema = "2022-12-13") {
+  return R"({"schemaVersion":")" + schema + R"(","types":)" + json_array(types) +
+         R"(,"buffering":)" + buffering + R"(,"destination":{"protocol":"HTTP","URI":")" + uri +
+         R"("}})";
 }
 
 }  // namespace
@@ -180,7 +190,8 @@ int main(int, char** argv) {
   Poco::Net::HTTPServer listener(new Listener, socket, new Poco::Net::HTTPServerParams);
   listener.start();
 
-  const std::string events = json_array(env_or("FAKE_EXT_EVENTS", "INVOKE,SHUTDOWN"));
+  const std::vector<std::string> event_choices =
+      split(env_or("FAKE_EXT_EVENTS", "INVOKE,SHUTDOWN"), ';');
   const std::string register_path = "/2020-01-01/extension/register";
   const std::string next_path = "/2020-01-01/extension/event/next";
   if (probing) {
@@ -193,11 +204,15 @@ int main(int, char** argv) {
           call("GET", next_path,
                {{"Lambda-Extension-Identifier", "0c0ffee0-0000-4000-8000-000000000000"}}, ""));
   }
-  const Reply registered =
-      call("POST", register_path,
-           {{"Lambda-Extension-Name", name}, {"Lambda-Extension-Accept-Feature", "accountId"}},
-           R"({"events":)" + events + "}");
-  say("register " + std::to_string(registered.status) + " " + registered.body);
+  Reply registered;
+  for (const auto& events : event_choices.empty() ? std::vector<std::string>{""} : event_choices) {
+    registered =
+        call("POST", register_path,
+             {{"Lambda-Extension-Name", name}, {"Lambda-Extension-Accept-Feature", "accountId"}},
+             R"({"events":)" + json_array(events) + "}");
+    say("register " + std::to_string(registered.status) + " " + registered.body);
+    if (registered.status == 200) break;
+  }
   if (registered.status != 200) return 1;
   const std::map<std::string, std::string> id{{"Lambda-Extension-Identifier", registered.id}};
 
@@ -226,9 +241,12 @@ int main(int, char** argv) {
   const std::string buffering =
       env_or("FAKE_EXT_BUFFERING", R"({"maxItems":1000,"maxBytes":262144,"timeoutMs":25})");
   if (types != "none") {
-    const Reply subscribed =
-        call("PUT", "/2022-07-01/telemetry", id, subscription(types, buffering, uri));
-    say("subscribe " + std::to_string(subscribed.status) + " " + subscribed.body);
+    for (const auto& schema : split(env_or("FAKE_EXT_SCHEMA", "2022-12-13"), ',')) {
+      const Reply subscribed =
+          call("PUT", "/2022-07-01/telemetry", id, subscription(types, buffering, uri, schema));
+      say("subscribe " + std::to_string(subscribed.status) + " " + subscribed.body);
+      if (subscribed.status == 200) break;
+    }
   }
 
   int invokes = 0;
@@ -274,7 +292,8 @@ int main(int, char** argv) {
         std::chrono::milliseconds(std::stoi(env_or("FAKE_EXT_DRAIN_MS", "300"))));
     listener.stopAll(true);
     const std::string code_prefix = "exit_code=";
-    const int code = mode.rfind(code_prefix, 0) == 0 ? std::stoi(mode.substr(code_prefix.size())) : 0;
+    const int code =
+        mode.rfind(code_prefix, 0) == 0 ? std::stoi(mode.substr(code_prefix.size())) : 0;
     // Handler threads may still be inside record(): leave without running static destructors.
     std::cerr.flush();
     std::_Exit(code);

@@ -27,6 +27,10 @@ constexpr const char* kUsage = R"(usage: lambda-emulator --extension PATH [optio
   --shutdown-ms N         SHUTDOWN window before SIGKILL (default 2000)
   --init-timeout-ms N     (default 10000)
   --no-freeze             do not SIGSTOP the extension between invocations
+  --managed-instances     Lambda Managed Instances: SHUTDOWN-only registration, schema
+                          2025-01-29, concurrent invocations, no runtimeDone, no freeze
+  --concurrency N         invocations in flight with --managed-instances (default 4)
+  --tenant-id ID          tenantId on platform.start, JSON function logs and reports
   --stderr PATH           write the extension's stderr there instead of passing it through
   --stdout PATH           same for stdout
   --json                  print the summary as JSON instead of the table
@@ -82,6 +86,12 @@ Cli parse(int argc, char** argv) {
       o.init_timeout_ms = to_int(flag, value());
     } else if (flag == "--no-freeze") {
       o.freeze = false;
+    } else if (flag == "--managed-instances") {
+      o.managed_instances = true;
+    } else if (flag == "--concurrency") {
+      o.concurrency = to_int(flag, value());
+    } else if (flag == "--tenant-id") {
+      o.tenant_id = value();
     } else if (flag == "--stderr") {
       o.stderr_path = value();
     } else if (flag == "--stdout") {
@@ -98,6 +108,7 @@ Cli parse(int argc, char** argv) {
     }
   }
   if (o.extension_path.empty()) throw std::invalid_argument("--extension is required");
+  if (o.concurrency < 1) throw std::invalid_argument("--concurrency must be at least 1");
   return cli;
 }
 

@@ -86,7 +86,9 @@ Poco::JSON::Object::Ptr summary_object(const Summary& s, const ReceiverReport* r
   root->set("init", init);
 
   auto invocations = ordered_object();
+  invocations->set("managed_instances", s.managed_instances);
   invocations->set("completed", s.invocations_completed);
+  invocations->set("max_in_flight", s.max_in_flight);
   invocations->set("fatal_error", s.fatal_error);
   invocations->set("freezes", s.freezes);
   invocations->set("invoke_to_next_ms", percentiles_object(s.invoke_to_next_ms));
@@ -153,11 +155,15 @@ void print_summary(std::ostream& out, const Summary& s, const ReceiverReport* re
   row(out, "process start -> register", format_ms(s.register_ms));
   row(out, "process start -> first next", format_ms(s.init_ms));
 
-  out << "Invocations\n";
+  out << (s.managed_instances ? "Invocations (Managed Instances)\n" : "Invocations\n");
   row(out, "completed",
       std::to_string(s.invocations_completed) +
           (s.fatal_error.empty() ? "" : "  (" + s.fatal_error + ")"));
-  row(out, "INVOKE -> next", format_percentiles(s.invoke_to_next_ms));
+  if (s.managed_instances) {
+    row(out, "most in flight", std::to_string(s.max_in_flight));
+  } else {
+    row(out, "INVOKE -> next", format_percentiles(s.invoke_to_next_ms));
+  }
   for (const auto& call : s.error_calls) row(out, call.path, call.error_type);
 
   out << "Telemetry (events)\n";
