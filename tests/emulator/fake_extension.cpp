@@ -254,6 +254,8 @@ int main(int, char** argv) {
   const int crash_on =
       mode.rfind(crash_prefix, 0) == 0 ? std::stoi(mode.substr(crash_prefix.size())) : -1;
   for (;;) {
+    // Logged before the request leaves, so anything Lambda does in answer to it logs later.
+    say("calling next");
     const Reply event = call("GET", next_path, id, "");
     if (event.status != 200) {
       say("next failed " + std::to_string(event.status) + " " + event.body);
