@@ -17,7 +17,7 @@ int Lifecycle::run() {
       event = api_.next();
     } catch (const LambdaApiError& e) {
       log.error("event/next failed (status %d): %s %s", e.status(), std::string(e.what()),
-                e.body());
+                one_line(e.body()));
       api_.exit_error("Extension.NextFailed", e.what());
       return 1;
     }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <Poco/Logger.h>
 
@@ -9,6 +10,10 @@ namespace relay {
 
 // Sets up the root logger. level is one of error, warn, info, debug, trace.
 void configure_logging(const std::string& level);
+
+// Text from outside (an HTTP answer's body) made fit for one log line: control characters
+// become spaces, surrounding whitespace goes, and at most max_bytes are kept.
+std::string one_line(std::string_view text, size_t max_bytes = 512);
 
 // Logger for one component, e.g. logger("listener") -> "relay.listener".
 Poco::Logger& logger(const std::string& component);

@@ -131,7 +131,7 @@ int run(const std::string& extension_name, const Config& config) {
       log.error("registration as '%s' failed: %s", extension_name, std::string(e.what()));
     } else {
       log.error("registration as '%s' refused (status %d): %s", extension_name, e.status(),
-                e.body());
+                one_line(e.body()));
     }
     return 1;
   }
@@ -179,17 +179,17 @@ int run(const std::string& extension_name, const Config& config) {
       case SubscribeResult::Outcome::kNotSupported:
         log.warning("the Telemetry API is not supported here (status 202: %s); serving the "
                     "lifecycle without telemetry",
-                    result.body);
+                    one_line(result.body));
         break;
       case SubscribeResult::Outcome::kRejected:
         if (config.strict) {
           return init_failed("Extension.SubscribeFailed",
                              "telemetry subscription refused (status " +
-                                 std::to_string(result.status) + "): " + result.body);
+                                 std::to_string(result.status) + "): " + one_line(result.body));
         }
         log.error("telemetry subscription refused (status %d): %s; serving the lifecycle without "
                   "telemetry",
-                  result.status, result.body);
+                  result.status, one_line(result.body));
         break;
     }
   } catch (const LambdaApiError& e) {

@@ -794,6 +794,11 @@ Answer Emulator::Impl::on_error_call(const std::string& id, const std::string& e
 Answer Emulator::Impl::on_subscribe(const std::string& id, const std::string& body) {
   std::lock_guard lock(mu);
   if (auto error = check_identifier_locked(id)) return *error;
+  if (options.subscribe_status != 0) {
+    summary.subscribe_status = options.subscribe_status;
+    return error_answer(options.subscribe_status, "ValidationError",
+                        "subscribe answer injected by the emulator's options");
+  }
   if (!options.telemetry_supported) {
     summary.subscribe_status = 202;
     return Answer{202, R"({"errorMessage":"Telemetry API is not supported","errorType":)"

@@ -79,6 +79,7 @@ struct Options {
   // Fault injection.
   bool telemetry_supported = true;  // false: subscribe answers 202 Telemetry.NotSupported
   int register_status = 0;          // non-zero: every register gets this status
+  int subscribe_status = 0;         // non-zero: every subscribe gets this status (ValidationError)
   std::vector<RawPost> raw_posts;
   // Runs after invocation n-1 while the extension is frozen; n == invocations before SHUTDOWN.
   std::function<void(int next_invocation)> between_invocations;

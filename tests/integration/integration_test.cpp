@@ -724,3 +724,79 @@ TEST_F(IntegrationTest, ExtraHeaderReachesTheCollectorAndNeverTheLog) {
 
 }  // namespace
 }  // namespace relay::emu
+
+namespace relay::emu {
+namespace {
+
+// Subscribed to `extension`, Lambda hands the extension its own stderr lines back as telemetry;
+// re-shipping them would loop (each delivery logs, each log is delivered). They are dropped and
+// counted; nothing else is.
+TEST_F(IntegrationTest, OwnLogLinesNeverLoopBackAsTelemetry) {
+  Receiver receiver;
+  receiver.start();
+  Options options = relay_options(3);
+  options.env["DISPATCH_POST_URI"] = receiver.url();
+  options.env["RELAY_TELEMETRY_TYPES"] = "platform,function,extension";
+  options.env["RELAY_LOG_LEVEL"] = "debug";  // plenty of own lines while subscribed
+  const Summary summary = Emulator(options).run();
+
+  ASSERT_TRUE(summary.clean(3));
+  ASSERT_GT(summary.delivered_by_type.count("extension"), 0u) << "own lines reached the listener";
+  const Poco::JSON::Object::Ptr totals = relay_summary();
+  ASSERT_TRUE(totals);
+  const uint64_t own = totals->getValue<uint64_t>("own_log_lines_dropped");
+  EXPECT_EQ(own, summary.delivered_by_type.at("extension"));
+  for (const auto& event : receiver.event_texts()) {
+    EXPECT_EQ(event.find("telemetry-relay "), std::string::npos) << event;
+  }
+  // Everything else still arrives.
+  EXPECT_EQ(receiver.event_texts().size(), summary.events_delivered - own);
+}
+
+// RELAY_STRICT: a requested sink that cannot load fails the init through init/error instead of
+// running with a gap.
+TEST_F(IntegrationTest, StrictModeTurnsABrokenSinkIntoAnInitError) {
+  Options options = relay_options(1);
+  options.env["RELAY_STRICT"] = "true";
+  options.env["RELAY_SINKS"] = "http,missing";
+  options.env["DISPATCH_POST_URI"] = "http://127.0.0.1:9/";
+  const Summary summary = Emulator(options).run();
+
+  EXPECT_FALSE(summary.init_ok);
+  ASSERT_EQ(summary.error_calls.size(), 1u);
+  EXPECT_EQ(summary.error_calls[0].path, "init/error");
+  EXPECT_EQ(summary.error_calls[0].error_type, "Extension.PluginLoadFailed");
+  EXPECT_THAT(summary.error_calls[0].body, HasSubstr("librelay-sink-missing.so"));
+  EXPECT_NE(summary.exit_code, 0);
+}
+
+// A subscription Lambda refuses is logged with Lambda's answer, and the extension keeps serving
+// the lifecycle so the function stays healthy.
+TEST_F(IntegrationTest, RefusedSubscriptionIsLoggedWithTheBodyAndTheLifecycleGoesOn) {
+  Options options = relay_options(2);
+  options.subscribe_status = 400;
+  options.env["DISPATCH_POST_URI"] = "http://127.0.0.1:9/";
+  const Summary summary = Emulator(options).run();
+
+  ASSERT_TRUE(summary.clean(2));
+  EXPECT_EQ(summary.subscribe_status, 400);
+  EXPECT_THAT(relay_log(),
+              Contains(AllOf(HasSubstr("Error"), HasSubstr("subscription refused"),
+                             HasSubstr("status 400"), HasSubstr("injected by the emulator"))));
+}
+
+// The same refusal under RELAY_STRICT is an init error naming it.
+TEST_F(IntegrationTest, StrictModeTurnsARefusedSubscriptionIntoAnInitError) {
+  Options options = relay_options(1);
+  options.subscribe_status = 400;
+  options.env["RELAY_STRICT"] = "true";
+  const Summary summary = Emulator(options).run();
+
+  EXPECT_FALSE(summary.init_ok);
+  ASSERT_EQ(summary.error_calls.size(), 1u);
+  EXPECT_EQ(summary.error_calls[0].error_type, "Extension.SubscribeFailed");
+  EXPECT_THAT(summary.error_calls[0].body, HasSubstr("status 400"));
+}
+
+}  // namespace
+}  // namespace relay::emu
