@@ -14,7 +14,7 @@ void log_from_plugin(void* host_ctx, relay_log_level level, const char* message)
     return;
   }
   auto* services = static_cast<HostServices*>(host_ctx);
-  Poco::Logger& log = logger("sink." + services->sink_name);
+  Poco::Logger& log = *services->log;
   switch (level) {
     case RELAY_LOG_ERROR:
       log.error(message);
@@ -57,7 +57,8 @@ DeliveryResult result_of(relay_status status, const ErrorBuffer& error) {
 
 }  // namespace
 
-HostServices::HostServices(std::string name) : sink_name(std::move(name)) {
+HostServices::HostServices(std::string name)
+    : sink_name(std::move(name)), log(&logger("sink." + sink_name)) {
   table.abi_major = RELAY_ABI_MAJOR;
   table.abi_minor = RELAY_ABI_MINOR;
   table.struct_size = sizeof(relay_host);

@@ -9,12 +9,17 @@
 #include "sink.h"
 #include "telemetry_relay/sink_abi.h"
 
+namespace Poco {
+class Logger;
+}
+
 namespace relay {
 
 // The relay_host table handed to one plugin; log lines are attributed to the sink's name.
 struct HostServices {
   explicit HostServices(std::string sink_name);
   std::string sink_name;
+  Poco::Logger* log;  // looked up once: Logger::get locks a global registry
   relay_host table{};
 };
 

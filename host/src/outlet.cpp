@@ -28,7 +28,7 @@ std::string_view rebase(std::string_view part, std::string_view from, const char
 }  // namespace
 
 Outlet::Outlet(SinkPtr sink, OutletOptions options)
-    : sink_(std::move(sink)), options_(options), thread_([this] { run(); }) {}
+    : sink_(std::move(sink)), options_(options), log_(logger("outlet")), thread_([this] { run(); }) {}
 
 Outlet::~Outlet() {
   {
@@ -57,13 +57,13 @@ void Outlet::drop_oldest_locked(size_t incoming_bytes) {
   }
   if (dropped > 0) {
     counters_.dropped_by_cap += dropped;
-    logger("outlet").warning("sink %s: in-memory queue over RELAY_QUEUE_MAX_BYTES=%z: dropped "
-                             "the %Lu oldest events (sink slower than the telemetry, or down)",
-                             name(), options_.queue_max_bytes, dropped);
+    log_.warning("sink %s: in-memory queue over RELAY_QUEUE_MAX_BYTES=%z: dropped "
+                 "the %Lu oldest events (sink slower than the telemetry, or down)",
+                 name(), options_.queue_max_bytes, dropped);
   }
 }
 
-void Outlet::enqueue(const TelemetryBatch& batch) {
+void Outlet::enqueue(TelemetryBatch batch) {
   if (batch.events.empty()) return;
   std::lock_guard lock(mutex_);
   counters_.received += batch.events.size();
@@ -75,11 +75,13 @@ void Outlet::enqueue(const TelemetryBatch& batch) {
     counters_.dropped_disabled += batch.events.size();
     return;
   }
-  drop_oldest_locked(batch.byte_size());
-  queue_.push_back(Held{batch, 0});
-  queue_bytes_ += batch.byte_size();
+  const size_t bytes = batch.byte_size();
+  const size_t events = batch.events.size();
+  drop_oldest_locked(bytes);
+  queue_.push_back(Held{std::move(batch), 0});
+  queue_bytes_ += bytes;
   if (shutting_down_) {
-    released_events_ += batch.events.size();
+    released_events_ += events;
     wake_.notify_all();
   }
 }
@@ -121,7 +123,7 @@ bool Outlet::finish_shutdown(uint64_t deadline_unix_ms) {
 
   if (sink_busy) {
     // The sink is stuck past the deadline; the process exits right after, so let it be.
-    logger("outlet").error("sink %s: still delivering at the shutdown deadline", name());
+    log_.error("sink %s: still delivering at the shutdown deadline", name());
     thread_.detach();
     return false;
   }
@@ -129,14 +131,14 @@ bool Outlet::finish_shutdown(uint64_t deadline_unix_ms) {
   if (!disabled_ && now_unix_ms() < deadline_unix_ms) {
     const DeliveryResult flushed = sink_->flush(deadline_unix_ms);
     if (flushed.status != DeliveryStatus::kOk) {
-      logger("outlet").warning("sink %s: flush at shutdown answered %s: %s", name(),
-                               std::string(to_string(flushed.status)), flushed.error);
+      log_.warning("sink %s: flush at shutdown answered %s: %s", name(),
+                   std::string(to_string(flushed.status)), flushed.error);
     }
   }
   if (left > 0) {
     std::lock_guard relock(mutex_);
-    logger("outlet").error("sink %s: %Lu events not delivered by the shutdown deadline%s", name(),
-                           left, last_error_.empty() ? std::string() : " (last error: " + last_error_ + ")");
+    log_.error("sink %s: %Lu events not delivered by the shutdown deadline%s", name(),
+               left, last_error_.empty() ? std::string() : " (last error: " + last_error_ + ")");
   }
   return left == 0;
 }
@@ -240,25 +242,30 @@ void Outlet::run() {
         counters_.delivered += events;
         ++counters_.deliveries;
         if (consecutive_retries_ > 0) {
-          logger("outlet").information("sink %s: delivering again after %u retries", name(),
-                                       consecutive_retries_);
+          log_.information("sink %s: delivering again after %u retries", name(),
+                           consecutive_retries_);
         }
         consecutive_retries_ = 0;
         last_error_.clear();
-        logger("outlet").debug("sink %s: delivered %Lu events (%z bytes)", name(), events,
-                               current->json.size());
+        // Poco's variadic debug() formats before it checks the level: once per delivery.
+        if (log_.debug()) {
+          log_.debug("sink %s: delivered %Lu events (%z bytes)", name(), events,
+                     current->json.size());
+        }
         break;
       case DeliveryStatus::kRetry: {
         ++counters_.retries;
         // The first failure of a streak says why at warning; the retries after it at debug.
         if (consecutive_retries_ == 0) {
-          logger("outlet").warning("sink %s: delivery failed, will retry: %s", name(),
-                                   result.error);
+          log_.warning("sink %s: delivery failed, will retry: %s", name(),
+                       result.error);
         }
         last_error_ = result.error;
         const auto backoff = next_backoff();
-        logger("outlet").debug("sink %s: retry in %Ld ms: %s", name(),
-                               static_cast<int64_t>(backoff.count()), result.error);
+        if (log_.debug()) {
+          log_.debug("sink %s: retry in %Ld ms: %s", name(),
+                     static_cast<int64_t>(backoff.count()), result.error);
+        }
         const uint32_t retries_before = consecutive_retries_;
         // A shutdown starting while we wait retries at once (begin_shutdown resets the count).
         wake_.wait_for(lock, backoff,
@@ -269,14 +276,14 @@ void Outlet::run() {
       case DeliveryStatus::kFatal:
         disabled_ = true;
         counters_.dropped_disabled += events + queued_events_locked();
-        logger("outlet").error("sink %s answered FATAL and is disabled: %s", name(), result.error);
+        log_.error("sink %s answered FATAL and is disabled: %s", name(), result.error);
         queue_.clear();
         queue_bytes_ = 0;
         released_events_ = 0;
         break;
       case DeliveryStatus::kDrop:
         counters_.dropped_by_sink += events;
-        logger("outlet").warning("sink %s dropped %Lu events: %s", name(), events, result.error);
+        log_.warning("sink %s dropped %Lu events: %s", name(), events, result.error);
         break;
     }
     current.reset();

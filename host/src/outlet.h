@@ -15,6 +15,10 @@
 
 #include "sink.h"
 
+namespace Poco {
+class Logger;
+}
+
 namespace relay {
 
 struct OutletOptions {
@@ -52,7 +56,8 @@ class Outlet {
   const std::string& name() const { return sink_->name(); }
 
   // Queues a batch (sharing its body). Never blocks on the sink. [any thread]
-  void enqueue(const TelemetryBatch& batch);
+  // By value: the pipeline moves the batch into its last outlet instead of copying the events.
+  void enqueue(TelemetryBatch batch);
   // An invocation started: release what was collected if there is more than min_batch_size.
   void on_invoke();
   // Releases everything and lets retries run until deadline_unix_ms. [lifecycle thread]
@@ -80,6 +85,7 @@ class Outlet {
 
   SinkPtr sink_;
   OutletOptions options_;
+  Poco::Logger& log_;  // looked up once: Logger::get locks a global registry
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;  // work released, shutdown, or stop

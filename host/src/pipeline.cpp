@@ -74,14 +74,16 @@ void Pipeline::consume(TelemetryBatch&& batch) {
   }
   // Into the outlets before anyone is told it arrived: once wait_for_report() sees a report, the
   // shutdown that follows must find its batch already queued.
-  for (auto& outlet : outlets_) outlet->enqueue(batch);
+  const size_t events = batch.events.size();
+  for (size_t i = 0; i + 1 < outlets_.size(); ++i) outlets_[i]->enqueue(batch);
+  if (!outlets_.empty()) outlets_.back()->enqueue(std::move(batch));
   {
     std::lock_guard lock(mutex_);
     ++counters_.batches;
-    counters_.events += batch.events.size();
+    counters_.events += events;
     counters_.own_log_lines_dropped += own_lines;
     counters_.platform_logs_dropped_records += logs_dropped;
-    if (outlets_.empty()) counters_.without_sink += batch.events.size();
+    if (outlets_.empty()) counters_.without_sink += events;
     last_arrival_ms_ = now_unix_ms();
     for (auto& id : reports) {
       report_request_ids_.push_back(std::move(id));

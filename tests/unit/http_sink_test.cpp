@@ -338,6 +338,44 @@ TEST_F(HttpSinkTest, KeepAliveConnectionClosedBetweenDeliveriesIsReplacedTranspa
                                                "connection, found it dead and reconnected";
 }
 
+// A body past the size that shares the headers' stream buffer goes to the socket in one call.
+void add_large_events(sdk_testing::BatchBuilder& batch) {
+  for (int i = 0; i < 2000; ++i) {
+    batch.add(R"({"time":"2024-01-01T00:00:00.000Z","type":"function","record":"line )" +
+              std::to_string(i) + std::string(150, 'x') + "\"}");
+  }
+}
+
+TEST_F(HttpSinkTest, LargeBatchIsPostedByteForByteOnAKeptAliveConnection) {
+  add_large_events(batch_);
+  StubServer server;
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  for (int i = 0; i < 2; ++i) {
+    auto outcome = sink.deliver(batch_.build());
+    EXPECT_EQ(outcome.status, RELAY_OK) << outcome.error;
+  }
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  ASSERT_GT(batch_json().size(), 300000u);
+  EXPECT_EQ(requests[0].body, batch_json());
+  EXPECT_EQ(requests[1].body, batch_json());
+  EXPECT_FALSE(host_.logged("reconnecting"));
+}
+
+TEST_F(HttpSinkTest, LargeBatchOnAConnectionClosedBetweenDeliveriesIsResent) {
+  add_large_events(batch_);
+  ClosingServer server;
+  auto sink = create({{"post_uri", "http://127.0.0.1:" + std::to_string(server.port()) + "/"}});
+  ASSERT_TRUE(sink.created());
+  auto first = sink.deliver(batch_.build());
+  EXPECT_EQ(first.status, RELAY_OK) << first.error;
+  ASSERT_TRUE(server.wait_closed(1));
+  auto second = sink.deliver(batch_.build());
+  EXPECT_EQ(second.status, RELAY_OK) << second.error;
+  EXPECT_TRUE(server.wait_closed(2));
+}
+
 TEST_F(HttpSinkTest, KeepAliveConnectionIsReused) {
   StubServer server;
   auto sink = create({{"post_uri", server.url()}});
@@ -455,6 +493,21 @@ TEST_F(HttpsSinkTest, TrustedThroughCaFileDelivers) {
   EXPECT_EQ(outcome.status, RELAY_OK) << outcome.error;
   ASSERT_EQ(server.requests().size(), 1u);
   EXPECT_EQ(server.requests()[0].body, batch_json());
+}
+
+TEST_F(HttpsSinkTest, LargeBatchIsPostedByteForByteOverTls) {
+  add_large_events(batch_);
+  StubServer server(server_context("localhost"));
+  auto sink = create(
+      {{"post_uri", server.url("https", "localhost")}, {"ca_file", dir_ + "/localhost.pem"}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  for (int i = 0; i < 2; ++i) {
+    auto outcome = sink.deliver(batch_.build());
+    EXPECT_EQ(outcome.status, RELAY_OK) << outcome.error;
+  }
+  ASSERT_EQ(server.requests().size(), 2u);
+  EXPECT_EQ(server.requests()[0].body, batch_json());
+  EXPECT_EQ(server.requests()[1].body, batch_json());
 }
 
 TEST_F(HttpsSinkTest, UntrustedCertificateIsRetriedWithATlsError) {

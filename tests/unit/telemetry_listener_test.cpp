@@ -228,6 +228,54 @@ TEST_F(ListenerTest, BodyShorterThanItsContentLengthIs400) {
   EXPECT_THAT(received, HasSubstr("body ended after 9 of 100 bytes"));
 }
 
+// Bodies far larger than POCO's 4 KiB session buffer, arriving in pieces, with the next request
+// right behind the first body: the listener reads exactly Content-Length bytes, never into the
+// request that follows.
+TEST(ListenerLargeBodyTest, LargeBodiesInPiecesAndAPipelinedRequestAreReadExactly) {
+  ::testing::StrictMock<MockConsumer> consumer;
+  Collected collected;
+  ON_CALL(consumer, consume(_)).WillByDefault([&](TelemetryBatch&& batch) {
+    collected.add(std::move(batch));
+  });
+  EXPECT_CALL(consumer, consume(_)).Times(2);
+  TelemetryListener listener{consumer, ListenerOptions{.max_body_bytes = 4u << 20}};
+  listener.start();
+
+  std::string big = "[";
+  for (int i = 0; i < 3000; ++i) {
+    if (i > 0) big += ',';
+    big += R"({"time":"2024-01-01T00:00:00.000Z","type":"function","record":"line )" +
+           std::to_string(i) + std::string(100, 'x') + "\"}";
+  }
+  big += ']';
+  const std::string small = R"([{"time":"t","type":"platform.start","record":{}}])";
+  const std::string wire = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                           std::to_string(big.size()) + "\r\n\r\n" + big +
+                           "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+                           std::to_string(small.size()) + "\r\n\r\n" + small;
+
+  Poco::Net::StreamSocket socket(Poco::Net::SocketAddress("127.0.0.1", listener.port()));
+  socket.setReceiveTimeout(Poco::Timespan(30, 0));
+  // Uneven pieces with pauses, so the body arrives across many reads.
+  for (size_t at = 0, piece = 1000; at < wire.size(); at += piece, piece = piece * 3 % 70001 + 1) {
+    const size_t n = std::min(piece, wire.size() - at);
+    ASSERT_EQ(socket.sendBytes(wire.data() + at, int(n)), int(n));
+    if (at % 7 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::string received;
+  char buffer[4096];
+  for (int n; (n = socket.receiveBytes(buffer, sizeof buffer)) > 0;) received.append(buffer, size_t(n));
+
+  EXPECT_THAT(received, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(received.substr(12), HasSubstr("HTTP/1.1 200"));
+  std::vector<TelemetryBatch> batches = collected.take();
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(*batches[0].body, big);
+  EXPECT_EQ(batches[0].events.size(), 3000u);
+  EXPECT_EQ(*batches[1].body, small);
+  listener.stop();
+}
+
 TEST_F(ListenerTest, OneKeepAliveConnectionCarriesSeveralPosts) {
   EXPECT_CALL(consumer_, consume(_)).Times(5);
   auto s = session();
