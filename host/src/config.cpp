@@ -1,16 +1,16 @@
 #include "config.h"
 
+#include <Poco/AutoPtr.h>
+#include <Poco/Util/LayeredConfiguration.h>
+#include <Poco/Util/MapConfiguration.h>
+#include <Poco/Util/PropertyFileConfiguration.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <filesystem>
 #include <optional>
 #include <set>
-
-#include <Poco/AutoPtr.h>
-#include <Poco/Util/LayeredConfiguration.h>
-#include <Poco/Util/MapConfiguration.h>
-#include <Poco/Util/PropertyFileConfiguration.h>
 
 extern char** environ;
 
@@ -152,16 +152,14 @@ void read_globals(Reader& in, Config& config) {
 
   int64_t port = in.integer("RELAY_LISTENER_PORT", 0, 65535, 0);
   if (port == 9001) {  // reserved by Lambda for its own APIs
-    in.issue("RELAY_LISTENER_PORT", "9001", "port 9001 is reserved by Lambda",
-             "an ephemeral port");
+    in.issue("RELAY_LISTENER_PORT", "9001", "port 9001 is reserved by Lambda", "an ephemeral port");
     port = 0;
   }
   config.listener_port = static_cast<uint16_t>(port);
 
   SubscribeRequest& sub = config.subscription;
   sub.schema_version =
-      in.choice("RELAY_TELEMETRY_SCHEMA", {"2022-07-01", "2022-12-13", "2025-01-29"},
-                "2022-12-13");
+      in.choice("RELAY_TELEMETRY_SCHEMA", {"2022-07-01", "2022-12-13", "2025-01-29"}, "2022-12-13");
   sub.types.clear();
   for (const std::string& type : split_list(lower(in.raw("RELAY_TELEMETRY_TYPES")))) {
     if (type != "platform" && type != "function" && type != "extension") {
@@ -286,8 +284,8 @@ Config load_config(const std::map<std::string, std::string>& environment) {
   layers->add(env_layer, 0);
 
   AutoPtr<Poco::Util::AbstractConfiguration> file_layer;
-  if (auto it = environment.find("RELAY_CONFIG_FILE"); it != environment.end() &&
-                                                       !trim(it->second).empty()) {
+  if (auto it = environment.find("RELAY_CONFIG_FILE");
+      it != environment.end() && !trim(it->second).empty()) {
     config.config_file = trim(it->second);
     try {
       file_layer = new Poco::Util::PropertyFileConfiguration(config.config_file);

@@ -37,9 +37,7 @@ relay_str view(std::string_view text) { return relay_str{text.data(), text.size(
 struct ErrorBuffer {
   std::array<char, 512> text{};
   relay_error abi{text.data(), text.size()};
-  std::string str() const {
-    return std::string(text.data(), strnlen(text.data(), text.size()));
-  }
+  std::string str() const { return std::string(text.data(), strnlen(text.data(), text.size())); }
 };
 
 DeliveryResult result_of(relay_status status, const ErrorBuffer& error) {

@@ -1,10 +1,9 @@
 // A Sink backed by a plugin loaded through the C ABI (sdk/include/telemetry_relay/sink_abi.h).
 #pragma once
 
+#include <boost/dll/shared_library.hpp>
 #include <memory>
 #include <string>
-
-#include <boost/dll/shared_library.hpp>
 
 #include "sink.h"
 #include "telemetry_relay/sink_abi.h"

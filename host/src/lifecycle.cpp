@@ -41,9 +41,10 @@ int Lifecycle::run() {
 void Lifecycle::shutdown(const LifecycleEvent& event) {
   Poco::Logger& log = logger("lifecycle");
   const uint64_t now = now_unix_ms();
-  const uint64_t exit_by = event.deadline_ms > static_cast<int64_t>(options_.shutdown_margin_ms)
-                               ? static_cast<uint64_t>(event.deadline_ms) - options_.shutdown_margin_ms
-                               : now;
+  const uint64_t exit_by =
+      event.deadline_ms > static_cast<int64_t>(options_.shutdown_margin_ms)
+          ? static_cast<uint64_t>(event.deadline_ms) - options_.shutdown_margin_ms
+          : now;
   log.information("SHUTDOWN (%s), %Ld ms to the deadline", event.shutdown_reason,
                   static_cast<int64_t>(event.deadline_ms) - static_cast<int64_t>(now));
   // The last invocation's platform.report arrives after SHUTDOWN; wait for it, but keep at
@@ -51,8 +52,8 @@ void Lifecycle::shutdown(const LifecycleEvent& event) {
   const uint64_t drain_until = now + (exit_by > now ? (exit_by - now) / 2 : 0);
   const bool report_seen =
       pipeline_.wait_for_report(last_request_id_, options_.shutdown_quiet_ms, drain_until);
-  log.debug("shutdown drain ended: %s", std::string(report_seen ? "last platform.report seen"
-                                                                : "quiet period or time limit"));
+  log.debug("shutdown drain ended: %s",
+            std::string(report_seen ? "last platform.report seen" : "quiet period or time limit"));
   pipeline_.shutdown(exit_by);
   log.information("summary %s", pipeline_.summary_json());
 }

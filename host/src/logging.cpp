@@ -40,6 +40,8 @@ std::string one_line(std::string_view text, size_t max_bytes) {
   return line;
 }
 
-Poco::Logger& logger(const std::string& component) { return Poco::Logger::get("relay." + component); }
+Poco::Logger& logger(const std::string& component) {
+  return Poco::Logger::get("relay." + component);
+}
 
 }  // namespace relay

@@ -1,10 +1,10 @@
 // The extension's own log lines: stderr, one line per event, "<level> [<component>] <message>".
 #pragma once
 
+#include <Poco/Logger.h>
+
 #include <string>
 #include <string_view>
-
-#include <Poco/Logger.h>
 
 namespace relay {
 

@@ -57,8 +57,8 @@ std::vector<std::unique_ptr<Outlet>> load_outlets(const Config& config,
   options.delivery_max_bytes = config.delivery_max_bytes;
   for (const std::string& name : config.sinks) {
     const auto it = config.sink_configs.find(name);
-    LoadResult result =
-        load_sink(config.plugin_dir, name, it != config.sink_configs.end() ? it->second : SinkConfig{});
+    LoadResult result = load_sink(config.plugin_dir, name,
+                                  it != config.sink_configs.end() ? it->second : SinkConfig{});
     if (result.stage != LoadStage::kLoaded) {
       logger("loader").error("sink %s is disabled: %s", name, result.message);
       failures.push_back(std::move(result));
@@ -87,8 +87,8 @@ int check(const Config& config) {
   }
   for (const std::string& name : config.sinks) {
     const auto it = config.sink_configs.find(name);
-    LoadResult result =
-        load_sink(config.plugin_dir, name, it != config.sink_configs.end() ? it->second : SinkConfig{});
+    LoadResult result = load_sink(config.plugin_dir, name,
+                                  it != config.sink_configs.end() ? it->second : SinkConfig{});
     const bool loaded = result.stage == LoadStage::kLoaded;
     ok = ok && loaded;
     std::cout << "  " << name << "  " << (loaded ? "OK" : "FAILED") << "  version "
@@ -147,8 +147,7 @@ int run(const std::string& extension_name, const Config& config) {
   }
 
   std::vector<LoadResult> failures;
-  Pipeline pipeline(load_outlets(config, failures),
-                    PipelineOptions{.drop_own_log_lines = true});
+  Pipeline pipeline(load_outlets(config, failures), PipelineOptions{.drop_own_log_lines = true});
   if (config.strict && !failures.empty()) {
     return init_failed("Extension.PluginLoadFailed", "RELAY_STRICT: " + failures.front().message);
   }
@@ -163,9 +162,9 @@ int run(const std::string& extension_name, const Config& config) {
   try {
     listener.start();
   } catch (const std::exception& e) {
-    return init_failed("Extension.ListenerFailed",
-                       "cannot listen on port " + std::to_string(config.listener_port) + ": " +
-                           e.what());
+    return init_failed(
+        "Extension.ListenerFailed",
+        "cannot listen on port " + std::to_string(config.listener_port) + ": " + e.what());
   }
 
   SubscribeRequest subscription = config.subscription;
@@ -177,9 +176,10 @@ int run(const std::string& extension_name, const Config& config) {
         log.debug("subscribed to %s", subscription.destination_uri);
         break;
       case SubscribeResult::Outcome::kNotSupported:
-        log.warning("the Telemetry API is not supported here (status 202: %s); serving the "
-                    "lifecycle without telemetry",
-                    one_line(result.body));
+        log.warning(
+            "the Telemetry API is not supported here (status 202: %s); serving the "
+            "lifecycle without telemetry",
+            one_line(result.body));
         break;
       case SubscribeResult::Outcome::kRejected:
         if (config.strict) {
@@ -187,9 +187,10 @@ int run(const std::string& extension_name, const Config& config) {
                              "telemetry subscription refused (status " +
                                  std::to_string(result.status) + "): " + one_line(result.body));
         }
-        log.error("telemetry subscription refused (status %d): %s; serving the lifecycle without "
-                  "telemetry",
-                  result.status, one_line(result.body));
+        log.error(
+            "telemetry subscription refused (status %d): %s; serving the lifecycle without "
+            "telemetry",
+            result.status, one_line(result.body));
         break;
     }
   } catch (const LambdaApiError& e) {

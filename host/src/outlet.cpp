@@ -28,7 +28,10 @@ std::string_view rebase(std::string_view part, std::string_view from, const char
 }  // namespace
 
 Outlet::Outlet(SinkPtr sink, OutletOptions options)
-    : sink_(std::move(sink)), options_(options), log_(logger("outlet")), thread_([this] { run(); }) {}
+    : sink_(std::move(sink)),
+      options_(options),
+      log_(logger("outlet")),
+      thread_([this] { run(); }) {}
 
 Outlet::~Outlet() {
   {
@@ -57,9 +60,10 @@ void Outlet::drop_oldest_locked(size_t incoming_bytes) {
   }
   if (dropped > 0) {
     counters_.dropped_by_cap += dropped;
-    log_.warning("sink %s: in-memory queue over RELAY_QUEUE_MAX_BYTES=%z: dropped "
-                 "the %Lu oldest events (sink slower than the telemetry, or down)",
-                 name(), options_.queue_max_bytes, dropped);
+    log_.warning(
+        "sink %s: in-memory queue over RELAY_QUEUE_MAX_BYTES=%z: dropped "
+        "the %Lu oldest events (sink slower than the telemetry, or down)",
+        name(), options_.queue_max_bytes, dropped);
   }
 }
 
@@ -137,8 +141,8 @@ bool Outlet::finish_shutdown(uint64_t deadline_unix_ms) {
   }
   if (left > 0) {
     std::lock_guard relock(mutex_);
-    log_.error("sink %s: %Lu events not delivered by the shutdown deadline%s", name(),
-               left, last_error_.empty() ? std::string() : " (last error: " + last_error_ + ")");
+    log_.error("sink %s: %Lu events not delivered by the shutdown deadline%s", name(), left,
+               last_error_.empty() ? std::string() : " (last error: " + last_error_ + ")");
   }
   return left == 0;
 }
@@ -158,8 +162,8 @@ std::optional<Delivery> Outlet::take_delivery_locked() {
   for (const Held& held : queue_) {
     bool full = false;
     for (size_t i = held.next_event; i < held.batch.events.size(); ++i) {
-      if (count == released_events_ ||
-          (count > 0 && bytes + held.batch.events[i].json.size() + 1 > options_.delivery_max_bytes)) {
+      if (count == released_events_ || (count > 0 && bytes + held.batch.events[i].json.size() + 1 >
+                                                         options_.delivery_max_bytes)) {
         full = true;
         break;
       }
@@ -227,8 +231,8 @@ void Outlet::run() {
         queue_.pop_front();
       }
     }
-    const uint64_t deadline = shutting_down_ ? shutdown_deadline_ms_
-                                             : now_unix_ms() + options_.attempt_timeout_ms;
+    const uint64_t deadline =
+        shutting_down_ ? shutdown_deadline_ms_ : now_unix_ms() + options_.attempt_timeout_ms;
     delivering_ = true;
     lock.unlock();
     const DeliveryResult result = sink_->deliver(*current, deadline);
@@ -257,14 +261,13 @@ void Outlet::run() {
         ++counters_.retries;
         // The first failure of a streak says why at warning; the retries after it at debug.
         if (consecutive_retries_ == 0) {
-          log_.warning("sink %s: delivery failed, will retry: %s", name(),
-                       result.error);
+          log_.warning("sink %s: delivery failed, will retry: %s", name(), result.error);
         }
         last_error_ = result.error;
         const auto backoff = next_backoff();
         if (log_.debug()) {
-          log_.debug("sink %s: retry in %Ld ms: %s", name(),
-                     static_cast<int64_t>(backoff.count()), result.error);
+          log_.debug("sink %s: retry in %Ld ms: %s", name(), static_cast<int64_t>(backoff.count()),
+                     result.error);
         }
         const uint32_t retries_before = consecutive_retries_;
         // A shutdown starting while we wait retries at once (begin_shutdown resets the count).

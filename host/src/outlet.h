@@ -100,7 +100,8 @@ class Outlet {
   uint64_t shutdown_deadline_ms_ = 0;
   uint32_t consecutive_retries_ = 0;
   uint64_t in_flight_events_ = 0;
-  std::string last_error_;  // of the current failure streak, for the shutdown report  // taken from the queue, not yet settled
+  std::string last_error_;  // of the current failure streak, for the shutdown report  // taken from
+                            // the queue, not yet settled
   OutletCounters counters_;
   std::mt19937 jitter_{std::random_device{}()};
   std::thread thread_;

@@ -1,12 +1,12 @@
 #include "pipeline.h"
 
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Stringifier.h>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <sstream>
-
-#include <Poco/JSON/Object.h>
-#include <Poco/JSON/Stringifier.h>
 
 #include "logging.h"
 
@@ -69,8 +69,8 @@ void Pipeline::consume(TelemetryBatch&& batch) {
     }
   }
   if (logs_dropped > 0) {
-    logger("pipeline").warning("Lambda reported %Lu log records dropped (platform.logsDropped)",
-                               logs_dropped);
+    logger("pipeline")
+        .warning("Lambda reported %Lu log records dropped (platform.logsDropped)", logs_dropped);
   }
   // Into the outlets before anyone is told it arrived: once wait_for_report() sees a report, the
   // shutdown that follows must find its batch already queued.
@@ -102,9 +102,8 @@ bool Pipeline::wait_for_report(const std::string& request_id, uint32_t quiet_ms,
   std::unique_lock lock(mutex_);
   const uint64_t started = now_unix_ms();
   while (true) {
-    if (!request_id.empty() &&
-        std::find(report_request_ids_.begin(), report_request_ids_.end(), request_id) !=
-            report_request_ids_.end()) {
+    if (!request_id.empty() && std::find(report_request_ids_.begin(), report_request_ids_.end(),
+                                         request_id) != report_request_ids_.end()) {
       return true;
     }
     const uint64_t now = now_unix_ms();

@@ -26,8 +26,8 @@ constexpr size_t kMinDescriptorSize =
 std::string invalid_descriptor_field(const relay_sink_descriptor& d) {
   if (d.struct_size < kMinDescriptorSize) {
     return "struct_size " + std::to_string(d.struct_size) + " is smaller than the " +
-           std::to_string(kMinDescriptorSize) + " bytes of ABI " +
-           std::to_string(RELAY_ABI_MAJOR) + ".0";
+           std::to_string(kMinDescriptorSize) + " bytes of ABI " + std::to_string(RELAY_ABI_MAJOR) +
+           ".0";
   }
   if (d.name == nullptr) return "name is NULL";
   if (d.version == nullptr) return "version is NULL";
@@ -87,16 +87,16 @@ LoadResult load_sink(const std::string& plugin_dir, const std::string& name,
     LoadResult result;
     result.stage = LoadStage::kInvalidName;
     result.path = plugin_dir;
-    result.message = "invalid name: '" + name +
-                     "' may only hold letters, digits, '-' and '_' (1-64 characters)";
+    result.message =
+        "invalid name: '" + name + "' may only hold letters, digits, '-' and '_' (1-64 characters)";
     return result;
   }
   const std::string path = plugin_path(plugin_dir, name);
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    return failure(LoadStage::kNotFound, path,
-                   "no such plugin file (is the sink's layer attached? RELAY_PLUGIN_DIR=" +
-                       plugin_dir + ")");
+    return failure(
+        LoadStage::kNotFound, path,
+        "no such plugin file (is the sink's layer attached? RELAY_PLUGIN_DIR=" + plugin_dir + ")");
   }
 
   boost::dll::shared_library library;
@@ -110,8 +110,8 @@ LoadResult load_sink(const std::string& plugin_dir, const std::string& name,
     return failure(LoadStage::kEntryMissing, path,
                    std::string("the library does not export ") + RELAY_SINK_ENTRY_SYMBOL);
   }
-  auto& entry = library.get<const relay_sink_descriptor*(uint32_t, uint32_t)>(
-      RELAY_SINK_ENTRY_SYMBOL);
+  auto& entry =
+      library.get<const relay_sink_descriptor*(uint32_t, uint32_t)>(RELAY_SINK_ENTRY_SYMBOL);
   const relay_sink_descriptor* descriptor = entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR);
   if (descriptor == nullptr) {
     return failure(LoadStage::kEntryRefused, path,
@@ -166,8 +166,8 @@ LoadResult load_sink(const std::string& plugin_dir, const std::string& name,
   }
   result.stage = LoadStage::kLoaded;
   result.message = "loaded: " + path + " (version " + result.plugin_version + ")";
-  result.sink = std::make_unique<DlSink>(name, std::move(library), descriptor,
-                                         std::move(services), instance);
+  result.sink =
+      std::make_unique<DlSink>(name, std::move(library), descriptor, std::move(services), instance);
   return result;
 }
 

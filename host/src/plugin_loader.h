@@ -29,10 +29,10 @@ using SinkConfig = std::vector<std::pair<std::string, std::string>>;
 
 struct LoadResult {
   LoadStage stage = LoadStage::kNotFound;
-  std::string path;           // the file that was (or would have been) loaded
-  std::string message;        // one line, names the file and what went wrong
+  std::string path;            // the file that was (or would have been) loaded
+  std::string message;         // one line, names the file and what went wrong
   std::string plugin_version;  // from the descriptor, when it could be read
-  SinkPtr sink;               // set only when stage == kLoaded
+  SinkPtr sink;                // set only when stage == kLoaded
 };
 
 // Sink names may only hold letters, digits, '-' and '_', so no name reaches outside plugin_dir.

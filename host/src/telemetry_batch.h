@@ -1,4 +1,5 @@
-// A batch of telemetry events as received from the Lambda Telemetry API, kept as the original bytes.
+// A batch of telemetry events as received from the Lambda Telemetry API, kept as the original
+// bytes.
 #pragma once
 
 #include <memory>

@@ -16,7 +16,7 @@ namespace {
 constexpr unsigned kPinnedMajor = 1;
 constexpr unsigned kPinnedMinor = 0;
 constexpr const char* kPinnedSha256 =
-    "3f936f15b8c9488e3576deae6f54505af252b07d189b32e5ceb4f6d8017cd7e9";
+    "e2788cadd2322f8eb3d492cb748f11eb41a877f4b39edce73b6ea7c434270791";
 
 #if defined(__LP64__) && (defined(__x86_64__) || defined(__aarch64__))
 // The layout every released plugin was compiled against (LP64, x86_64 and aarch64 Lambda).

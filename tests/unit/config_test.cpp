@@ -1,11 +1,10 @@
 #include "config.h"
 
+#include <Poco/TemporaryFile.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
-
-#include <Poco/TemporaryFile.h>
 
 namespace relay {
 namespace {
@@ -44,8 +43,8 @@ TEST(Config, DefaultsWithAnEmptyEnvironment) {
 }
 
 TEST(Config, SeedVariablesKeepTheirMeaning) {
-  const Config c = load_config(
-      {{"DISPATCH_POST_URI", "https://collector.example/ingest"}, {"DISPATCH_MIN_BATCH_SIZE", "10"}});
+  const Config c = load_config({{"DISPATCH_POST_URI", "https://collector.example/ingest"},
+                                {"DISPATCH_MIN_BATCH_SIZE", "10"}});
   EXPECT_TRUE(c.issues.empty());
   EXPECT_EQ(c.min_batch_size, 10);
   EXPECT_EQ(sink_value(c, "http", "post_uri"), "https://collector.example/ingest");
@@ -152,8 +151,9 @@ namespace relay {
 namespace {
 
 TEST(Config, UriCredentialsAndQueriesAreNeverShown) {
-  EXPECT_EQ(printable_value("DISPATCH_POST_URI", "https://relay:s3cr3t@collector.example/in?token=x"),
-            "https://relay:<redacted>@collector.example/in?<redacted>");
+  EXPECT_EQ(
+      printable_value("DISPATCH_POST_URI", "https://relay:s3cr3t@collector.example/in?token=x"),
+      "https://relay:<redacted>@collector.example/in?<redacted>");
   EXPECT_EQ(printable_value("post_uri", "http://collector:8080/ingest"),
             "http://collector:8080/ingest");
   EXPECT_EQ(printable_value("DISPATCH_POST_URI", "http://user@host/p"), "http://user@host/p");

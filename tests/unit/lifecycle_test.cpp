@@ -12,16 +12,16 @@ namespace {
 
 using ::testing::_;
 using ::testing::Invoke;
+using testing::make_batch;
+using testing::MockSink;
 using ::testing::NiceMock;
 using ::testing::Return;
 using ::testing::StrictMock;
-using testing::make_batch;
-using testing::MockSink;
 
 class MockExtensionsApi : public ExtensionsApi {
  public:
-  MOCK_METHOD(Registration, register_extension, (const std::string&, const std::vector<std::string>&),
-              (override));
+  MOCK_METHOD(Registration, register_extension,
+              (const std::string&, const std::vector<std::string>&), (override));
   MOCK_METHOD(LifecycleEvent, next, (), (override));
   MOCK_METHOD(SubscribeResult, subscribe, (const SubscribeRequest&), (override));
   MOCK_METHOD(bool, init_error, (const std::string&, const std::string&), (override));
@@ -150,7 +150,8 @@ TEST(Pipeline, FansOutToEverySinkIndependently) {
   pipeline.consume(make_batch(3));
   pipeline.on_invoke();
   // The fast sink gets everything although the slow one is stuck in its first delivery.
-  EXPECT_TRUE(testing::eventually([&] { return pipeline.outlets()[1]->counters().delivered == 5; }));
+  EXPECT_TRUE(
+      testing::eventually([&] { return pipeline.outlets()[1]->counters().delivered == 5; }));
   EXPECT_EQ(pipeline.outlets()[0]->counters().delivered, 0u);
   release.set_value();
   pipeline.shutdown(now_unix_ms() + 10000);
@@ -168,7 +169,8 @@ TEST(Pipeline, AReportSeenByTheDrainIsAlreadyQueuedInEveryOutlet) {
   ON_CALL(*sink, deliver(_, _)).WillByDefault(Return(DeliveryResult{}));
   std::vector<std::unique_ptr<Outlet>> outlets;
   // A minimum no batch reaches, so nothing leaves the queue while the test looks at it.
-  outlets.push_back(std::make_unique<Outlet>(std::move(sink), OutletOptions{.min_batch_size = 1000}));
+  outlets.push_back(
+      std::make_unique<Outlet>(std::move(sink), OutletOptions{.min_batch_size = 1000}));
   Pipeline pipeline(std::move(outlets), PipelineOptions{});
   for (int round = 0; round < 50; ++round) {
     const std::string id = "req-" + std::to_string(round);

@@ -12,12 +12,12 @@ namespace relay {
 namespace {
 
 using ::testing::_;
-using ::testing::Invoke;
-using ::testing::NiceMock;
-using ::testing::Return;
 using testing::eventually;
+using ::testing::Invoke;
 using testing::make_batch;
 using testing::MockSink;
+using ::testing::NiceMock;
+using ::testing::Return;
 
 // Records what the mock sink was handed; the outlet thread writes, the test thread reads.
 struct Recorder {

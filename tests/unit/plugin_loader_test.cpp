@@ -1,12 +1,11 @@
 #include "plugin_loader.h"
 
+#include <Poco/TemporaryFile.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
-
-#include <Poco/TemporaryFile.h>
 
 #include "outlet.h"
 #include "test_support.h"
@@ -29,7 +28,8 @@ TEST(PluginLoader, NamesThatCouldLeaveThePluginFolderAreRefused) {
 }
 
 TEST(PluginLoader, PathFollowsTheNamingConvention) {
-  EXPECT_EQ(plugin_path("/opt/extensions/lib", "http"), "/opt/extensions/lib/librelay-sink-http.so");
+  EXPECT_EQ(plugin_path("/opt/extensions/lib", "http"),
+            "/opt/extensions/lib/librelay-sink-http.so");
 }
 
 struct StageCase {
@@ -55,7 +55,8 @@ INSTANTIATE_TEST_SUITE_P(
                       StageCase{"notalib", LoadStage::kDlopenFailed, "dlerror"},
                       StageCase{"noentry", LoadStage::kEntryMissing, "relay_sink_entry"},
                       StageCase{"refuses", LoadStage::kEntryRefused, "returned NULL"},
-                      StageCase{"abimajor2", LoadStage::kAbiMismatch, "plugin ABI 2.0, host ABI 1."},
+                      StageCase{"abimajor2", LoadStage::kAbiMismatch,
+                                "plugin ABI 2.0, host ABI 1."},
                       StageCase{"badsize", LoadStage::kDescriptorInvalid, "struct_size"},
                       StageCase{"nullcallbacks", LoadStage::kDescriptorInvalid, "deliver is NULL"},
                       StageCase{"createfails", LoadStage::kCreateFailed, "missing key x"},
@@ -72,7 +73,8 @@ TEST(PluginLoader, LoadsAWorkingPluginAndDeliversThroughTheAbi) {
 
   TelemetryBatch batch = testing::make_batch(2);
   Delivery delivery;
-  delivery.json = "[" + std::string(batch.events[0].json) + "," + std::string(batch.events[1].json) + "]";
+  delivery.json =
+      "[" + std::string(batch.events[0].json) + "," + std::string(batch.events[1].json) + "]";
   delivery.events = batch.events;
   const DeliveryResult result = r.sink->deliver(delivery, now_unix_ms() + 5000);
   EXPECT_EQ(result.status, DeliveryStatus::kOk) << result.error;

@@ -249,10 +249,10 @@ TEST(ListenerLargeBodyTest, LargeBodiesInPiecesAndAPipelinedRequestAreReadExactl
   }
   big += ']';
   const std::string small = R"([{"time":"t","type":"platform.start","record":{}}])";
-  const std::string wire = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " +
-                           std::to_string(big.size()) + "\r\n\r\n" + big +
-                           "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
-                           std::to_string(small.size()) + "\r\n\r\n" + small;
+  const std::string wire =
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" +
+      big + "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+      std::to_string(small.size()) + "\r\n\r\n" + small;
 
   Poco::Net::StreamSocket socket(Poco::Net::SocketAddress("127.0.0.1", listener.port()));
   socket.setReceiveTimeout(Poco::Timespan(30, 0));
@@ -264,7 +264,8 @@ TEST(ListenerLargeBodyTest, LargeBodiesInPiecesAndAPipelinedRequestAreReadExactl
   }
   std::string received;
   char buffer[4096];
-  for (int n; (n = socket.receiveBytes(buffer, sizeof buffer)) > 0;) received.append(buffer, size_t(n));
+  for (int n; (n = socket.receiveBytes(buffer, sizeof buffer)) > 0;)
+    received.append(buffer, size_t(n));
 
   EXPECT_THAT(received, StartsWith("HTTP/1.1 200"));
   EXPECT_THAT(received.substr(12), HasSubstr("HTTP/1.1 200"));

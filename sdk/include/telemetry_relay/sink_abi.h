@@ -56,7 +56,7 @@ typedef enum relay_log_level {
 
 /* A byte range; not NUL-terminated. */
 typedef struct relay_str {
-  const char *data;
+  const char* data;
   size_t size;
 } relay_str;
 
@@ -69,7 +69,7 @@ typedef struct relay_kv {
 /* Host-owned error text buffer, zeroed by the host before each call. A plugin writes at most
  * capacity bytes, NUL included. */
 typedef struct relay_error {
-  char *message;
+  char* message;
   size_t capacity;
 } relay_error;
 
@@ -83,10 +83,10 @@ typedef struct relay_event {
 
 /* A batch to deliver. */
 typedef struct relay_batch {
-  uint32_t struct_size;       /* sizeof(relay_batch) as the host built it */
-  const relay_event *events;  /* count events, in arrival order */
+  uint32_t struct_size;      /* sizeof(relay_batch) as the host built it */
+  const relay_event* events; /* count events, in arrival order */
   size_t count;
-  relay_str json;             /* a JSON array of every event's json, in order: "[e1,e2,...]" */
+  relay_str json; /* a JSON array of every event's json, in order: "[e1,e2,...]" */
 } relay_batch;
 
 /* Services the host offers to a plugin. [thread-safe] unless noted. */
@@ -94,10 +94,10 @@ typedef struct relay_host {
   uint32_t abi_major;
   uint32_t abi_minor;
   uint32_t struct_size;
-  const char *host_version; /* e.g. "0.1.0" */
-  void *host_ctx;           /* pass back to the callbacks below */
+  const char* host_version; /* e.g. "0.1.0" */
+  void* host_ctx;           /* pass back to the callbacks below */
   /* Writes one log line attributed to the sink. [thread-safe] */
-  void (*log)(void *host_ctx, relay_log_level level, const char *message);
+  void (*log)(void* host_ctx, relay_log_level level, const char* message);
 } relay_host;
 
 /* What a plugin describes itself with. All fields are read-only for the host. */
@@ -105,34 +105,34 @@ typedef struct relay_sink_descriptor {
   uint32_t abi_major;   /* RELAY_ABI_MAJOR the plugin was built with */
   uint32_t abi_minor;   /* RELAY_ABI_MINOR the plugin was built with */
   uint32_t struct_size; /* sizeof(relay_sink_descriptor) at plugin build time */
-  const char *name;     /* sink name, e.g. "http" */
-  const char *version;  /* plugin version, e.g. "1.0.0" */
+  const char* name;     /* sink name, e.g. "http" */
+  const char* version;  /* plugin version, e.g. "1.0.0" */
 
   /* Creates one sink instance from its configuration. [main-thread]
    * host outlives the instance. On failure return any status other than RELAY_OK, leave
    * *out_instance NULL (the host ignores it) and fill err; the sink is then not enabled. */
-  relay_status (*create)(const relay_host *host, const relay_kv *config, size_t config_count,
-                         void **out_instance, relay_error *err);
+  relay_status (*create)(const relay_host* host, const relay_kv* config, size_t config_count,
+                         void** out_instance, relay_error* err);
 
   /* Delivers one batch. [outlet-thread] Never called concurrently for one instance; different
    * instances may be called in parallel. May block, but must return by deadline_unix_ms (Unix
    * epoch milliseconds; always a real time, never 0). */
-  relay_status (*deliver)(void *instance, const relay_batch *batch, uint64_t deadline_unix_ms,
-                          relay_error *err);
+  relay_status (*deliver)(void* instance, const relay_batch* batch, uint64_t deadline_unix_ms,
+                          relay_error* err);
 
   /* Flushes anything the plugin buffers itself. [outlet-thread] Same rules as deliver. May be
    * NULL when the plugin keeps nothing. */
-  relay_status (*flush)(void *instance, uint64_t deadline_unix_ms, relay_error *err);
+  relay_status (*flush)(void* instance, uint64_t deadline_unix_ms, relay_error* err);
 
   /* Destroys an instance. [main-thread] Called once, after the last deliver/flush returned. */
-  void (*destroy)(void *instance);
+  void (*destroy)(void* instance);
 } relay_sink_descriptor;
 
 /* The entry point: returns the plugin's descriptor, or NULL to refuse this host (for instance an
  * unsupported host ABI major). The pointer must stay valid while the library is loaded. */
-typedef const relay_sink_descriptor *(*relay_sink_entry_fn)(uint32_t host_abi_major,
-                                                             uint32_t host_abi_minor);
-const relay_sink_descriptor *relay_sink_entry(uint32_t host_abi_major, uint32_t host_abi_minor);
+typedef const relay_sink_descriptor* (*relay_sink_entry_fn)(uint32_t host_abi_major,
+                                                            uint32_t host_abi_minor);
+const relay_sink_descriptor* relay_sink_entry(uint32_t host_abi_major, uint32_t host_abi_minor);
 
 #ifdef __cplusplus
 }
