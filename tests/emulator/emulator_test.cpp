@@ -26,6 +26,7 @@
 
 #include "receiver.h"
 #include "test_certs.h"
+#include "test_files.h"
 
 namespace relay::emu {
 namespace {
@@ -38,13 +39,6 @@ using ::testing::Ge;
 using ::testing::HasSubstr;
 using ::testing::Le;
 using ::testing::Not;
-
-std::vector<std::string> read_lines(const std::string& path) {
-  std::vector<std::string> lines;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
 
 // Index of the first line containing `needle`, or -1.
 int line_index(const std::vector<std::string>& lines, const std::string& needle) {
@@ -64,6 +58,17 @@ std::string request_id_of(const std::string& event) {
   const std::string key = R"("requestId":")";
   const auto at = event.find(key);
   return at == std::string::npos ? "" : event.substr(at + key.size(), 36);
+}
+
+// The request id of every platform.start the emulator generated for the subscriber, in order.
+std::vector<std::string> started_request_ids(const Summary& summary) {
+  std::vector<std::string> ids;
+  for (const auto& event : summary.subscriber_events) {
+    if (event.find(R"("type":"platform.start")") != std::string::npos) {
+      ids.push_back(request_id_of(event));
+    }
+  }
+  return ids;
 }
 
 // Not parsed: function records hold numbers too big for Poco's JSON parser.
@@ -177,12 +182,7 @@ TEST_F(EmulatorTest, HappyPathDeliversEveryEventByteForByte) {
 TEST_F(EmulatorTest, ReportOfInvocationNArrivesAfterNextInvokeOrShutdown) {
   const Summary summary = Emulator(fake_options(2)).run();
   ASSERT_TRUE(summary.clean(2));
-  std::vector<std::string> request_ids;
-  for (const auto& event : summary.subscriber_events) {
-    if (event.find(R"("type":"platform.start")") != std::string::npos) {
-      request_ids.push_back(request_id_of(event));
-    }
-  }
+  const std::vector<std::string> request_ids = started_request_ids(summary);
   ASSERT_EQ(request_ids.size(), 2u);
   // Lambda emits report N only once the extension called next after invocation N, so it can
   // reach the listener during N+1 or after SHUTDOWN, never while N still runs. (Whether it lands
@@ -527,12 +527,7 @@ TEST_F(EmulatorTest, SettledTelemetryArrivesBeforeTheNextEvent) {
   options.env["FAKE_EXT_BUFFERING"] = R"({"maxItems":1000,"maxBytes":262144,"timeoutMs":30000})";
   const Summary summary = Emulator(options).run();
   ASSERT_TRUE(summary.clean(2));
-  std::vector<std::string> request_ids;
-  for (const auto& event : summary.subscriber_events) {
-    if (event.find(R"("type":"platform.start")") != std::string::npos) {
-      request_ids.push_back(request_id_of(event));
-    }
-  }
+  const std::vector<std::string> request_ids = started_request_ids(summary);
   ASSERT_EQ(request_ids.size(), 2u);
   const auto log = fake_log();
   const int report0 = line_index(log, "got platform.report " + request_ids[0]);

@@ -26,6 +26,7 @@
 #include "emulator.h"
 #include "receiver.h"
 #include "test_certs.h"
+#include "test_files.h"
 
 namespace relay::emu {
 namespace {
@@ -36,13 +37,6 @@ using ::testing::Contains;
 using ::testing::Each;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::vector<std::string> read_lines(const std::string& path) {
-  std::vector<std::string> lines;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
