@@ -230,8 +230,7 @@ void read_sink_configs(const LayeredConfiguration& layers, Config& config) {
   }
 }
 
-}  // namespace
-
+// Keys whose values must never be printed (headers, keys, tokens, passwords).
 bool is_secret_key(const std::string& key) {
   const std::string k = lower(key);
   for (const char* word : {"header", "authorization", "key", "token", "secret", "password"}) {
@@ -239,6 +238,8 @@ bool is_secret_key(const std::string& key) {
   }
   return false;
 }
+
+}  // namespace
 
 std::string printable_value(const std::string& key, const std::string& value) {
   if (value.empty()) return value;

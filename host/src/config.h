@@ -42,7 +42,7 @@ struct Config {
   uint32_t shutdown_quiet_ms = 250;
   uint32_t shutdown_margin_ms = 150;
 
-  std::map<std::string, SinkConfig> sink_configs;  // by sink name
+  std::map<std::string, SinkConfig> sink_configs;  // one entry (maybe empty) per name in sinks
   std::vector<ConfigIssue> issues;
   std::vector<ConfigEntry> entries;
   std::string config_file;  // empty when none
@@ -52,9 +52,6 @@ struct Config {
 Config load_config(const std::map<std::string, std::string>& environment);
 
 std::map<std::string, std::string> process_environment();
-
-// True for keys whose values must never be printed (headers, keys, tokens, passwords).
-bool is_secret_key(const std::string& key);
 
 // What may be shown of a value: secrets become <redacted>; for URI-valued keys the password in
 // the user info and the query string (which often carries tokens) are redacted.

@@ -56,9 +56,7 @@ std::vector<std::unique_ptr<Outlet>> load_outlets(const Config& config,
   options.queue_max_bytes = config.queue_max_bytes;
   options.delivery_max_bytes = config.delivery_max_bytes;
   for (const std::string& name : config.sinks) {
-    const auto it = config.sink_configs.find(name);
-    LoadResult result = load_sink(config.plugin_dir, name,
-                                  it != config.sink_configs.end() ? it->second : SinkConfig{});
+    LoadResult result = load_sink(config.plugin_dir, name, config.sink_configs.at(name));
     if (result.stage != LoadStage::kLoaded) {
       logger("loader").error("sink %s is disabled: %s", name, result.message);
       failures.push_back(std::move(result));
@@ -86,15 +84,14 @@ int check(const Config& config) {
     ok = false;
   }
   for (const std::string& name : config.sinks) {
-    const auto it = config.sink_configs.find(name);
-    LoadResult result = load_sink(config.plugin_dir, name,
-                                  it != config.sink_configs.end() ? it->second : SinkConfig{});
+    const SinkConfig& sink_config = config.sink_configs.at(name);
+    LoadResult result = load_sink(config.plugin_dir, name, sink_config);
     const bool loaded = result.stage == LoadStage::kLoaded;
     ok = ok && loaded;
     std::cout << "  " << name << "  " << (loaded ? "OK" : "FAILED") << "  version "
               << (result.plugin_version.empty() ? "-" : result.plugin_version) << "  "
               << result.message << "\n";
-    for (const auto& [key, value] : it != config.sink_configs.end() ? it->second : SinkConfig{}) {
+    for (const auto& [key, value] : sink_config) {
       std::cout << "      " << key << "=" << printable_value(key, value) << "\n";
     }
   }
