@@ -1,0 +1,659 @@
+#include "spool.h"
+
+#include <Poco/Checksum.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "logging.h"
+
+namespace relay {
+namespace {
+
+// File layout, all integers little-endian:
+//   0  magic "TRSPOOL1"       8  u32 format version     12 u32 batch id length
+//   16 u64 event count        24 u64 payload length     32 u32 CRC-32    36 u32 reserved (0)
+//   40 batch id bytes, then the payload (the exact delivery JSON).
+// The CRC covers the header (without the CRC field), the batch id and the payload.
+constexpr char kMagic[8] = {'T', 'R', 'S', 'P', 'O', 'O', 'L', '1'};
+constexpr size_t kCrcOffset = 32;
+constexpr const char* kTempPrefix = ".tmp-";
+constexpr const char* kBatchSuffix = ".batch";
+constexpr size_t kSeqDigits = 20;
+constexpr const char* kCorruptDir = "corrupt";
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// Errors that say nothing about the file itself: it stays spooled and is tried again later,
+// instead of being moved aside as corrupt.
+bool is_transient(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOMEM || err == EINTR || err == EAGAIN;
+}
+
+void put_u32(char* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xffu);
+}
+void put_u64(char* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xffu);
+}
+uint32_t get_u32(const char* in) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
+uint64_t get_u64(const char* in) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
+
+// Poco::Checksum takes unsigned lengths; feed large payloads in chunks.
+void crc_update(Poco::Checksum& crc, std::string_view bytes) {
+  constexpr size_t kChunk = 1u << 20;
+  for (size_t at = 0; at < bytes.size(); at += kChunk) {
+    const size_t n = std::min(kChunk, bytes.size() - at);
+    crc.update(bytes.data() + at, static_cast<unsigned int>(n));
+  }
+}
+
+uint32_t file_crc(std::string_view header, std::string_view batch_id, std::string_view payload) {
+  Poco::Checksum crc(Poco::Checksum::TYPE_CRC32);
+  crc_update(crc, header.substr(0, kCrcOffset));
+  crc_update(crc, header.substr(kCrcOffset + 4));
+  crc_update(crc, batch_id);
+  crc_update(crc, payload);
+  return crc.checksum();
+}
+
+std::string batch_name(uint64_t seq) {
+  char name[64];
+  std::snprintf(name, sizeof name, "%020llu%s", static_cast<unsigned long long>(seq), kBatchSuffix);
+  return name;
+}
+
+std::optional<uint64_t> parse_batch_name(std::string_view name) {
+  const std::string_view suffix = kBatchSuffix;
+  if (name.size() != kSeqDigits + suffix.size() || name.substr(kSeqDigits) != suffix) {
+    return std::nullopt;
+  }
+  uint64_t seq = 0;
+  for (size_t i = 0; i < kSeqDigits; ++i) {
+    const char c = name[i];
+    if (c < '0' || c > '9') return std::nullopt;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (seq > (UINT64_MAX - digit) / 10) return std::nullopt;
+    seq = seq * 10 + digit;
+  }
+  return seq;
+}
+
+struct Header {
+  uint32_t id_len = 0;
+  uint64_t events = 0;
+  uint64_t payload_len = 0;
+  uint32_t crc = 0;
+};
+
+// Checks everything that can be checked from the header and the file's size. On failure returns
+// nullopt with *reason describing what was wrong.
+std::optional<Header> check_header(std::string_view bytes, uint64_t file_size, uint64_t max_payload,
+                                   std::string* reason) {
+  const uint64_t header_bytes = Spool::kHeaderBytes;
+  if (file_size < header_bytes) {
+    *reason = "truncated: " + std::to_string(file_size) + " bytes, shorter than the " +
+              std::to_string(header_bytes) + "-byte header";
+    return std::nullopt;
+  }
+  if (bytes.size() < header_bytes) {
+    *reason = "truncated while reading the header";
+    return std::nullopt;
+  }
+  if (std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+    *reason = "bad magic (not a telemetry-relay spool file)";
+    return std::nullopt;
+  }
+  const uint32_t version = get_u32(bytes.data() + 8);
+  if (version != Spool::kFormatVersion) {
+    *reason = "unsupported format version " + std::to_string(version) + " (this build reads " +
+              std::to_string(Spool::kFormatVersion) + ")";
+    return std::nullopt;
+  }
+  Header h;
+  h.id_len = get_u32(bytes.data() + 12);
+  h.events = get_u64(bytes.data() + 16);
+  h.payload_len = get_u64(bytes.data() + 24);
+  h.crc = get_u32(bytes.data() + kCrcOffset);
+  if (get_u32(bytes.data() + 36) != 0) {
+    *reason = "reserved header field is not zero";
+    return std::nullopt;
+  }
+  if (h.id_len > Spool::kMaxBatchIdBytes) {
+    *reason = "batch id length " + std::to_string(h.id_len) + " exceeds the limit of " +
+              std::to_string(Spool::kMaxBatchIdBytes);
+    return std::nullopt;
+  }
+  if (h.payload_len > max_payload) {
+    *reason = "payload length " + std::to_string(h.payload_len) +
+              " exceeds the spool's max_bytes " + std::to_string(max_payload);
+    return std::nullopt;
+  }
+  if (h.events > h.payload_len) {
+    *reason = "event count " + std::to_string(h.events) + " exceeds the payload's " +
+              std::to_string(h.payload_len) + " bytes";
+    return std::nullopt;
+  }
+  const uint64_t expected = header_bytes + h.id_len + h.payload_len;
+  if (file_size < expected) {
+    *reason = "truncated: " + std::to_string(file_size) + " bytes, header promises " +
+              std::to_string(expected);
+    return std::nullopt;
+  }
+  if (file_size > expected) {
+    *reason = std::to_string(file_size - expected) + " trailing bytes: file has " +
+              std::to_string(file_size) + " bytes, header promises " + std::to_string(expected);
+    return std::nullopt;
+  }
+  return h;
+}
+
+// Reads up to `size` bytes at offset 0; returns fewer only at end of file.
+bool read_fully(int fd, char* out, size_t size, size_t* got, int* err) {
+  *got = 0;
+  while (*got < size) {
+    const ssize_t n = ::pread(fd, out + *got, size - *got, static_cast<off_t>(*got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *err = errno;
+      return false;
+    }
+    if (n == 0) break;
+    *got += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool write_fully(int fd, std::array<iovec, 3> iov, int* err) {
+  size_t first = 0;
+  while (first < iov.size()) {
+    if (iov[first].iov_len == 0) {
+      ++first;
+      continue;
+    }
+    const ssize_t n = ::writev(fd, iov.data() + first, static_cast<int>(iov.size() - first));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *err = errno;
+      return false;
+    }
+    auto left = static_cast<size_t>(n);
+    while (left > 0 && first < iov.size()) {
+      const size_t used = std::min(left, iov[first].iov_len);
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + used;
+      iov[first].iov_len -= used;
+      left -= used;
+      if (iov[first].iov_len == 0) ++first;
+    }
+  }
+  return true;
+}
+
+// Names in a folder (without "." and ".."). dir_fd stays open; a dup is handed to fdopendir.
+bool list_dir(int dir_fd, std::vector<std::string>* names, int* err) {
+  const int fd = ::dup(dir_fd);
+  if (fd < 0) {
+    *err = errno;
+    return false;
+  }
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    *err = errno;
+    ::close(fd);
+    return false;
+  }
+  ::rewinddir(d);
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    if (name != "." && name != "..") names->emplace_back(name);
+  }
+  ::closedir(d);
+  return true;
+}
+
+std::string trim_trailing_slashes(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir;
+}
+
+SpoolLimits normalized(SpoolLimits limits) {
+  limits.dir = trim_trailing_slashes(std::move(limits.dir));
+  return limits;
+}
+
+}  // namespace
+
+Spool::Spool(SpoolLimits limits) : limits_(normalized(std::move(limits))) {
+  try {
+    open_dir();
+    index_existing();
+  } catch (...) {
+    if (corrupt_fd_ >= 0) ::close(corrupt_fd_);
+    if (dir_fd_ >= 0) ::close(dir_fd_);
+    throw;
+  }
+}
+
+Spool::~Spool() {
+  if (corrupt_fd_ >= 0) ::close(corrupt_fd_);
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+}
+
+void Spool::open_dir() {
+  const std::string& dir = limits_.dir;
+  if (dir.empty()) throw std::runtime_error("spool folder is not set (empty path)");
+  const auto fail = [&dir](const std::string& what) {
+    throw std::runtime_error("spool folder " + dir + ": " + what);
+  };
+
+  const std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) fail("cannot create parent folder " + parent.string() + ": " + ec.message());
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    fail("cannot create: " + errno_text(errno));
+  }
+
+  // /tmp is shared with the function: the folder must be ours and must not be redirected.
+  struct stat link_st {};
+  if (::lstat(dir.c_str(), &link_st) != 0) fail("cannot stat: " + errno_text(errno));
+  if (S_ISLNK(link_st.st_mode)) fail("is a symlink; refusing to follow it");
+  if (!S_ISDIR(link_st.st_mode)) fail("exists but is not a directory");
+  if (link_st.st_uid != ::geteuid()) {
+    fail("is owned by uid " + std::to_string(link_st.st_uid) + ", not by this process (uid " +
+         std::to_string(::geteuid()) + ")");
+  }
+  dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir_fd_ < 0) fail("cannot open: " + errno_text(errno));
+  struct stat st {};
+  if (::fstat(dir_fd_, &st) != 0) fail("cannot stat: " + errno_text(errno));
+  if (st.st_dev != link_st.st_dev || st.st_ino != link_st.st_ino) {
+    fail("was replaced while being opened");
+  }
+  if ((st.st_mode & 07777) != 0700 && ::fchmod(dir_fd_, 0700) != 0) {
+    fail("cannot restrict permissions to 0700: " + errno_text(errno));
+  }
+
+  if (::mkdirat(dir_fd_, kCorruptDir, 0700) != 0 && errno != EEXIST) {
+    fail("cannot create corrupt/: " + errno_text(errno));
+  }
+  corrupt_fd_ = ::openat(dir_fd_, kCorruptDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (corrupt_fd_ < 0)
+    fail("cannot open corrupt/ (must be a real directory): " + errno_text(errno));
+}
+
+void Spool::index_existing() {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> names;
+  int err = 0;
+  if (!list_dir(dir_fd_, &names, &err)) {
+    throw std::runtime_error("spool folder " + limits_.dir + ": cannot list: " + errno_text(err));
+  }
+
+  uint64_t highest = 0;
+  std::vector<uint64_t> seqs;
+  for (const std::string& name : names) {
+    if (name.rfind(kTempPrefix, 0) == 0) {
+      // A put() that never reached its rename: not a whole batch, by construction.
+      ::unlinkat(dir_fd_, name.c_str(), 0);
+    } else if (const auto seq = parse_batch_name(name)) {
+      seqs.push_back(*seq);
+      highest = std::max(highest, *seq);
+    }
+  }
+  // Quarantined files keep their names; never reuse one of their seqs.
+  std::vector<std::string> corrupt_names;
+  if (list_dir(corrupt_fd_, &corrupt_names, &err)) {
+    for (const std::string& name : corrupt_names) {
+      if (const auto seq = parse_batch_name(name)) highest = std::max(highest, *seq);
+    }
+  }
+  next_seq_ = highest + 1;
+  std::sort(seqs.begin(), seqs.end());
+
+  // Only the header is read here (start-up stays cheap); oldest() verifies the checksum.
+  for (const uint64_t seq : seqs) {
+    const std::string name = batch_name(seq);
+    std::string reason;
+    const int fd = ::openat(dir_fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      const int open_err = errno;
+      if (is_transient(open_err)) {
+        // Left on disk, unindexed: the next process in this environment replays it.
+        logger("spool").warning("cannot open spool file %s/%s now, skipping it: %s", limits_.dir,
+                                name, errno_text(open_err));
+        continue;
+      }
+      reason = open_err == ELOOP ? "is a symlink" : "cannot open: " + errno_text(open_err);
+      quarantine_locked(seq, name, reason);
+      continue;
+    }
+    struct stat st {};
+    std::array<char, kHeaderBytes> header{};
+    size_t got = 0;
+    std::optional<Header> h;
+    if (::fstat(fd, &st) != 0) {
+      reason = "cannot stat: " + errno_text(errno);
+    } else if (!S_ISREG(st.st_mode)) {
+      reason = "not a regular file";
+    } else if (!read_fully(fd, header.data(), header.size(), &got, &err)) {
+      reason = "cannot read: " + errno_text(err);
+    } else {
+      h = check_header(std::string_view(header.data(), got), static_cast<uint64_t>(st.st_size),
+                       limits_.max_bytes, &reason);
+    }
+    ::close(fd);
+    if (!h) {
+      quarantine_locked(seq, name, reason);
+      continue;
+    }
+    const auto size = static_cast<uint64_t>(st.st_size);
+    index_[seq] = Entry{size, h->events};
+    bytes_ += size;
+    events_ += h->events;
+  }
+  initial_files_ = index_.size();
+  initial_events_ = events_;
+}
+
+void Spool::quarantine_locked(uint64_t seq, const std::string& name, const std::string& reason) {
+  std::string outcome = "moved to " + std::string(kCorruptDir) + "/";
+  if (::renameat(dir_fd_, name.c_str(), corrupt_fd_, name.c_str()) != 0) {
+    const int err = errno;
+    if (err == ENOENT) {
+      outcome = "already gone";
+    } else if (::unlinkat(dir_fd_, name.c_str(), 0) == 0) {
+      outcome = "deleted (could not move it aside: " + errno_text(err) + ")";
+    } else {
+      outcome = "left in place (could not move or delete it: " + errno_text(err) + ")";
+    }
+  }
+  if (const auto it = index_.find(seq); it != index_.end()) {
+    bytes_ -= it->second.size;
+    events_ -= it->second.events;
+    quarantined_events_ += it->second.events;
+    index_.erase(it);
+  }
+  ++quarantined_;
+  last_quarantine_reason_ = limits_.dir + "/" + name + ": " + reason;
+  logger("spool").warning("corrupt spool file %s; %s", last_quarantine_reason_, outcome);
+  trim_corrupt_locked();
+}
+
+void Spool::trim_corrupt_locked() {
+  std::vector<std::string> names;
+  int err = 0;
+  if (!list_dir(corrupt_fd_, &names, &err)) return;
+  if (names.size() <= kMaxCorruptFiles) return;
+  // Seq-named files sort oldest first.
+  std::sort(names.begin(), names.end());
+  for (size_t i = 0; i + kMaxCorruptFiles < names.size(); ++i) {
+    ::unlinkat(corrupt_fd_, names[i].c_str(), 0);
+  }
+}
+
+bool Spool::put(std::string_view batch_id, std::string_view json, uint64_t events,
+                std::string* error) {
+  std::string local_error;
+  std::string* err_out = error != nullptr ? error : &local_error;
+  try {
+    std::lock_guard lock(mu_);
+    return put_locked(batch_id, json, events, err_out);
+  } catch (const std::exception& e) {
+    *err_out = std::string("spool write failed: ") + e.what();
+    return false;
+  }
+}
+
+bool Spool::put_locked(std::string_view batch_id, std::string_view json, uint64_t events,
+                       std::string* error) {
+  if (batch_id.size() > kMaxBatchIdBytes) {
+    *error = "batch id of " + std::to_string(batch_id.size()) + " bytes exceeds the limit of " +
+             std::to_string(kMaxBatchIdBytes);
+    return false;
+  }
+  if (events > json.size()) {
+    *error = "event count " + std::to_string(events) + " exceeds the payload's " +
+             std::to_string(json.size()) + " bytes";
+    return false;
+  }
+  const uint64_t size = kHeaderBytes + batch_id.size() + json.size();
+  if (index_.size() >= limits_.max_files) {
+    *error = "spool full: " + std::to_string(index_.size()) + " files, max_files is " +
+             std::to_string(limits_.max_files);
+    return false;
+  }
+  if (json.size() > limits_.max_bytes ||
+      size > limits_.max_bytes - std::min(bytes_, limits_.max_bytes)) {
+    *error = "spool full: " + std::to_string(bytes_) + " bytes spooled + " + std::to_string(size) +
+             " would exceed max_bytes " + std::to_string(limits_.max_bytes);
+    return false;
+  }
+
+  std::array<char, kHeaderBytes> header{};
+  std::memcpy(header.data(), kMagic, sizeof kMagic);
+  put_u32(header.data() + 8, kFormatVersion);
+  put_u32(header.data() + 12, static_cast<uint32_t>(batch_id.size()));
+  put_u64(header.data() + 16, events);
+  put_u64(header.data() + 24, json.size());
+  put_u32(header.data() + kCrcOffset,
+          file_crc(std::string_view(header.data(), header.size()), batch_id, json));
+
+  const uint64_t seq = next_seq_++;
+  const std::string temp = kTempPrefix + std::to_string(seq);
+  const std::string name = batch_name(seq);
+  const auto failed = [&](const std::string& what, int err) {
+    ::unlinkat(dir_fd_, temp.c_str(), 0);
+    *error =
+        "spool write of " + limits_.dir + "/" + name + " failed: " + what + ": " + errno_text(err);
+    return false;
+  };
+
+  const int fd =
+      ::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    *error = "cannot create " + limits_.dir + "/" + temp + ": " + errno_text(err);
+    return false;
+  }
+  std::array<iovec, 3> iov{{
+      {header.data(), header.size()},
+      {const_cast<char*>(batch_id.data()), batch_id.size()},
+      {const_cast<char*>(json.data()), json.size()},
+  }};
+  int err = 0;
+  if (!write_fully(fd, iov, &err)) {
+    ::close(fd);
+    return failed("write", err);
+  }
+  if (::fsync(fd) != 0) {
+    err = errno;
+    ::close(fd);
+    return failed("fsync", err);
+  }
+  if (::close(fd) != 0) return failed("close", errno);
+  if (::renameat(dir_fd_, temp.c_str(), dir_fd_, name.c_str()) != 0) {
+    return failed("rename", errno);
+  }
+  if (::fsync(dir_fd_) != 0) {
+    // The rename may not be durable; take the file back so the caller's accounting stays true.
+    err = errno;
+    ::unlinkat(dir_fd_, name.c_str(), 0);
+    return failed("fsync of the folder", err);
+  }
+  index_[seq] = Entry{size, events};
+  bytes_ += size;
+  events_ += events;
+  return true;
+}
+
+std::optional<SpooledDelivery> Spool::read_locked(uint64_t seq, const Entry& indexed,
+                                                  std::string* reason, bool* transient) {
+  const std::string name = batch_name(seq);
+  const int fd = ::openat(dir_fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    *transient = is_transient(err);
+    *reason = err == ENOENT  ? "vanished from the spool folder"
+              : err == ELOOP ? "is a symlink"
+                             : "cannot open: " + errno_text(err);
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    *reason = "cannot stat: " + errno_text(errno);
+    ::close(fd);
+    return std::nullopt;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *reason = "not a regular file";
+    ::close(fd);
+    return std::nullopt;
+  }
+  const auto file_size = static_cast<uint64_t>(st.st_size);
+  const uint64_t largest = kHeaderBytes + kMaxBatchIdBytes + limits_.max_bytes;
+  if (file_size > largest) {
+    *reason = "file of " + std::to_string(file_size) + " bytes exceeds the largest valid size " +
+              std::to_string(largest);
+    ::close(fd);
+    return std::nullopt;
+  }
+  std::string bytes(file_size, '\0');
+  size_t got = 0;
+  int err = 0;
+  const bool read_ok = read_fully(fd, bytes.data(), bytes.size(), &got, &err);
+  ::close(fd);
+  if (!read_ok) {
+    *transient = is_transient(err);
+    *reason = "cannot read: " + errno_text(err);
+    return std::nullopt;
+  }
+  bytes.resize(got);
+  const auto h = check_header(bytes, got, limits_.max_bytes, reason);
+  if (!h) return std::nullopt;
+  const std::string_view view = bytes;
+  const std::string_view header = view.substr(0, kHeaderBytes);
+  const std::string_view batch_id = view.substr(kHeaderBytes, h->id_len);
+  const std::string_view payload = view.substr(kHeaderBytes + h->id_len);
+  const uint32_t crc = file_crc(header, batch_id, payload);
+  if (crc != h->crc) {
+    char text[96];
+    std::snprintf(text, sizeof text, "checksum mismatch (stored %08x, computed %08x)", h->crc, crc);
+    *reason = text;
+    return std::nullopt;
+  }
+  // Spool files never change after their rename. A valid file that differs from what was indexed
+  // was replaced behind our back; accepting it would make files()/bytes()/events() lie.
+  if (got != indexed.size || h->events != indexed.events) {
+    *reason = "replaced on disk since it was indexed (" + std::to_string(got) + " bytes and " +
+              std::to_string(h->events) + " events, indexed " + std::to_string(indexed.size) +
+              " bytes and " + std::to_string(indexed.events) + " events)";
+    return std::nullopt;
+  }
+  SpooledDelivery out;
+  out.seq = seq;
+  out.batch_id = std::string(batch_id);
+  out.events = h->events;
+  out.json = std::string(payload);
+  return out;
+}
+
+std::optional<SpooledDelivery> Spool::oldest() {
+  try {
+    std::lock_guard lock(mu_);
+    while (!index_.empty()) {
+      const auto it = index_.begin();
+      const uint64_t seq = it->first;
+      std::string reason;
+      bool transient = false;
+      auto delivery = read_locked(seq, it->second, &reason, &transient);
+      if (delivery) return delivery;
+      if (transient) {
+        logger("spool").warning("cannot read spool file %s/%s now, will try again: %s", limits_.dir,
+                                batch_name(seq), reason);
+        return std::nullopt;
+      }
+      quarantine_locked(seq, batch_name(seq), reason);
+    }
+  } catch (const std::exception& e) {
+    logger("spool").error("reading the spool in %s failed: %s", limits_.dir, std::string(e.what()));
+  }
+  return std::nullopt;
+}
+
+void Spool::remove(uint64_t seq) {
+  try {
+    std::lock_guard lock(mu_);
+    const auto it = index_.find(seq);
+    if (it == index_.end()) return;
+    bytes_ -= it->second.size;
+    events_ -= it->second.events;
+    index_.erase(it);
+    // No folder fsync: if the unlink is lost in a crash the batch is replayed once more with the
+    // same batch id, which a receiver can deduplicate; nothing is lost.
+    const std::string name = batch_name(seq);
+    if (::unlinkat(dir_fd_, name.c_str(), 0) != 0 && errno != ENOENT) {
+      const std::string why = errno_text(errno);
+      logger("spool").warning("cannot delete delivered spool file %s/%s: %s", limits_.dir, name,
+                              why);
+    }
+  } catch (const std::exception& e) {
+    logger("spool").error("removing spool entry %s failed: %s", std::to_string(seq),
+                          std::string(e.what()));
+  }
+}
+
+uint64_t Spool::files() const {
+  std::lock_guard lock(mu_);
+  return index_.size();
+}
+uint64_t Spool::bytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_;
+}
+uint64_t Spool::events() const {
+  std::lock_guard lock(mu_);
+  return events_;
+}
+uint64_t Spool::quarantined() const {
+  std::lock_guard lock(mu_);
+  return quarantined_;
+}
+uint64_t Spool::quarantined_events() const {
+  std::lock_guard lock(mu_);
+  return quarantined_events_;
+}
+std::string Spool::last_quarantine_reason() const {
+  std::lock_guard lock(mu_);
+  return last_quarantine_reason_;
+}
+uint64_t Spool::initial_files() const {
+  std::lock_guard lock(mu_);
+  return initial_files_;
+}
+uint64_t Spool::initial_events() const {
+  std::lock_guard lock(mu_);
+  return initial_events_;
+}
+
+}  // namespace relay

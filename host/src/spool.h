@@ -1,0 +1,115 @@
+// A crash-safe on-disk queue of deliveries, one file per delivery, so telemetry whose delivery
+// failed survives a crash, a freeze or the end of the extension process and is replayed in
+// order, also by the next extension process in the same execution environment.
+//
+// Each file is written as <dir>/.tmp-<seq>, fsynced, renamed to <dir>/<seq:020>.batch and the
+// folder fsynced: a SIGKILL at any instant leaves either a whole, checksummed file or a temp file
+// that the next Spool deletes. Every file is validated when read; one that fails is moved to
+// <dir>/corrupt/ (at most kMaxCorruptFiles kept), counted and logged, never thrown.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace relay {
+
+struct SpoolLimits {
+  std::string dir;                 // the spool folder; created 0700, must not be a symlink
+  uint64_t max_bytes = 16u << 20;  // sum of the spool files' sizes (headers included)
+  uint32_t max_files = 256;
+};
+
+struct SpooledDelivery {
+  uint64_t seq = 0;      // replay order (file name order)
+  std::string batch_id;  // the delivery's stable id
+  uint64_t events = 0;   // event count, for accounting
+  std::string json;      // the exact bytes to deliver
+};
+
+class Spool {
+ public:
+  static constexpr size_t kMaxBatchIdBytes = 128;
+  static constexpr size_t kMaxCorruptFiles = 8;  // quarantined files kept for inspection
+  static constexpr size_t kHeaderBytes = 40;     // fixed header before batch id and payload
+  static constexpr uint32_t kFormatVersion = 1;
+
+  // Creates dir (mode 0700, parents too), removes leftover temp files, indexes existing complete
+  // files (from an earlier process in the same environment) in seq order and continues the seq
+  // numbering after the highest one. Throws std::runtime_error naming the path if the folder
+  // cannot be created or used (a symlink, not owned by this user, not a directory, I/O error).
+  explicit Spool(SpoolLimits limits);
+  ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  // Atomic: write temp file, fsync, rename, fsync dir. False (with *error, if given) when a limit
+  // would be exceeded, the id or payload is out of bounds, or on I/O error; nothing partial is
+  // left behind.
+  bool put(std::string_view batch_id, std::string_view json, uint64_t events, std::string* error);
+
+  // Oldest valid entry (it stays spooled until remove(seq)). A file that fails validation
+  // (magic/version/length/checksum/truncation) is moved to <dir>/corrupt/, counted in
+  // quarantined(), described in last_quarantine_reason(), logged as a warning, and skipped.
+  // Nullopt while files() > 0 means a passing error (e.g. out of file descriptors, logged):
+  // the entry stays spooled; try again later.
+  std::optional<SpooledDelivery> oldest();
+
+  // Deletes the entry's file; unknown seqs are ignored.
+  void remove(uint64_t seq);
+
+  // Currently spooled (events as recorded in the file headers).
+  uint64_t files() const;
+  uint64_t bytes() const;
+  uint64_t events() const;
+
+  // Files moved aside (or, if that failed, deleted) because they failed validation, and the
+  // events their headers claimed when they were indexed (what was lost with them).
+  uint64_t quarantined() const;
+  uint64_t quarantined_events() const;
+  std::string last_quarantine_reason() const;
+
+  // What the constructor found from an earlier process (valid-looking files, their events).
+  uint64_t initial_files() const;
+  uint64_t initial_events() const;
+
+  const std::string& dir() const { return limits_.dir; }
+
+ private:
+  struct Entry {
+    uint64_t size = 0;    // file size in bytes
+    uint64_t events = 0;  // from the header
+  };
+
+  void open_dir();        // throws
+  void index_existing();  // throws only if the folder cannot be listed
+  void quarantine_locked(uint64_t seq, const std::string& name, const std::string& reason);
+  void trim_corrupt_locked();
+  // Nullopt with *reason when the file is unusable; *transient when the cause was not the file
+  // (e.g. out of descriptors), so it must stay spooled.
+  std::optional<SpooledDelivery> read_locked(uint64_t seq, const Entry& indexed,
+                                             std::string* reason, bool* transient);
+  bool put_locked(std::string_view batch_id, std::string_view json, uint64_t events,
+                  std::string* error);
+
+  const SpoolLimits limits_;
+  int dir_fd_ = -1;      // the spool folder, opened O_NOFOLLOW; all file ops are relative to it
+  int corrupt_fd_ = -1;  // <dir>/corrupt
+
+  mutable std::mutex mu_;
+  std::map<uint64_t, Entry> index_;  // seq -> metadata only, never payloads
+  uint64_t next_seq_ = 1;
+  uint64_t bytes_ = 0;
+  uint64_t events_ = 0;
+  uint64_t quarantined_ = 0;
+  uint64_t quarantined_events_ = 0;
+  std::string last_quarantine_reason_;
+  uint64_t initial_files_ = 0;
+  uint64_t initial_events_ = 0;
+};
+
+}  // namespace relay

@@ -1,0 +1,637 @@
+#include "spool.h"
+
+#include <Poco/AutoPtr.h>
+#include <Poco/Channel.h>
+#include <Poco/Logger.h>
+#include <Poco/Message.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "test_support.h"
+
+namespace relay {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_file(const fs::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+std::string batch_file(uint64_t seq) {
+  char name[64];
+  std::snprintf(name, sizeof name, "%020llu.batch", static_cast<unsigned long long>(seq));
+  return name;
+}
+
+std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Deterministic content per batch number, so a reader can check a replayed file byte for byte.
+std::string payload_for(uint64_t n, size_t size) {
+  std::string json = "[\"batch " + std::to_string(n) + "\"";
+  while (json.size() + 1 < size) json += static_cast<char>('a' + (n + json.size()) % 26);
+  return json + "]";
+}
+
+class SpoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    // Parameterized names contain '/': keep the folder one level deep so TearDown removes it.
+    std::string unique = "spool_test-" + std::to_string(::getpid()) + "-" +
+                         info->test_suite_name() + "-" + info->name();
+    std::replace(unique.begin(), unique.end(), '/', '_');
+    root_ = fs::path(::testing::TempDir()) / unique;
+    fs::remove_all(root_);
+    dir_ = root_ / "nested" / "spool";
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  SpoolLimits limits(uint64_t max_bytes = 1u << 20, uint32_t max_files = 64) const {
+    return SpoolLimits{dir_.string(), max_bytes, max_files};
+  }
+
+  fs::path root_;
+  fs::path dir_;
+};
+
+TEST_F(SpoolTest, RoundTripKeepsIdEventsAndExactBytes) {
+  Spool spool(limits());
+  EXPECT_EQ(spool.files(), 0u);
+  EXPECT_FALSE(spool.oldest().has_value());
+
+  const std::string json = "[{\"record\":\"\\u0000 binary \xff ok\"}]";
+  std::string error;
+  ASSERT_TRUE(spool.put("batch-1", json, 1, &error)) << error;
+  EXPECT_EQ(spool.files(), 1u);
+  EXPECT_EQ(spool.events(), 1u);
+  EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 7 + json.size());
+
+  const auto got = spool.oldest();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->batch_id, "batch-1");
+  EXPECT_EQ(got->events, 1u);
+  EXPECT_EQ(got->json, json);
+  // Reading does not consume.
+  EXPECT_EQ(spool.files(), 1u);
+  EXPECT_EQ(spool.oldest()->seq, got->seq);
+
+  EXPECT_EQ(names_in(dir_), (std::vector<std::string>{batch_file(got->seq), "corrupt"}));
+  spool.remove(got->seq);
+  EXPECT_EQ(spool.files(), 0u);
+  EXPECT_EQ(spool.bytes(), 0u);
+  EXPECT_EQ(spool.events(), 0u);
+  EXPECT_FALSE(spool.oldest().has_value());
+  EXPECT_EQ(names_in(dir_), std::vector<std::string>{"corrupt"});
+  EXPECT_EQ(spool.quarantined(), 0u);
+}
+
+TEST_F(SpoolTest, FolderAndFilesArePrivate) {
+  Spool spool(limits());
+  ASSERT_TRUE(spool.put("id", "[1]", 1, nullptr));
+  EXPECT_EQ(fs::status(dir_).permissions(), fs::perms::owner_all);
+  const auto seq = spool.oldest()->seq;
+  EXPECT_EQ(fs::status(dir_ / batch_file(seq)).permissions(),
+            fs::perms::owner_read | fs::perms::owner_write);
+}
+
+TEST_F(SpoolTest, ExistingFolderIsTightenedTo0700) {
+  fs::create_directories(dir_);
+  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_all | fs::perms::others_all);
+  Spool spool(limits());
+  EXPECT_EQ(fs::status(dir_).permissions(), fs::perms::owner_all);
+}
+
+TEST_F(SpoolTest, ReturnsEntriesInPutOrder) {
+  Spool spool(limits());
+  for (int i = 0; i < 40; ++i) {
+    std::string error;
+    ASSERT_TRUE(spool.put("id-" + std::to_string(i), payload_for(i, 50 + i), 1, &error)) << error;
+  }
+  EXPECT_EQ(spool.files(), 40u);
+  EXPECT_EQ(spool.events(), 40u);
+  uint64_t last_seq = 0;
+  for (int i = 0; i < 40; ++i) {
+    const auto got = spool.oldest();
+    ASSERT_TRUE(got.has_value()) << i;
+    EXPECT_EQ(got->batch_id, "id-" + std::to_string(i));
+    EXPECT_EQ(got->json, payload_for(i, 50 + i));
+    EXPECT_GT(got->seq, last_seq);
+    last_seq = got->seq;
+    spool.remove(got->seq);
+  }
+  EXPECT_FALSE(spool.oldest().has_value());
+  EXPECT_EQ(spool.bytes(), 0u);
+}
+
+TEST_F(SpoolTest, NewSpoolReplaysEarlierFilesInOrderAndContinuesSeq) {
+  uint64_t highest = 0;
+  {
+    Spool first(limits());
+    for (int i = 0; i < 3; ++i)
+      ASSERT_TRUE(first.put("old-" + std::to_string(i), "[1,2]", 2, nullptr));
+    const auto head = first.oldest();
+    first.remove(head->seq);  // delivered before the process ended
+    highest = head->seq + 2;
+  }
+  Spool second(limits());
+  EXPECT_EQ(second.files(), 2u);
+  EXPECT_EQ(second.events(), 4u);
+  EXPECT_EQ(second.initial_files(), 2u);
+  EXPECT_EQ(second.initial_events(), 4u);
+  ASSERT_TRUE(second.put("new-0", "[3]", 1, nullptr));
+
+  std::vector<std::string> ids;
+  std::vector<uint64_t> seqs;
+  while (const auto got = second.oldest()) {
+    ids.push_back(got->batch_id);
+    seqs.push_back(got->seq);
+    second.remove(got->seq);
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"old-1", "old-2", "new-0"}));
+  ASSERT_EQ(seqs.size(), 3u);
+  EXPECT_EQ(seqs[1], highest);
+  EXPECT_GT(seqs[2], highest);
+}
+
+TEST_F(SpoolTest, SeqNeverReusesAQuarantinedFilesNumber) {
+  uint64_t corrupt_seq = 0;
+  {
+    Spool first(limits());
+    ASSERT_TRUE(first.put("a", "[1]", 1, nullptr));
+    corrupt_seq = first.oldest()->seq;
+  }
+  write_file(dir_ / batch_file(corrupt_seq), "garbage");
+  Spool second(limits());
+  EXPECT_EQ(second.quarantined(), 1u);
+  ASSERT_TRUE(second.put("b", "[2]", 1, nullptr));
+  EXPECT_GT(second.oldest()->seq, corrupt_seq);
+}
+
+TEST_F(SpoolTest, LeftoverTempFilesAreRemovedAndNotReplayed) {
+  uint64_t seq = 0;
+  {
+    Spool first(limits());
+    ASSERT_TRUE(first.put("whole", "[1]", 1, nullptr));
+    seq = first.oldest()->seq;
+  }
+  // A temp file with complete, valid content still never counts: only a renamed file is whole.
+  fs::copy_file(dir_ / batch_file(seq), dir_ / (".tmp-" + std::to_string(seq + 1)));
+  write_file(dir_ / ".tmp-99", "half a bat");
+  Spool second(limits());
+  EXPECT_EQ(second.files(), 1u);
+  EXPECT_EQ(second.quarantined(), 0u);
+  EXPECT_EQ(names_in(dir_), (std::vector<std::string>{batch_file(seq), "corrupt"}));
+  EXPECT_EQ(second.oldest()->batch_id, "whole");
+}
+
+TEST_F(SpoolTest, UnrelatedFilesAreLeftAlone) {
+  fs::create_directories(dir_);
+  write_file(dir_ / "README", "not ours");
+  Spool spool(limits());
+  EXPECT_EQ(spool.files(), 0u);
+  EXPECT_EQ(spool.quarantined(), 0u);
+  EXPECT_TRUE(fs::exists(dir_ / "README"));
+}
+
+// One corruption applied to the first of three spooled files.
+struct Corruption {
+  const char* name;
+  std::function<void(std::string&)> apply;
+  const char* reason;
+};
+
+void set_u32(std::string& bytes, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) bytes[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+void set_u64(std::string& bytes, size_t at, uint64_t v) {
+  for (int i = 0; i < 8; ++i) bytes[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+const Corruption kCorruptions[] = {
+    {"truncated", [](std::string& b) { b.resize(b.size() - 5); }, "truncated"},
+    {"truncated_header", [](std::string& b) { b.resize(17); }, "truncated: 17 bytes"},
+    {"flipped_payload_byte", [](std::string& b) { b[b.size() - 3] ^= 0x20; }, "checksum mismatch"},
+    {"flipped_id_byte", [](std::string& b) { b[Spool::kHeaderBytes] ^= 0x01; },
+     "checksum mismatch"},
+    {"flipped_event_count", [](std::string& b) { set_u64(b, 16, 1); }, "checksum mismatch"},
+    {"bad_magic", [](std::string& b) { b[0] = 'X'; }, "bad magic"},
+    {"wrong_version", [](std::string& b) { set_u32(b, 8, 2); }, "unsupported format version 2"},
+    {"length_larger_than_file", [](std::string& b) { set_u64(b, 24, 1000); }, "header promises"},
+    {"trailing_bytes", [](std::string& b) { b += "extra"; }, "5 trailing bytes"},
+    {"huge_id_length", [](std::string& b) { set_u32(b, 12, 4096); }, "batch id length 4096"},
+    {"huge_payload_length", [](std::string& b) { set_u64(b, 24, uint64_t{1} << 40); },
+     "exceeds the spool's max_bytes"},
+    {"zero_length", [](std::string& b) { b.clear(); }, "truncated: 0 bytes"},
+};
+
+class SpoolCorruption : public SpoolTest,
+                        public ::testing::WithParamInterface<std::tuple<Corruption, bool>> {};
+
+TEST_P(SpoolCorruption, IsQuarantinedWithReasonAndTheNextValidOneIsReturned) {
+  const auto& [corruption, restart] = GetParam();
+  auto spool = std::make_unique<Spool>(limits());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(spool->put("id-" + std::to_string(i), payload_for(i, 100), 3, nullptr));
+  }
+  const uint64_t bad_seq = spool->oldest()->seq;
+  const fs::path bad = dir_ / batch_file(bad_seq);
+  std::string bytes = read_file(bad);
+  corruption.apply(bytes);
+  write_file(bad, bytes);
+  // Either the running spool meets the damage when it reads the file, or a new process does.
+  if (restart) spool = std::make_unique<Spool>(limits());
+
+  const auto got = spool->oldest();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->batch_id, "id-1");
+  EXPECT_EQ(got->json, payload_for(1, 100));
+  EXPECT_EQ(spool->quarantined(), 1u);
+  EXPECT_THAT(spool->last_quarantine_reason(), HasSubstr(corruption.reason));
+  EXPECT_THAT(spool->last_quarantine_reason(), HasSubstr(batch_file(bad_seq)));
+  EXPECT_EQ(spool->files(), 2u);
+  EXPECT_EQ(spool->events(), 6u);
+  // A running spool knows what the lost file held (a new one only what its header claimed).
+  if (!restart) {
+    EXPECT_EQ(spool->quarantined_events(), 3u);
+  }
+  EXPECT_FALSE(fs::exists(bad));
+  EXPECT_TRUE(fs::exists(dir_ / "corrupt" / batch_file(bad_seq)));
+  EXPECT_EQ(read_file(dir_ / "corrupt" / batch_file(bad_seq)), bytes);
+}
+
+std::string corruption_test_name(
+    const ::testing::TestParamInfo<SpoolCorruption::ParamType>& param_info) {
+  return std::string(std::get<0>(param_info.param).name) +
+         (std::get<1>(param_info.param) ? "_AfterRestart" : "_WhileRunning");
+}
+
+INSTANTIATE_TEST_SUITE_P(All, SpoolCorruption,
+                         ::testing::Combine(::testing::ValuesIn(kCorruptions), ::testing::Bool()),
+                         corruption_test_name);
+
+TEST_F(SpoolTest, SymlinkInPlaceOfABatchFileIsNotFollowed) {
+  Spool spool(limits());
+  ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr));
+  ASSERT_TRUE(spool.put("b", "[2]", 1, nullptr));
+  const uint64_t seq = spool.oldest()->seq;
+  const fs::path secret = root_ / "secret";
+  write_file(secret, "do not read me");
+  fs::remove(dir_ / batch_file(seq));
+  fs::create_symlink(secret, dir_ / batch_file(seq));
+
+  const auto got = spool.oldest();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->batch_id, "b");
+  EXPECT_EQ(spool.quarantined(), 1u);
+  EXPECT_THAT(spool.last_quarantine_reason(), HasSubstr("symlink"));
+  EXPECT_EQ(read_file(secret), "do not read me");
+}
+
+TEST_F(SpoolTest, FileThatVanishedIsCountedAndSkipped) {
+  Spool spool(limits());
+  ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr));
+  ASSERT_TRUE(spool.put("b", "[2]", 1, nullptr));
+  fs::remove(dir_ / batch_file(spool.oldest()->seq));
+  EXPECT_EQ(spool.oldest()->batch_id, "b");
+  EXPECT_EQ(spool.quarantined(), 1u);
+  EXPECT_EQ(spool.quarantined_events(), 1u);
+  EXPECT_THAT(spool.last_quarantine_reason(), HasSubstr("vanished"));
+}
+
+class CapturingChannel : public Poco::Channel {
+ public:
+  void log(const Poco::Message& msg) override {
+    std::lock_guard lock(mu_);
+    lines_.push_back(std::to_string(msg.getPriority()) + " " + msg.getText());
+  }
+  std::vector<std::string> lines() const {
+    std::lock_guard lock(mu_);
+    return lines_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+TEST_F(SpoolTest, QuarantineIsLoggedAsAWarningNamingFileAndReason) {
+  Poco::Logger& log = Poco::Logger::get("relay.spool");
+  const Poco::AutoPtr<CapturingChannel> capture(new CapturingChannel);
+  const Poco::Channel::Ptr previous = log.getChannel();
+  const int previous_level = log.getLevel();
+  log.setChannel(capture);
+  log.setLevel(Poco::Message::PRIO_INFORMATION);
+  {
+    Spool spool(limits());
+    ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr));
+    const uint64_t seq = spool.oldest()->seq;
+    write_file(dir_ / batch_file(seq), "TRSPOOL1");
+    EXPECT_FALSE(spool.oldest().has_value());
+  }
+  log.setChannel(previous);
+  log.setLevel(previous_level);
+  const auto lines = capture->lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_THAT(lines[0], StartsWith(std::to_string(Poco::Message::PRIO_WARNING) + " "));
+  EXPECT_THAT(lines[0], HasSubstr(dir_.string()));
+  EXPECT_THAT(lines[0], HasSubstr("truncated: 8 bytes"));
+  EXPECT_THAT(lines[0], HasSubstr("moved to corrupt/"));
+}
+
+TEST_F(SpoolTest, ValidFileReplacedBehindItsBackIsQuarantinedKeepingCountsTrue) {
+  Spool spool(limits());
+  ASSERT_TRUE(spool.put("a", "[1,2,3]", 3, nullptr));
+  ASSERT_TRUE(spool.put("b", "[4]", 1, nullptr));
+  const uint64_t seq = spool.oldest()->seq;
+  {
+    // A whole, checksummed file with other contents, swapped in under the same name.
+    Spool other(SpoolLimits{(root_ / "other").string(), 1u << 20, 10});
+    ASSERT_TRUE(other.put("x", "[9,9,9,9,9]", 5, nullptr));
+    fs::rename(root_ / "other" / batch_file(other.oldest()->seq), dir_ / batch_file(seq));
+  }
+  EXPECT_EQ(spool.oldest()->batch_id, "b");
+  EXPECT_THAT(spool.last_quarantine_reason(), HasSubstr("replaced on disk"));
+  EXPECT_EQ(spool.events(), 1u);
+  EXPECT_EQ(spool.quarantined_events(), 3u);
+  EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 1 + 3);
+}
+
+TEST_F(SpoolTest, OutOfDescriptorsKeepsTheEntrySpooled) {
+  Spool spool(limits());
+  ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr));
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  const int lowest_free = ::dup(0);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit exhausted = saved;
+  exhausted.rlim_cur = static_cast<rlim_t>(lowest_free);  // the next open() fails with EMFILE
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &exhausted), 0);
+  const bool got_one = spool.oldest().has_value();
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_FALSE(got_one);
+  EXPECT_EQ(spool.quarantined(), 0u);
+  EXPECT_EQ(spool.files(), 1u);
+  const auto later = spool.oldest();
+  ASSERT_TRUE(later.has_value());
+  EXPECT_EQ(later->batch_id, "a");
+}
+
+TEST_F(SpoolTest, CorruptFolderKeepsOnlyTheNewestFew) {
+  {
+    Spool spool(limits());
+    for (int i = 0; i < 12; ++i) ASSERT_TRUE(spool.put("id", "[1]", 1, nullptr));
+  }
+  std::vector<std::string> all = names_in(dir_);
+  all.pop_back();  // "corrupt"
+  ASSERT_EQ(all.size(), 12u);
+  for (const auto& name : all) write_file(dir_ / name, "TRSPOOL1 but garbage");
+  Spool spool(limits());
+  EXPECT_EQ(spool.quarantined(), 12u);
+  EXPECT_EQ(spool.files(), 0u);
+  const std::vector<std::string> kept(all.end() - Spool::kMaxCorruptFiles, all.end());
+  EXPECT_EQ(names_in(dir_ / "corrupt"), kept);
+}
+
+TEST_F(SpoolTest, FileLimitRefusesWithReasonUntilSpaceIsFreed) {
+  Spool spool(limits(1u << 20, 2));
+  ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr));
+  ASSERT_TRUE(spool.put("b", "[2]", 1, nullptr));
+  std::string error;
+  EXPECT_FALSE(spool.put("c", "[3]", 1, &error));
+  EXPECT_THAT(error, HasSubstr("spool full"));
+  EXPECT_THAT(error, HasSubstr("max_files is 2"));
+  EXPECT_EQ(spool.files(), 2u);
+  spool.remove(spool.oldest()->seq);
+  EXPECT_TRUE(spool.put("c", "[3]", 1, &error)) << error;
+  EXPECT_EQ(names_in(dir_).size(), 3u);  // two batches and corrupt/, no temp file
+}
+
+TEST_F(SpoolTest, ByteLimitCountsWholeFilesAndRefusesWithReason) {
+  const std::string json(100, 'x');
+  const uint64_t file_size = Spool::kHeaderBytes + 2 + json.size();
+  Spool spool(limits(2 * file_size, 100));
+  ASSERT_TRUE(spool.put("id", json, 1, nullptr));
+  ASSERT_TRUE(spool.put("id", json, 1, nullptr));
+  EXPECT_EQ(spool.bytes(), 2 * file_size);
+  std::string error;
+  EXPECT_FALSE(spool.put("id", "[]", 0, &error));
+  EXPECT_THAT(error, HasSubstr("spool full"));
+  EXPECT_THAT(error, HasSubstr("max_bytes " + std::to_string(2 * file_size)));
+
+  Spool empty_limit(SpoolLimits{(root_ / "tiny").string(), 10, 100});
+  EXPECT_FALSE(empty_limit.put("id", json, 1, &error));
+  EXPECT_THAT(error, HasSubstr("max_bytes 10"));
+  EXPECT_EQ(names_in(root_ / "tiny"), std::vector<std::string>{"corrupt"});
+}
+
+TEST_F(SpoolTest, OutOfBoundsInputIsRefusedWithReason) {
+  Spool spool(limits());
+  std::string error;
+  EXPECT_FALSE(spool.put(std::string(Spool::kMaxBatchIdBytes + 1, 'i'), "[1]", 1, &error));
+  EXPECT_THAT(error, HasSubstr("batch id of 129 bytes"));
+  EXPECT_TRUE(spool.put(std::string(Spool::kMaxBatchIdBytes, 'i'), "[1]", 1, &error)) << error;
+  EXPECT_FALSE(spool.put("id", "[1]", 10, &error));
+  EXPECT_THAT(error, HasSubstr("event count 10"));
+  EXPECT_FALSE(spool.put("id", "[1]", 10, nullptr));  // error is optional
+  EXPECT_EQ(spool.files(), 1u);
+}
+
+TEST_F(SpoolTest, RemoveUpdatesFilesBytesAndEvents) {
+  Spool spool(limits());
+  ASSERT_TRUE(spool.put("a", "[1,2,3]", 3, nullptr));
+  ASSERT_TRUE(spool.put("bb", "[4,5]", 2, nullptr));
+  const uint64_t first = spool.oldest()->seq;
+  EXPECT_EQ(spool.files(), 2u);
+  EXPECT_EQ(spool.events(), 5u);
+  EXPECT_EQ(spool.bytes(), 2 * Spool::kHeaderBytes + 1 + 7 + 2 + 5);
+  spool.remove(first + 1);  // removing out of order is allowed
+  EXPECT_EQ(spool.files(), 1u);
+  EXPECT_EQ(spool.events(), 3u);
+  EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 1 + 7);
+  spool.remove(first + 1);  // unknown seq: no effect
+  spool.remove(12345);
+  EXPECT_EQ(spool.files(), 1u);
+  EXPECT_EQ(spool.oldest()->batch_id, "a");
+}
+
+TEST_F(SpoolTest, SymlinkedFolderIsRefused) {
+  const fs::path real = root_ / "real";
+  fs::create_directories(real);
+  fs::create_symlink(real, root_ / "link");
+  try {
+    Spool spool(SpoolLimits{(root_ / "link").string(), 1u << 20, 10});
+    FAIL() << "a symlinked spool folder was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr((root_ / "link").string()));
+    EXPECT_THAT(e.what(), HasSubstr("symlink"));
+  }
+  EXPECT_TRUE(fs::is_empty(real));
+}
+
+TEST_F(SpoolTest, UnusableFolderThrowsNamingThePath) {
+  fs::create_directories(root_);
+  write_file(root_ / "file", "x");
+  EXPECT_THAT(
+      [&] {
+        Spool s(SpoolLimits{(root_ / "file").string(), 100, 1});
+      },
+      ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("not a directory")));
+  EXPECT_THAT(
+      [&] {
+        Spool s(SpoolLimits{(root_ / "file" / "sub").string(), 100, 1});
+      },
+      ::testing::ThrowsMessage<std::runtime_error>(HasSubstr((root_ / "file").string())));
+  EXPECT_THAT([&] { Spool s(SpoolLimits{"", 100, 1}); }, ::testing::Throws<std::runtime_error>());
+}
+
+TEST_F(SpoolTest, FolderOwnedBySomeoneElseIsRefused) {
+  fs::create_directories(dir_);
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the folder away";
+  ASSERT_EQ(::chown(dir_.c_str(), 65534, 65534), 0);
+  EXPECT_THAT([&] { Spool s(limits()); },
+              ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("owned by uid 65534")));
+}
+
+TEST_F(SpoolTest, ConcurrentPutOldestRemoveStayConsistent) {
+  Spool spool(limits(64u << 20, 100000));
+  constexpr int kBatches = 300;
+  std::thread producer([&] {
+    for (int i = 0; i < kBatches; ++i) {
+      ASSERT_TRUE(spool.put("id-" + std::to_string(i), payload_for(i, 64), 1, nullptr));
+    }
+  });
+  std::vector<std::string> seen;
+  std::thread consumer([&] {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (seen.size() < kBatches && std::chrono::steady_clock::now() < until) {
+      const auto got = spool.oldest();
+      if (!got) {
+        std::this_thread::yield();
+        continue;
+      }
+      seen.push_back(got->batch_id);
+      spool.remove(got->seq);
+      (void)spool.files();
+      (void)spool.bytes();
+    }
+  });
+  producer.join();
+  consumer.join();
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kBatches));
+  for (int i = 0; i < kBatches; ++i) EXPECT_EQ(seen[i], "id-" + std::to_string(i));
+  EXPECT_EQ(spool.files(), 0u);
+  EXPECT_EQ(spool.bytes(), 0u);
+  EXPECT_EQ(spool.quarantined(), 0u);
+}
+
+// A process killed at an arbitrary instant while spooling leaves only whole, valid batches.
+TEST_F(SpoolTest, SigkillAtAnyInstantLeavesOnlyWholeFiles) {
+  std::mt19937 random(std::random_device{}());
+  uint64_t replayed = 0;
+  int killed_mid_put = 0;  // rounds that left a temp file: the case this test is about
+  for (int round = 0; round < 8; ++round) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      // Child: spool forever, making room by removing the oldest when full.
+      try {
+        Spool spool(limits(4u << 20, 1000));
+        std::mt19937 sizes(static_cast<unsigned>(::getpid()));
+        for (uint64_t n = 0;; ++n) {
+          const size_t size = 1000 + sizes() % (200u << 10);
+          if (!spool.put("round-" + std::to_string(round) + "-" + std::to_string(n),
+                         payload_for(n, size), 1, nullptr)) {
+            if (const auto head = spool.oldest()) spool.remove(head->seq);
+          }
+        }
+      } catch (...) {
+      }
+      ::_exit(3);
+    }
+    // A failed assertion below must not leave the child spooling forever.
+    struct Reaper {
+      pid_t pid;
+      ~Reaper() {
+        if (pid > 0) {
+          ::kill(pid, SIGKILL);
+          ::waitpid(pid, nullptr, 0);
+        }
+      }
+    } reaper{child};
+    // Kill only once the child is writing, then at a random moment.
+    ASSERT_TRUE(testing::eventually([&] {
+      std::error_code ec;
+      if (!fs::exists(dir_, ec)) return false;
+      for (const auto& e : fs::directory_iterator(dir_, ec)) {
+        if (e.path().filename() != "corrupt") return true;
+      }
+      return false;
+    }));
+    std::this_thread::sleep_for(std::chrono::microseconds(random() % 30000));
+    ASSERT_EQ(::kill(child, SIGKILL), 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    reaper.pid = 0;
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child ended on its own, status " << status;
+
+    for (const auto& name : names_in(dir_)) {
+      if (name.rfind(".tmp-", 0) == 0) ++killed_mid_put;
+    }
+
+    Spool reader(limits(4u << 20, 1000));
+    EXPECT_EQ(reader.quarantined(), 0u) << reader.last_quarantine_reason();
+    for (const auto& name : names_in(dir_)) EXPECT_THAT(name, ::testing::Not(StartsWith(".tmp-")));
+    const uint64_t indexed = reader.files();
+    uint64_t read = 0;
+    while (const auto got = reader.oldest()) {
+      const std::string prefix = "round-" + std::to_string(round) + "-";
+      ASSERT_THAT(got->batch_id, StartsWith(prefix));
+      const uint64_t n = std::stoull(got->batch_id.substr(prefix.size()));
+      EXPECT_EQ(got->json, payload_for(n, got->json.size())) << got->batch_id;
+      reader.remove(got->seq);
+      ++read;
+    }
+    EXPECT_EQ(read, indexed);
+    EXPECT_EQ(reader.quarantined(), 0u) << reader.last_quarantine_reason();
+    replayed += read;
+  }
+  RecordProperty("replayed_batches", std::to_string(replayed));
+  RecordProperty("killed_mid_put", std::to_string(killed_mid_put));
+}
+
+}  // namespace
+}  // namespace relay
