@@ -86,7 +86,9 @@ DlSink::DlSink(std::string name, boost::dll::shared_library library,
       name_(std::move(name)),
       descriptor_(descriptor),
       services_(std::move(services)),
-      instance_(instance) {}
+      instance_(instance),
+      reads_feedback_(descriptor->abi_major > 1 ||
+                      (descriptor->abi_major == 1 && descriptor->abi_minor >= 1)) {}
 
 DlSink::~DlSink() {
   if (instance_ != nullptr) {
@@ -105,9 +107,21 @@ DeliveryResult DlSink::deliver(const Delivery& delivery, uint64_t deadline_unix_
     events_.push_back(
         relay_event{view(event.json), view(event.type), view(event.time), view(event.record)});
   }
-  relay_batch batch{sizeof(relay_batch), events_.data(), events_.size(), view(delivery.json)};
+  relay_deliver_feedback feedback{};
+  feedback.struct_size = sizeof(feedback);
+  relay_batch batch{sizeof(relay_batch), events_.data(),          events_.size(),
+                    view(delivery.json), view(delivery.batch_id), &feedback};
   ErrorBuffer error;
-  return result_of(descriptor_->deliver(instance_, &batch, deadline_unix_ms, &error.abi), error);
+  DeliveryResult result =
+      result_of(descriptor_->deliver(instance_, &batch, deadline_unix_ms, &error.abi), error);
+  // A plugin built before ABI 1.1 knows nothing of the feedback slot: ignore whatever is there.
+  if (reads_feedback_) {
+    if (result.status == DeliveryStatus::kRetry) result.retry_after_ms = feedback.retry_after_ms;
+    if (result.status == DeliveryStatus::kOk) {
+      result.discarded = (feedback.flags & RELAY_FEEDBACK_DISCARDED) != 0;
+    }
+  }
+  return result;
 }
 
 DeliveryResult DlSink::flush(uint64_t deadline_unix_ms) {

@@ -42,6 +42,7 @@ class DlSink final : public Sink {
   const relay_sink_descriptor* descriptor_;
   std::unique_ptr<HostServices> services_;
   void* instance_;
+  bool reads_feedback_;              // the plugin was built for ABI 1.1 or later
   std::vector<relay_event> events_;  // reused between deliveries
 };
 

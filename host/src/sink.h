@@ -18,12 +18,17 @@ const char* to_string(DeliveryStatus status);
 struct DeliveryResult {
   DeliveryStatus status = DeliveryStatus::kOk;
   std::string error;  // the sink's explanation when status is not kOk
+  // With kRetry: the sink's Retry-After hint, 0 when none. The outlet bounds it.
+  uint64_t retry_after_ms = 0;
+  // With kOk: the sink discarded the events by configuration (e.g. no endpoint configured).
+  bool discarded = false;
 };
 
 // What one delivery hands a sink: the events and the JSON array made of their original bytes.
 struct Delivery {
-  std::string json;                    // "[e1,e2,...]"
-  std::vector<TelemetryEvent> events;  // views into the batches the events came from
+  std::string batch_id{};                // random, the same on every retry and replay
+  std::string json{};                    // "[e1,e2,...]"
+  std::vector<TelemetryEvent> events{};  // views into the batches the events came from
 };
 
 class Sink {

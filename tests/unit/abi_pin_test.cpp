@@ -14,9 +14,9 @@ namespace {
 
 // Update all three together, and only after deciding the version bump (see the header's top).
 constexpr unsigned kPinnedMajor = 1;
-constexpr unsigned kPinnedMinor = 0;
+constexpr unsigned kPinnedMinor = 1;
 constexpr const char* kPinnedSha256 =
-    "e2788cadd2322f8eb3d492cb748f11eb41a877f4b39edce73b6ea7c434270791";
+    "f6287bfc9c04b673ffd72f4177b2822f281d14380a2eeb4f87a2e80c2827a6b8";
 
 #if defined(__LP64__) && (defined(__x86_64__) || defined(__aarch64__))
 // The layout every released plugin was compiled against (LP64, x86_64 and aarch64 Lambda).
@@ -26,9 +26,15 @@ static_assert(sizeof(relay_kv) == 32 && offsetof(relay_kv, value) == 16);
 static_assert(sizeof(relay_error) == 16 && offsetof(relay_error, capacity) == 8);
 static_assert(sizeof(relay_event) == 64 && offsetof(relay_event, type) == 16 &&
               offsetof(relay_event, time) == 32 && offsetof(relay_event, record) == 48);
-static_assert(sizeof(relay_batch) == 40 && offsetof(relay_batch, struct_size) == 0 &&
+static_assert(sizeof(relay_batch) == 64 && offsetof(relay_batch, struct_size) == 0 &&
               offsetof(relay_batch, events) == 8 && offsetof(relay_batch, count) == 16 &&
               offsetof(relay_batch, json) == 24);
+// 1.1 appended batch_id and feedback: a 1.0 plugin sees the first 40 bytes unchanged.
+static_assert(offsetof(relay_batch, batch_id) == 40 && offsetof(relay_batch, feedback) == 56);
+static_assert(sizeof(relay_deliver_feedback) == 16 &&
+              offsetof(relay_deliver_feedback, struct_size) == 0 &&
+              offsetof(relay_deliver_feedback, flags) == 4 &&
+              offsetof(relay_deliver_feedback, retry_after_ms) == 8);
 static_assert(sizeof(relay_host) == 40 && offsetof(relay_host, abi_major) == 0 &&
               offsetof(relay_host, abi_minor) == 4 && offsetof(relay_host, struct_size) == 8 &&
               offsetof(relay_host, host_version) == 16 && offsetof(relay_host, host_ctx) == 24 &&
@@ -46,6 +52,7 @@ static_assert(sizeof(relay_sink_descriptor) == 64 &&
 #endif
 
 static_assert(RELAY_OK == 0 && RELAY_RETRY == 1 && RELAY_DROP == 2 && RELAY_FATAL == 3);
+static_assert(RELAY_FEEDBACK_DISCARDED == 1);
 static_assert(RELAY_LOG_ERROR == 0 && RELAY_LOG_WARN == 1 && RELAY_LOG_INFO == 2 &&
               RELAY_LOG_DEBUG == 3);
 

@@ -98,7 +98,7 @@ TEST(SdkBatch, ViewsEventsAndJsonAsBuilt) {
 
 TEST(SdkBatch, FieldsBeyondStructSizeAreNotRead) {
   relay_event event{str("{}"), str("t"), str(""), str("{}")};
-  relay_batch raw{offsetof(relay_batch, json), &event, 1, str("[{}]")};
+  relay_batch raw{offsetof(relay_batch, json), &event, 1, str("[{}]"), {}, nullptr};
   sdk::Batch batch(raw);
   EXPECT_EQ(batch.size(), 1u);
   EXPECT_TRUE(batch.json().empty());

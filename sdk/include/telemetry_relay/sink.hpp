@@ -170,12 +170,19 @@ class Batch {
     if (detail::covers(batch.struct_size, offsetof(relay_batch, json) + sizeof(batch.json))) {
       json_ = detail::view(batch.json);
     }
+    if (detail::covers(batch.struct_size,
+                       offsetof(relay_batch, batch_id) + sizeof(batch.batch_id))) {
+      id_ = detail::view(batch.batch_id);
+    }
   }
 
   constexpr size_t size() const noexcept { return count_; }
   constexpr bool empty() const noexcept { return count_ == 0; }
   // The JSON array of every event, in order; what an HTTP sink POSTs as is.
   constexpr std::string_view json() const noexcept { return json_; }
+  // The delivery's stable id: the same on every retry and replay of these bytes (ABI 1.1; empty
+  // from a 1.0 host). Send it along (the http sink uses a header) so a receiver can deduplicate.
+  constexpr std::string_view id() const noexcept { return id_; }
   constexpr Event operator[](size_t i) const noexcept { return Event(events_[i]); }
   constexpr Iterator begin() const noexcept { return Iterator(events_); }
   constexpr Iterator end() const noexcept { return Iterator(events_ + count_); }
@@ -184,6 +191,7 @@ class Batch {
   const relay_event* events_ = nullptr;
   size_t count_ = 0;
   std::string_view json_;
+  std::string_view id_;
 };
 
 // The sink's configuration: key/value pairs (keys lower-case, e.g. RELAY_HTTP_CONNECT_TIMEOUT_MS
@@ -358,11 +366,27 @@ class Sink {
     error_ = std::move(message);
     return status;
   }
+  // A transient failure whose server said when to come back (e.g. HTTP 429 with Retry-After):
+  //   return retry_after(std::chrono::seconds(30), "HTTP 429 Too Many Requests");
+  // The host waits at least that long (capped, and never past its own deadlines). From deliver()
+  // only; a 1.0 host ignores the hint.
+  Status retry_after(std::chrono::milliseconds wait, std::string message) {
+    retry_after_ms_ = wait.count() > 0 ? static_cast<uint64_t>(wait.count()) : 0;
+    return fail(Status::kRetry, std::move(message));
+  }
+  // The batch was deliberately discarded by configuration (e.g. no endpoint set): the host
+  // counts it as discarded, not delivered. From deliver() only; a 1.0 host counts it delivered.
+  Status discarded() {
+    discarded_ = true;
+    return Status::kOk;
+  }
 
  private:
   template <class>
   friend struct detail::Glue;
   std::string error_;
+  uint64_t retry_after_ms_ = 0;
+  bool discarded_ = false;
 };
 
 namespace detail {
@@ -378,6 +402,26 @@ inline relay_status finish(std::string& error, Status status, relay_error* err) 
   }
   error.clear();
   return result;
+}
+
+// Hands the host what deliver() said besides its status, when the host's batch has room for it.
+inline void write_feedback(const relay_batch& batch, Status status, uint64_t retry_after_ms,
+                           bool discarded) noexcept {
+  if (!covers(batch.struct_size, offsetof(relay_batch, feedback) + sizeof(batch.feedback)) ||
+      batch.feedback == nullptr) {
+    return;
+  }
+  relay_deliver_feedback& feedback = *batch.feedback;
+  if (status == Status::kRetry && retry_after_ms > 0 &&
+      covers(feedback.struct_size,
+             offsetof(relay_deliver_feedback, retry_after_ms) + sizeof(feedback.retry_after_ms))) {
+    feedback.retry_after_ms = retry_after_ms;
+  }
+  if (status == Status::kOk && discarded &&
+      covers(feedback.struct_size,
+             offsetof(relay_deliver_feedback, flags) + sizeof(feedback.flags))) {
+    feedback.flags |= RELAY_FEEDBACK_DISCARDED;
+  }
 }
 
 // The C callbacks of one sink class: the exception barrier between the host and C++ code.
@@ -411,7 +455,11 @@ struct Glue {
     Sink* sink = static_cast<Sink*>(instance);
     try {
       sink->error_.clear();
-      return finish(sink->error_, sink->deliver(Batch(*batch), Deadline(deadline_unix_ms)), err);
+      sink->retry_after_ms_ = 0;
+      sink->discarded_ = false;
+      const Status status = sink->deliver(Batch(*batch), Deadline(deadline_unix_ms));
+      write_feedback(*batch, status, sink->retry_after_ms_, sink->discarded_);
+      return finish(sink->error_, status, err);
     } catch (const std::exception& e) {
       write_error(err, e.what());
     } catch (...) {

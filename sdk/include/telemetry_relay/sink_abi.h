@@ -13,6 +13,11 @@
  *   - tests/unit/abi_pin_test.cpp pins a hash of this file: editing it without bumping a version
  *     (and updating the pin) fails the build's tests.
  *
+ * History:
+ *   1.0  the first release.
+ *   1.1  relay_batch gains batch_id (stable across retries and replays) and feedback (a plugin
+ *        may return a Retry-After hint, or say it discarded the batch by configuration).
+ *
  * Ownership: every pointer the host passes is host-owned and valid only for the duration of the
  * call; a plugin copies what it keeps. Nothing is allocated on one side and freed on the other.
  *
@@ -31,13 +36,13 @@ extern "C" {
 #endif
 
 #define RELAY_ABI_MAJOR 1u
-#define RELAY_ABI_MINOR 0u
+#define RELAY_ABI_MINOR 1u
 
 /* The one exported symbol of a plugin: relay_sink_entry. */
 #define RELAY_SINK_ENTRY_SYMBOL "relay_sink_entry"
 
 typedef enum relay_status {
-  RELAY_OK = 0,    /* delivered (or deliberately discarded by configuration) */
+  RELAY_OK = 0,    /* delivered (or discarded by configuration: see RELAY_FEEDBACK_DISCARDED) */
   RELAY_RETRY = 1, /* transient failure: the host keeps the batch and tries again later */
   RELAY_DROP = 2,  /* permanent failure for this batch: the host drops it and counts it */
   RELAY_FATAL = 3, /* the sink is unusable: the host disables it */
@@ -81,12 +86,33 @@ typedef struct relay_event {
   relay_str record; /* raw JSON text of "record": a JSON string (with quotes) or an object */
 } relay_event;
 
+/* Since ABI 1.1. What a plugin may tell the host about one deliver() besides its status.
+ * Host-owned; the host sets struct_size and zeroes the rest before each call. A plugin writes a
+ * field only when struct_size covers it. */
+typedef struct relay_deliver_feedback {
+  uint32_t struct_size; /* sizeof(relay_deliver_feedback) as the host built it */
+  uint32_t flags;       /* RELAY_FEEDBACK_* bits */
+  /* With RELAY_RETRY: do not retry before this many milliseconds (e.g. HTTP Retry-After);
+   * 0 means no hint. The host caps it and never waits past its own deadlines. */
+  uint64_t retry_after_ms;
+} relay_deliver_feedback;
+
+/* With RELAY_OK: the batch was deliberately discarded by configuration (e.g. no endpoint set),
+ * not delivered. The host counts its events as discarded. */
+#define RELAY_FEEDBACK_DISCARDED 1u
+
 /* A batch to deliver. */
 typedef struct relay_batch {
   uint32_t struct_size;      /* sizeof(relay_batch) as the host built it */
   const relay_event* events; /* count events, in arrival order */
   size_t count;
   relay_str json; /* a JSON array of every event's json, in order: "[e1,e2,...]" */
+  /* Since ABI 1.1 (present when struct_size covers them): */
+  /* The delivery's id: the same on every retry and replay of these exact bytes, also from the
+   * spool after a restart, so a receiver can deduplicate. Opaque printable ASCII, at most 128
+   * bytes (today 32 lowercase hex digits). */
+  relay_str batch_id;
+  relay_deliver_feedback* feedback; /* host-owned; may be NULL */
 } relay_batch;
 
 /* Services the host offers to a plugin. [thread-safe] unless noted. */

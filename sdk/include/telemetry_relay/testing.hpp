@@ -14,6 +14,7 @@
 
 #include <dlfcn.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -90,10 +91,20 @@ class FakeHost {
 };
 
 // Builds a relay_batch the way the host does: events keep their bytes, the batch JSON is
-// "[e1,e2,...]", and type/time/record are views into each event. The builder owns the storage;
-// the batch from build() stays valid until the builder changes or dies.
+// "[e1,e2,...]", type/time/record are views into each event, and the batch carries an id and a
+// feedback slot (ABI 1.1). The builder owns the storage; the batch from build() stays valid until
+// the builder changes or dies. To see what a 1.0 plugin or host would, copy the batch and set
+// struct_size = offsetof(relay_batch, batch_id).
 class BatchBuilder {
  public:
+  static constexpr std::string_view kDefaultId = "0123456789abcdef0123456789abcdef";
+
+  // The batch id the host would send (the same on every retry of this batch).
+  BatchBuilder& id(std::string batch_id) {
+    id_ = std::move(batch_id);
+    return *this;
+  }
+
   // An event object as the Telemetry API sends it; type, time and record are found in it.
   BatchBuilder& add(std::string event_json) {
     events_.push_back(std::move(event_json));
@@ -120,6 +131,10 @@ class BatchBuilder {
     batch_.events = views_.data();
     batch_.count = views_.size();
     batch_.json = str(json_);
+    batch_.batch_id = str(id_);
+    feedback_ = relay_deliver_feedback{};
+    feedback_.struct_size = sizeof(relay_deliver_feedback);
+    batch_.feedback = &feedback_;
     return batch_;
   }
 
@@ -208,13 +223,18 @@ class BatchBuilder {
   std::deque<std::string> events_;  // a deque: adding never moves the strings views point into
   std::vector<relay_event> views_;
   std::string json_;
+  std::string id_{kDefaultId};
+  relay_deliver_feedback feedback_{};
   relay_batch batch_{};
 };
 
-// What a callback returned, with the error text the plugin wrote (empty on RELAY_OK).
+// What a callback returned, with the error text the plugin wrote (empty on RELAY_OK) and, for
+// deliver, the feedback it gave (ABI 1.1).
 struct Outcome {
   relay_status status = RELAY_OK;
   std::string error;
+  uint64_t retry_after_ms = 0;  // the plugin's Retry-After hint, 0 when none
+  bool discarded = false;       // RELAY_FEEDBACK_DISCARDED
   bool ok() const { return status == RELAY_OK; }
 };
 
@@ -257,9 +277,23 @@ class SinkInstance {
   Outcome deliver(const relay_batch& batch,
                   uint64_t deadline_unix_ms = Deadline::in(std::chrono::seconds(10)).unix_ms()) {
     require_instance();
-    return call([&](relay_error* err) {
+    // Like the host: a fresh feedback slot for each call, read back afterwards.
+    const bool has_feedback =
+        batch.struct_size >= offsetof(relay_batch, feedback) + sizeof(batch.feedback) &&
+        batch.feedback != nullptr;
+    if (has_feedback) {
+      const uint32_t size = batch.feedback->struct_size;
+      *batch.feedback = relay_deliver_feedback{};
+      batch.feedback->struct_size = size;
+    }
+    Outcome outcome = call([&](relay_error* err) {
       return descriptor_->deliver(instance_, &batch, deadline_unix_ms, err);
     });
+    if (has_feedback) {
+      outcome.retry_after_ms = batch.feedback->retry_after_ms;
+      outcome.discarded = (batch.feedback->flags & RELAY_FEEDBACK_DISCARDED) != 0;
+    }
+    return outcome;
   }
 
   Outcome flush(uint64_t deadline_unix_ms = Deadline::in(std::chrono::seconds(10)).unix_ms()) {
