@@ -105,9 +105,11 @@ struct Header {
 };
 
 // Checks everything that can be checked from the header and the file's size. On failure returns
-// nullopt with *reason describing what was wrong.
+// nullopt with *reason describing what was wrong, and *claimed_events the event count a
+// sane-looking header announced (0 when the header itself is not believable), so a truncated file's
+// loss is still counted.
 std::optional<Header> check_header(std::string_view bytes, uint64_t file_size, uint64_t max_payload,
-                                   std::string* reason) {
+                                   std::string* reason, uint64_t* claimed_events = nullptr) {
   const uint64_t header_bytes = Spool::kHeaderBytes;
   if (file_size < header_bytes) {
     *reason = "truncated: " + std::to_string(file_size) + " bytes, shorter than the " +
@@ -152,6 +154,7 @@ std::optional<Header> check_header(std::string_view bytes, uint64_t file_size, u
               std::to_string(h.payload_len) + " bytes";
     return std::nullopt;
   }
+  if (claimed_events != nullptr) *claimed_events = h.events;
   const uint64_t expected = header_bytes + h.id_len + h.payload_len;
   if (file_size < expected) {
     *reason = "truncated: " + std::to_string(file_size) + " bytes, header promises " +
@@ -352,6 +355,7 @@ void Spool::index_existing() {
     std::array<char, kHeaderBytes> header{};
     size_t got = 0;
     std::optional<Header> h;
+    uint64_t claimed_events = 0;
     if (::fstat(fd, &st) != 0) {
       reason = "cannot stat: " + errno_text(errno);
     } else if (!S_ISREG(st.st_mode)) {
@@ -360,11 +364,11 @@ void Spool::index_existing() {
       reason = "cannot read: " + errno_text(err);
     } else {
       h = check_header(std::string_view(header.data(), got), static_cast<uint64_t>(st.st_size),
-                       limits_.max_bytes, &reason);
+                       limits_.max_bytes, &reason, &claimed_events);
     }
     ::close(fd);
     if (!h) {
-      quarantine_locked(seq, name, reason);
+      quarantine_locked(seq, name, reason, claimed_events);
       continue;
     }
     const auto size = static_cast<uint64_t>(st.st_size);
@@ -376,7 +380,8 @@ void Spool::index_existing() {
   initial_events_ = events_;
 }
 
-void Spool::quarantine_locked(uint64_t seq, const std::string& name, const std::string& reason) {
+void Spool::quarantine_locked(uint64_t seq, const std::string& name, const std::string& reason,
+                              uint64_t unindexed_events) {
   std::string outcome = "moved to " + std::string(kCorruptDir) + "/";
   if (::renameat(dir_fd_, name.c_str(), corrupt_fd_, name.c_str()) != 0) {
     const int err = errno;
@@ -393,6 +398,8 @@ void Spool::quarantine_locked(uint64_t seq, const std::string& name, const std::
     events_ -= it->second.events;
     quarantined_events_ += it->second.events;
     index_.erase(it);
+  } else {
+    quarantined_events_ += unindexed_events;
   }
   ++quarantined_;
   last_quarantine_reason_ = limits_.dir + "/" + name + ": " + reason;

@@ -68,7 +68,8 @@ class Spool {
   uint64_t events() const;
 
   // Files moved aside (or, if that failed, deleted) because they failed validation, and the
-  // events their headers claimed when they were indexed (what was lost with them).
+  // events their headers claimed (what was lost with them), also for a file refused at start-up
+  // whose header was sane but whose body was cut short.
   uint64_t quarantined() const;
   uint64_t quarantined_events() const;
   std::string last_quarantine_reason() const;
@@ -87,7 +88,9 @@ class Spool {
 
   void open_dir();        // throws
   void index_existing();  // throws only if the folder cannot be listed
-  void quarantine_locked(uint64_t seq, const std::string& name, const std::string& reason);
+  // unindexed_events: what the header of a file that never made it into the index announced.
+  void quarantine_locked(uint64_t seq, const std::string& name, const std::string& reason,
+                         uint64_t unindexed_events = 0);
   void trim_corrupt_locked();
   // Nullopt with *reason when the file is unusable; *transient when the cause was not the file
   // (e.g. out of descriptors), so it must stay spooled.

@@ -1,16 +1,26 @@
 #include "outlet.h"
 
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <set>
+#include <sstream>
 
+#include "pipeline.h"
 #include "test_support.h"
 
 namespace relay {
 namespace {
 
+namespace fs = std::filesystem;
 using ::testing::_;
 using testing::eventually;
 using ::testing::Invoke;
@@ -23,11 +33,15 @@ using ::testing::Return;
 struct Recorder {
   std::mutex mutex;
   std::vector<std::string> payloads;
+  std::vector<std::string> ids;
   std::vector<size_t> counts;
+  std::vector<std::chrono::steady_clock::time_point> times;
   void add(const Delivery& d) {
     std::lock_guard lock(mutex);
     payloads.push_back(d.json);
+    ids.push_back(d.batch_id);
     counts.push_back(d.events.size());
+    times.push_back(std::chrono::steady_clock::now());
   }
   size_t size() {
     std::lock_guard lock(mutex);
@@ -35,17 +49,136 @@ struct Recorder {
   }
 };
 
+// Holds a sink call until the test opens it.
+class Gate {
+ public:
+  void wait() {
+    std::unique_lock lock(mutex_);
+    ++waiting_;
+    changed_.notify_all();
+    changed_.wait(lock, [this] { return open_; });
+  }
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    changed_.notify_all();
+  }
+  bool someone_waiting() {
+    std::lock_guard lock(mutex_);
+    return waiting_ > 0;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool open_ = false;
+  int waiting_ = 0;
+};
+
 uint64_t far_deadline() { return now_unix_ms() + 20000; }
 
-TEST(Outlet, InvokeReleasesOnlyWhenMoreThanMinBatchSize) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  Recorder seen;
-  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([&](const Delivery& d, uint64_t) {
-    seen.add(d);
-    return DeliveryResult{};
-  }));
-  Outlet outlet(std::move(sink), OutletOptions{.min_batch_size = 3});
+bool is_hex_id(const std::string& id) {
+  return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
 
+std::string describe(const OutletCounters& c) {
+  std::ostringstream out;
+  out << "received=" << c.received << " inherited=" << c.inherited << " delivered=" << c.delivered
+      << " discarded=" << c.discarded << " dropped_by_cap=" << c.dropped_by_cap
+      << " dropped_by_sink=" << c.dropped_by_sink
+      << " dropped_at_shutdown=" << c.dropped_at_shutdown
+      << " dropped_disabled=" << c.dropped_disabled << " dropped_corrupt=" << c.dropped_corrupt
+      << " still_spooled=" << c.still_spooled << " queued=" << c.queued;
+  return out.str();
+}
+
+// Every test's outlets are checked against the loss-accounting invariant when it ends. Sinks
+// capture only members of the fixture, which outlive the outlets.
+class OutletTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    gate.open();  // never leave a sink call blocked
+    for (const auto& outlet : outlets_) {
+      const OutletCounters c = outlet->counters();
+      EXPECT_TRUE(c.reconciles()) << outlet->name() << ": " << describe(c);
+    }
+    outlets_.clear();
+    for (const std::string& dir : dirs_) fs::remove_all(dir);
+  }
+
+  Outlet& make(std::unique_ptr<MockSink> sink, OutletOptions options) {
+    outlets_.push_back(std::make_unique<Outlet>(std::move(sink), std::move(options)));
+    return *outlets_.back();
+  }
+  void destroy(Outlet& outlet) {  // after checking its balance, like TearDown
+    const OutletCounters c = outlet.counters();
+    EXPECT_TRUE(c.reconciles()) << describe(c);
+    std::erase_if(outlets_, [&](const auto& held) { return held.get() == &outlet; });
+  }
+
+  // A fresh spool folder for this test, removed at the end.
+  std::string new_spool_dir() {
+    const std::string dir =
+        (fs::temp_directory_path() /
+         ("relay-outlet-test-" + std::to_string(getpid()) + "-" + std::to_string(dirs_.size()) +
+          "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+            .string();
+    fs::remove_all(dir);
+    dirs_.push_back(dir);
+    return dir;
+  }
+  static OutletOptions no_spool(OutletOptions options = {}) {
+    options.spool.enabled = false;
+    return options;
+  }
+  static OutletOptions spooling(const std::string& dir, OutletOptions options = {}) {
+    options.spool.enabled = true;
+    options.spool.dir = dir;
+    return options;
+  }
+  static size_t spool_files(const std::string& dir) {
+    size_t n = 0;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      n += entry.path().extension() == ".batch" ? 1 : 0;
+    }
+    return n;
+  }
+
+  // A sink that records every call and answers with what respond(call number from 1) says.
+  std::unique_ptr<NiceMock<MockSink>> sink_answering(
+      std::function<DeliveryResult(int call)> respond) {
+    auto sink = std::make_unique<NiceMock<MockSink>>();
+    respond_ = std::move(respond);
+    ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([this](const Delivery& d, uint64_t) {
+      seen.add(d);
+      return respond_(++calls);
+    }));
+    return sink;
+  }
+  std::unique_ptr<NiceMock<MockSink>> accepting_sink() {
+    return sink_answering([](int) { return DeliveryResult{}; });
+  }
+
+  Recorder seen;
+  std::atomic<int> calls{0};
+  Gate gate;
+
+ private:
+  std::function<DeliveryResult(int)> respond_;
+  std::vector<std::string> dirs_;
+  std::vector<std::unique_ptr<Outlet>> outlets_;
+};
+
+DeliveryResult retry(uint64_t retry_after_ms = 0) {
+  DeliveryResult result{DeliveryStatus::kRetry, "HTTP 503"};
+  result.retry_after_ms = retry_after_ms;
+  return result;
+}
+
+// ---- flush modes ----------------------------------------------------------------------------
+
+TEST_F(OutletTest, NextInvokeReleasesOnlyWhenMoreThanMinBatchSize) {
+  Outlet& outlet = make(accepting_sink(), no_spool({.min_batch_size = 3}));
   outlet.enqueue(make_batch(3));
   outlet.on_invoke();  // 3 is not more than 3: nothing goes
   outlet.enqueue(make_batch(1, "late"));
@@ -58,73 +191,144 @@ TEST(Outlet, InvokeReleasesOnlyWhenMoreThanMinBatchSize) {
   EXPECT_TRUE(outlet.finish_shutdown(far_deadline()));
 }
 
-TEST(Outlet, EqualToMinBatchSizeStaysQueuedUntilShutdown) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  auto* raw = sink.get();
-  Recorder seen;
-  ON_CALL(*raw, deliver(_, _)).WillByDefault(Invoke([&](const Delivery& d, uint64_t) {
-    seen.add(d);
-    return DeliveryResult{};
-  }));
-  Outlet outlet(std::move(sink), OutletOptions{.min_batch_size = 5});
-  outlet.enqueue(make_batch(5));
+TEST_F(OutletTest, ContinuousReleasesEveryBatchAsItArrives) {
+  Outlet& outlet = make(accepting_sink(), no_spool({.flush = {FlushMode::kContinuous}}));
+  outlet.enqueue(make_batch(3));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 3; }));
+  outlet.enqueue(make_batch(2, "next"));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 5; }));
+  EXPECT_EQ(seen.size(), 2u);
+}
+
+TEST_F(OutletTest, PeriodicReleasesOnItsOwnTimerRepeatedly) {
+  Outlet& outlet = make(accepting_sink(), no_spool({.flush = {FlushMode::kPeriodic, 20}}));
+  outlet.enqueue(make_batch(2));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 2; }));
+  outlet.enqueue(make_batch(3, "later"));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 5; }));
+}
+
+TEST_F(OutletTest, PeriodicHoldsUntilItsTimerNotOnInvoke) {
+  Outlet& outlet = make(accepting_sink(), no_spool({.flush = {FlushMode::kPeriodic, 3600000}}));
+  outlet.enqueue(make_batch(2));
   outlet.on_invoke();
-  EXPECT_EQ(outlet.counters().delivered, 0u);
-  EXPECT_CALL(*raw, flush(_)).WillOnce(Return(DeliveryResult{}));
-  outlet.begin_shutdown(far_deadline());
-  EXPECT_TRUE(outlet.finish_shutdown(far_deadline()));
-  EXPECT_EQ(outlet.counters().delivered, 5u);
-  ASSERT_EQ(seen.size(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(seen.size(), 0u);
+  EXPECT_TRUE(outlet.flush_until(far_deadline()));  // the budget flush still releases
+  EXPECT_EQ(outlet.counters().delivered, 2u);
 }
 
-TEST(Outlet, DeliveryIsTheOriginalEventBytesAsAJsonArray) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  Recorder seen;
-  std::string types;
-  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([&](const Delivery& d, uint64_t) {
-    seen.add(d);
-    for (const auto& e : d.events) types += std::string(e.type) + "|" + std::string(e.record) + ";";
+TEST_F(OutletTest, EndModeDeliversInsideFlushUntil) {
+  Outlet& outlet = make(accepting_sink(), no_spool({.flush = {FlushMode::kEnd}}));
+  outlet.enqueue(make_batch(4));
+  outlet.on_invoke();  // end mode releases at runtimeDone, not on INVOKE
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(seen.size(), 0u);
+  EXPECT_TRUE(outlet.flush_until(far_deadline()));
+  const OutletCounters c = outlet.counters();  // settled when flush_until returned
+  EXPECT_EQ(c.delivered, 4u);
+  EXPECT_EQ(c.queued, 0u);
+  EXPECT_EQ(c.deferred, 0u);
+}
+
+TEST_F(OutletTest, FlushUntilReturnsAtTheDeadlineAndTheRestIsDeliveredInTheBackground) {
+  auto sink = sink_answering([this](int) {
+    gate.wait();
     return DeliveryResult{};
-  }));
-  Outlet outlet(std::move(sink), OutletOptions{});
-  outlet.enqueue(make_batch(2, "a"));
-  outlet.enqueue(make_batch(1, "b", "platform.start"));
-  outlet.begin_shutdown(far_deadline());
-  ASSERT_TRUE(outlet.finish_shutdown(far_deadline()));
-  ASSERT_EQ(seen.size(), 1u);
-  EXPECT_EQ(seen.payloads[0],
-            R"([{"time":"2024-05-14T09:12:05.321Z","type":"function","record":"a 0"},)"
-            R"({"time":"2024-05-14T09:12:05.321Z","type":"function","record":"a 1"},)"
-            R"({"time":"2024-05-14T09:12:05.321Z","type":"platform.start","record":"b 0"}])");
-  EXPECT_EQ(types, "function|\"a 0\";function|\"a 1\";platform.start|\"b 0\";");
+  });
+  Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kEnd}}));
+  outlet.enqueue(make_batch(4));
+  EXPECT_FALSE(outlet.flush_until(now_unix_ms() + 100));
+  OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.deferred, 4u);
+  EXPECT_EQ(c.queued, 4u);
+  EXPECT_EQ(c.delivered, 0u);
+  gate.open();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 4; }));
+  EXPECT_EQ(outlet.counters().queued, 0u);
 }
 
-TEST(Outlet, RetriesTheSameBytesUntilAccepted) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  Recorder seen;
-  std::atomic<int> calls{0};
-  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([&](const Delivery& d, uint64_t) {
-    seen.add(d);
-    return ++calls < 3 ? DeliveryResult{DeliveryStatus::kRetry, "HTTP 500"} : DeliveryResult{};
-  }));
-  Outlet outlet(std::move(sink), OutletOptions{.retry_base_ms = 1, .retry_max_ms = 5});
+// ---- retries and batch ids ------------------------------------------------------------------
+
+TEST_F(OutletTest, RetriesTheSameBytesWithTheSameIdUntilAccepted) {
+  auto sink = sink_answering([](int call) { return call < 3 ? retry() : DeliveryResult{}; });
+  Outlet& outlet = make(std::move(sink), no_spool({.retry_base_ms = 1, .retry_max_ms = 5}));
   outlet.enqueue(make_batch(4));
   outlet.on_invoke();
   ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 4; }));
   const OutletCounters c = outlet.counters();
-  EXPECT_EQ(c.retries, 2u);
+  EXPECT_EQ(c.retried, 8u);  // two failed attempts of four events
   EXPECT_EQ(c.deliveries, 1u);
   ASSERT_EQ(seen.size(), 3u);
   EXPECT_EQ(seen.payloads[0], seen.payloads[2]);
+  EXPECT_TRUE(is_hex_id(seen.ids[0])) << seen.ids[0];
+  EXPECT_EQ(seen.ids[0], seen.ids[1]);
+  EXPECT_EQ(seen.ids[0], seen.ids[2]);
 }
 
-TEST(Outlet, DropIsCountedAndTheNextBatchStillGoes) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  std::atomic<int> calls{0};
-  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([&](const Delivery&, uint64_t) {
-    return ++calls == 1 ? DeliveryResult{DeliveryStatus::kDrop, "HTTP 400"} : DeliveryResult{};
-  }));
-  Outlet outlet(std::move(sink), OutletOptions{});
+TEST_F(OutletTest, EveryDeliveryHasItsOwnId) {
+  const TelemetryBatch sample = make_batch(1);
+  Outlet& outlet = make(accepting_sink(), no_spool({.delivery_max_bytes = sample.byte_size() * 2}));
+  outlet.enqueue(make_batch(6));
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 6; }));
+  std::lock_guard lock(seen.mutex);
+  ASSERT_GE(seen.ids.size(), 3u);
+  std::set<std::string> distinct(seen.ids.begin(), seen.ids.end());
+  EXPECT_EQ(distinct.size(), seen.ids.size());
+}
+
+TEST_F(OutletTest, RetryAfterIsWaitedOutEvenWhenTheBackoffIsShorter) {
+  auto sink = sink_answering([](int call) { return call == 1 ? retry(400) : DeliveryResult{}; });
+  Outlet& outlet = make(std::move(sink), no_spool({.retry_base_ms = 1, .retry_max_ms = 2}));
+  outlet.enqueue(make_batch(2));
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 2; }));
+  std::lock_guard lock(seen.mutex);
+  ASSERT_EQ(seen.times.size(), 2u);
+  // Deadlines are whole milliseconds of the wall clock: allow the rounding.
+  EXPECT_GE(seen.times[1] - seen.times[0], std::chrono::milliseconds(398));
+}
+
+TEST_F(OutletTest, RetryAfterSurvivesAnInvokeAndIsBoundedByTheShutdownDeadline) {
+  const std::string dir = new_spool_dir();
+  auto sink = sink_answering([](int) { return retry(3600000); });  // an hour: capped, still long
+  Outlet& outlet = make(std::move(sink), spooling(dir, {.retry_base_ms = 1, .retry_max_ms = 2}));
+  outlet.enqueue(make_batch(3));
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return calls == 1 && outlet.counters().still_spooled == 3; }));
+  outlet.on_invoke();  // cuts our own backoff, not the server's Retry-After
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(calls, 1);
+  const uint64_t deadline = now_unix_ms() + 10000;
+  outlet.begin_shutdown(deadline);
+  // Nothing can happen before the deadline: shutdown does not wait for it.
+  EXPECT_FALSE(outlet.finish_shutdown(deadline));
+  EXPECT_LT(now_unix_ms(), deadline);
+  EXPECT_EQ(calls, 1);
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.still_spooled, 3u);
+  EXPECT_EQ(c.dropped_at_shutdown, 0u);
+}
+
+TEST_F(OutletTest, ShutdownRetriesAtOnceInsteadOfWaitingOutTheBackoff) {
+  auto sink = sink_answering([](int call) { return call == 1 ? retry() : DeliveryResult{}; });
+  // A backoff far longer than the test bound: only the shutdown kick can deliver in time.
+  Outlet& outlet =
+      make(std::move(sink), no_spool({.retry_base_ms = 600000, .retry_max_ms = 600000}));
+  outlet.enqueue(make_batch(1));
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().retried == 1; }));
+  outlet.begin_shutdown(far_deadline());
+  EXPECT_TRUE(outlet.finish_shutdown(far_deadline()));
+  EXPECT_EQ(outlet.counters().delivered, 1u);
+}
+
+TEST_F(OutletTest, DropIsCountedAndTheNextBatchStillGoes) {
+  auto sink = sink_answering([](int call) {
+    return call == 1 ? DeliveryResult{DeliveryStatus::kDrop, "HTTP 400"} : DeliveryResult{};
+  });
+  Outlet& outlet = make(std::move(sink), no_spool());
   outlet.enqueue(make_batch(2));
   outlet.on_invoke();
   ASSERT_TRUE(eventually([&] { return outlet.counters().dropped_by_sink == 2; }));
@@ -134,45 +338,22 @@ TEST(Outlet, DropIsCountedAndTheNextBatchStillGoes) {
   EXPECT_EQ(outlet.counters().received, 5u);
 }
 
-TEST(Outlet, FatalDisablesTheSinkAndCountsEverythingAfter) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  EXPECT_CALL(*sink, deliver(_, _))
-      .WillOnce(Return(DeliveryResult{DeliveryStatus::kFatal, "credentials revoked"}));
-  Outlet outlet(std::move(sink), OutletOptions{});
-  outlet.enqueue(make_batch(2));
+TEST_F(OutletTest, DiscardedEventsAreCountedApartFromDelivered) {
+  auto sink = sink_answering([](int) {
+    DeliveryResult result;
+    result.discarded = true;
+    return result;
+  });
+  Outlet& outlet = make(std::move(sink), no_spool());
+  outlet.enqueue(make_batch(5));
   outlet.on_invoke();
-  ASSERT_TRUE(eventually([&] { return outlet.counters().dropped_disabled == 2; }));
-  outlet.enqueue(make_batch(3));
-  outlet.on_invoke();
-  EXPECT_EQ(outlet.counters().dropped_disabled, 5u);
-  EXPECT_EQ(outlet.counters().received, 5u);
+  ASSERT_TRUE(eventually([&] { return outlet.counters().discarded == 5; }));
+  EXPECT_EQ(outlet.counters().delivered, 0u);
 }
 
-TEST(Outlet, QueueCapDropsOldestAndCounts) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  ON_CALL(*sink, deliver(_, _)).WillByDefault(Return(DeliveryResult{}));
-  const TelemetryBatch sample = make_batch(10);
-  // Room for two batches of this size, not three.
-  Outlet outlet(std::move(sink),
-                OutletOptions{.queue_max_bytes = sample.byte_size() * 2 + sample.byte_size() / 2});
-  outlet.enqueue(make_batch(10, "first"));
-  outlet.enqueue(make_batch(10, "second"));
-  outlet.enqueue(make_batch(10, "third"));
-  const OutletCounters c = outlet.counters();
-  EXPECT_EQ(c.dropped_by_cap, 10u);
-  EXPECT_EQ(c.queued, 20u);
-  EXPECT_LE(c.queued_bytes, sample.byte_size() * 2 + sample.byte_size() / 2);
-}
-
-TEST(Outlet, DeliveriesAreSplitAtDeliveryMaxBytesInOrder) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  Recorder seen;
-  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([&](const Delivery& d, uint64_t) {
-    seen.add(d);
-    return DeliveryResult{};
-  }));
+TEST_F(OutletTest, DeliveriesAreSplitAtDeliveryMaxBytesInOrder) {
   const TelemetryBatch sample = make_batch(1);
-  Outlet outlet(std::move(sink), OutletOptions{.delivery_max_bytes = sample.byte_size() * 3});
+  Outlet& outlet = make(accepting_sink(), no_spool({.delivery_max_bytes = sample.byte_size() * 3}));
   outlet.enqueue(make_batch(10));
   outlet.begin_shutdown(far_deadline());
   ASSERT_TRUE(outlet.finish_shutdown(far_deadline()));
@@ -187,11 +368,236 @@ TEST(Outlet, DeliveriesAreSplitAtDeliveryMaxBytesInOrder) {
   EXPECT_NE(seen.payloads.back().find("line 9"), std::string::npos);
 }
 
-TEST(Outlet, ShutdownDeadlineCountsWhatASinkNeverAccepted) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  ON_CALL(*sink, deliver(_, _))
-      .WillByDefault(Return(DeliveryResult{DeliveryStatus::kRetry, "down"}));
-  Outlet outlet(std::move(sink), OutletOptions{.retry_base_ms = 1, .retry_max_ms = 2});
+// ---- spool ------------------------------------------------------------------------------------
+
+TEST_F(OutletTest, AFailedFirstAttemptIsSpooledAtOnce) {
+  const std::string dir = new_spool_dir();
+  auto sink = sink_answering([](int) { return retry(); });
+  Outlet& outlet =
+      make(std::move(sink), spooling(dir, {.retry_base_ms = 600000, .retry_max_ms = 600000}));
+  outlet.enqueue(make_batch(3));
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().spooled == 3; }));
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.still_spooled, 3u);
+  EXPECT_EQ(c.queued, 0u);  // nothing of it left only in memory
+  EXPECT_EQ(spool_files(dir), 1u);
+}
+
+TEST_F(OutletTest, RetriesRunFromTheSpoolWithTheSameIdAndBytes) {
+  const std::string dir = new_spool_dir();
+  auto sink = sink_answering([](int call) { return call < 3 ? retry() : DeliveryResult{}; });
+  Outlet& outlet = make(std::move(sink), spooling(dir, {.retry_base_ms = 1, .retry_max_ms = 5}));
+  outlet.enqueue(make_batch(3));
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 3; }));
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.spooled, 3u);
+  EXPECT_EQ(c.replayed, 3u);
+  EXPECT_EQ(c.still_spooled, 0u);
+  EXPECT_EQ(spool_files(dir), 0u);
+  std::lock_guard lock(seen.mutex);
+  ASSERT_EQ(seen.ids.size(), 3u);
+  EXPECT_EQ(seen.ids[0], seen.ids[2]);
+  EXPECT_EQ(seen.payloads[0], seen.payloads[2]);
+  EXPECT_EQ(seen.counts[2], 3u);  // the replayed delivery still hands the sink its events
+}
+
+TEST_F(OutletTest, ANewOutletReplaysTheSpoolInOrderWithTheSameIds) {
+  const std::string dir = new_spool_dir();
+  std::vector<std::string> first_ids;
+  std::vector<std::string> first_payloads;
+  {
+    auto sink = sink_answering([](int) { return retry(); });
+    Outlet& outlet =
+        make(std::move(sink), spooling(dir, {.retry_base_ms = 600000, .retry_max_ms = 600000}));
+    outlet.enqueue(make_batch(2, "first"));
+    outlet.on_invoke();
+    ASSERT_TRUE(eventually([&] { return outlet.counters().spooled == 2; }));
+    outlet.enqueue(make_batch(3, "second"));  // behind the spool: still in memory
+    const uint64_t deadline = now_unix_ms() + 200;
+    outlet.begin_shutdown(deadline);
+    EXPECT_FALSE(outlet.finish_shutdown(deadline));
+    const OutletCounters c = outlet.counters();
+    EXPECT_EQ(c.still_spooled, 5u);
+    EXPECT_EQ(c.dropped_at_shutdown, 0u);
+    std::lock_guard lock(seen.mutex);
+    first_ids = seen.ids;
+    first_payloads = seen.payloads;
+    destroy(outlet);
+  }
+  ASSERT_FALSE(first_ids.empty());
+  {
+    std::lock_guard lock(seen.mutex);
+    seen.ids.clear();
+    seen.payloads.clear();
+  }
+  // The next process in the same environment: a new outlet on the same folder.
+  Outlet& next = make(accepting_sink(), spooling(dir));
+  ASSERT_TRUE(eventually([&] { return next.counters().delivered == 5; }));
+  const OutletCounters c = next.counters();
+  EXPECT_EQ(c.inherited, 5u);
+  EXPECT_EQ(c.replayed, 5u);
+  EXPECT_EQ(c.received, 0u);
+  EXPECT_EQ(c.still_spooled, 0u);
+  std::lock_guard lock(seen.mutex);
+  ASSERT_EQ(seen.payloads.size(), 2u);
+  EXPECT_EQ(seen.ids[0], first_ids[0]);
+  EXPECT_EQ(seen.payloads[0], first_payloads[0]);
+  EXPECT_NE(seen.payloads[0].find("first 0"), std::string::npos);
+  EXPECT_NE(seen.payloads[1].find("second 0"), std::string::npos);
+  EXPECT_TRUE(is_hex_id(seen.ids[1]));
+}
+
+TEST_F(OutletTest, MemoryCapSpillsTheOldestToTheSpool) {
+  const std::string dir = new_spool_dir();
+  const TelemetryBatch sample = make_batch(10);
+  // Room for two batches of this size, not three.
+  const size_t cap = sample.byte_size() * 2 + sample.byte_size() / 2;
+  auto sink = sink_answering([this](int) {
+    gate.wait();  // the spilled batch is replayed at once: hold it to look at the counters
+    return DeliveryResult{};
+  });
+  Outlet& outlet = make(std::move(sink), spooling(dir, {.buffer_max_bytes = cap}));
+  outlet.enqueue(make_batch(10, "first"));
+  outlet.enqueue(make_batch(10, "second"));
+  outlet.enqueue(make_batch(10, "third"));
+  OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.spooled, 10u);
+  EXPECT_EQ(c.still_spooled, 10u);
+  EXPECT_EQ(c.dropped_by_cap, 0u);
+  EXPECT_EQ(c.queued, 20u);
+  EXPECT_LE(c.queued_bytes, cap);
+  gate.open();
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 30; }));
+  EXPECT_EQ(outlet.counters().replayed, 10u);
+  std::lock_guard lock(seen.mutex);
+  EXPECT_NE(seen.payloads.front().find("first 0"), std::string::npos);  // the spool goes first
+}
+
+TEST_F(OutletTest, MemoryCapDropsTheOldestWithoutASpool) {
+  const TelemetryBatch sample = make_batch(10);
+  const size_t cap = sample.byte_size() * 2 + sample.byte_size() / 2;
+  Outlet& outlet = make(accepting_sink(), no_spool({.buffer_max_bytes = cap}));
+  outlet.enqueue(make_batch(10, "first"));
+  outlet.enqueue(make_batch(10, "second"));
+  outlet.enqueue(make_batch(10, "third"));
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.dropped_by_cap, 10u);
+  EXPECT_EQ(c.queued, 20u);
+  EXPECT_LE(c.queued_bytes, cap);
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 20; }));
+  std::lock_guard lock(seen.mutex);
+  EXPECT_EQ(seen.payloads.front().find("first"), std::string::npos);
+}
+
+TEST_F(OutletTest, MemoryCapDropsAndCountsWhenTheSpoolIsFull) {
+  const std::string dir = new_spool_dir();
+  const TelemetryBatch sample = make_batch(10);
+  OutletOptions options = spooling(dir, {.buffer_max_bytes = sample.byte_size() + 1});
+  options.spool.max_files = 1;
+  auto sink = sink_answering([this](int) {
+    gate.wait();  // keeps the spooled file from being replayed and removed
+    return DeliveryResult{};
+  });
+  Outlet& outlet = make(std::move(sink), options);
+  outlet.enqueue(make_batch(10, "a"));
+  outlet.enqueue(make_batch(10, "b"));  // a -> spool
+  outlet.enqueue(make_batch(10, "c"));  // b -> spool full -> dropped
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.spooled, 10u);
+  EXPECT_EQ(c.dropped_by_cap, 10u);
+  EXPECT_EQ(c.queued, 10u);
+}
+
+TEST_F(OutletTest, ACorruptSpoolFileIsCountedAndSkipped) {
+  const std::string dir = new_spool_dir();
+  {
+    auto sink = sink_answering([](int) { return retry(); });
+    Outlet& outlet =
+        make(std::move(sink), spooling(dir, {.retry_base_ms = 600000, .retry_max_ms = 600000}));
+    outlet.enqueue(make_batch(4));
+    outlet.on_invoke();
+    ASSERT_TRUE(eventually([&] { return outlet.counters().spooled == 4; }));
+    destroy(outlet);
+  }
+  ASSERT_EQ(spool_files(dir), 1u);
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".batch") continue;
+    std::fstream file(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(fs::file_size(entry.path()) - 3));
+    file.put('#');  // inside the payload: the checksum no longer matches
+  }
+  Outlet& next = make(accepting_sink(), spooling(dir));
+  next.enqueue(make_batch(2, "fresh"));
+  next.on_invoke();
+  ASSERT_TRUE(eventually([&] { return next.counters().delivered == 2; }));
+  const OutletCounters c = next.counters();
+  EXPECT_EQ(c.dropped_corrupt, 4u);
+  EXPECT_EQ(c.spool_quarantined_files, 1u);
+  EXPECT_EQ(c.still_spooled, 0u);
+}
+
+// ---- FATAL --------------------------------------------------------------------------------------
+
+TEST_F(OutletTest, FatalDisablesTheSinkAndSpoolsItsTelemetry) {
+  const std::string dir = new_spool_dir();
+  auto sink = sink_answering([](int) {
+    return DeliveryResult{DeliveryStatus::kFatal, "credentials revoked"};
+  });
+  Outlet& outlet = make(std::move(sink), spooling(dir));
+  outlet.enqueue(make_batch(2));
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().disabled; }));
+  outlet.enqueue(make_batch(3));
+  outlet.on_invoke();
+  EXPECT_TRUE(outlet.flush_until(now_unix_ms() + 1000));
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.spooled, 5u);
+  EXPECT_EQ(c.still_spooled, 5u);
+  EXPECT_EQ(c.dropped_disabled, 0u);
+  EXPECT_EQ(calls, 1);  // never called again
+  outlet.begin_shutdown(far_deadline());
+  outlet.finish_shutdown(far_deadline());
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(OutletTest, FatalWithoutASpoolCountsEverythingAsDroppedDisabled) {
+  auto sink = sink_answering([](int) {
+    return DeliveryResult{DeliveryStatus::kFatal, "credentials revoked"};
+  });
+  Outlet& outlet = make(std::move(sink), no_spool());
+  outlet.enqueue(make_batch(2));
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().dropped_disabled == 2; }));
+  outlet.enqueue(make_batch(3));
+  outlet.on_invoke();
+  EXPECT_EQ(outlet.counters().dropped_disabled, 5u);
+  EXPECT_EQ(outlet.counters().received, 5u);
+}
+
+// ---- shutdown -----------------------------------------------------------------------------------
+
+TEST_F(OutletTest, ShutdownLeftoversAreSpooled) {
+  const std::string dir = new_spool_dir();
+  auto sink = sink_answering([](int) { return retry(); });
+  Outlet& outlet = make(std::move(sink), spooling(dir, {.retry_base_ms = 1, .retry_max_ms = 2}));
+  outlet.enqueue(make_batch(7));
+  const uint64_t deadline = now_unix_ms() + 200;
+  outlet.begin_shutdown(deadline);
+  EXPECT_FALSE(outlet.finish_shutdown(deadline));
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.still_spooled, 7u);
+  EXPECT_EQ(c.dropped_at_shutdown, 0u);
+  EXPECT_EQ(c.delivered, 0u);
+  EXPECT_GE(c.retried, 7u);
+}
+
+TEST_F(OutletTest, ShutdownWithoutASpoolCountsWhatTheSinkNeverAccepted) {
+  auto sink = sink_answering([](int) { return retry(); });
+  Outlet& outlet = make(std::move(sink), no_spool({.retry_base_ms = 1, .retry_max_ms = 2}));
   outlet.enqueue(make_batch(7));
   const uint64_t deadline = now_unix_ms() + 200;
   outlet.begin_shutdown(deadline);
@@ -199,42 +605,67 @@ TEST(Outlet, ShutdownDeadlineCountsWhatASinkNeverAccepted) {
   const OutletCounters c = outlet.counters();
   EXPECT_EQ(c.dropped_at_shutdown, 7u);
   EXPECT_EQ(c.delivered, 0u);
-  EXPECT_GE(c.retries, 1u);
+  EXPECT_GE(c.retried, 7u);
 }
 
-TEST(Outlet, ShutdownRetriesAtOnceInsteadOfWaitingOutTheBackoff) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  std::atomic<int> calls{0};
-  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([&](const Delivery&, uint64_t) {
-    return ++calls == 1 ? DeliveryResult{DeliveryStatus::kRetry, "once"} : DeliveryResult{};
-  }));
-  // A backoff far longer than the test bound: only the shutdown kick can deliver in time.
-  Outlet outlet(std::move(sink), OutletOptions{.retry_base_ms = 600000, .retry_max_ms = 600000});
-  outlet.enqueue(make_batch(1));
+TEST_F(OutletTest, ShutdownWithAHangingSinkSpoolsTheDeliveryInFlight) {
+  const std::string dir = new_spool_dir();
+  auto sink = sink_answering([this](int) {
+    gate.wait();
+    return DeliveryResult{};
+  });
+  Outlet& outlet = make(std::move(sink), spooling(dir));
+  outlet.enqueue(make_batch(3));
   outlet.on_invoke();
-  ASSERT_TRUE(eventually([&] { return outlet.counters().retries == 1; }));
-  outlet.begin_shutdown(far_deadline());
-  EXPECT_TRUE(outlet.finish_shutdown(far_deadline()));
-  EXPECT_EQ(outlet.counters().delivered, 1u);
+  ASSERT_TRUE(eventually([&] { return gate.someone_waiting(); }));
+  outlet.enqueue(make_batch(2, "held"));
+  const uint64_t deadline = now_unix_ms() + 200;
+  outlet.begin_shutdown(deadline);
+  EXPECT_FALSE(outlet.finish_shutdown(deadline));
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.still_spooled, 5u);
+  EXPECT_EQ(c.queued, 0u);
+  EXPECT_EQ(c.delivered, 0u);
 }
 
-}  // namespace
-}  // namespace relay
+TEST_F(OutletTest, BatchesArrivingAfterShutdownSettledAreSpooledOrCounted) {
+  const std::string dir = new_spool_dir();
+  Outlet& spooled = make(accepting_sink(), spooling(dir));
+  Outlet& plain = make(accepting_sink(), no_spool());
+  for (Outlet* outlet : {&spooled, &plain}) {
+    outlet->begin_shutdown(now_unix_ms() + 10000);
+    ASSERT_TRUE(outlet->finish_shutdown(now_unix_ms() + 10000));
+    outlet->enqueue(make_batch(4));
+  }
+  EXPECT_EQ(spooled.counters().still_spooled, 4u);
+  EXPECT_EQ(plain.counters().dropped_at_shutdown, 4u);
+  EXPECT_EQ(plain.counters().queued, 0u);
+}
 
-namespace relay {
-namespace {
+// ---- the summary line ---------------------------------------------------------------------------
 
-TEST(Outlet, BatchesArrivingAfterShutdownSettledAreCountedAsDropped) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  ON_CALL(*sink, deliver(_, _)).WillByDefault(Return(DeliveryResult{}));
-  Outlet outlet(std::move(sink), OutletOptions{});
-  outlet.begin_shutdown(now_unix_ms() + 10000);
-  ASSERT_TRUE(outlet.finish_shutdown(now_unix_ms() + 10000));
-  outlet.enqueue(make_batch(4));
-  const OutletCounters c = outlet.counters();
-  EXPECT_EQ(c.received, 4u);
-  EXPECT_EQ(c.dropped_at_shutdown, 4u);
-  EXPECT_EQ(c.queued, 0u);
+TEST_F(OutletTest, SummaryJsonCarriesEveryCounterAndTheBalance) {
+  std::vector<std::unique_ptr<Outlet>> outlets;
+  outlets.push_back(std::make_unique<Outlet>(
+      sink_answering([](int call) { return call == 1 ? retry() : DeliveryResult{}; }),
+      no_spool({.retry_base_ms = 1, .retry_max_ms = 2})));
+  Pipeline pipeline(std::move(outlets), PipelineOptions{});
+  pipeline.consume(make_batch(3));
+  pipeline.shutdown(far_deadline());
+  Poco::JSON::Parser parser;
+  const auto root = parser.parse(pipeline.summary_json()).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_EQ(root->getValue<uint64_t>("received_events"), 3u);
+  const auto sink = root->getObject("sinks")->getObject("mock");
+  ASSERT_TRUE(sink);
+  EXPECT_EQ(sink->getValue<uint64_t>("received"), 3u);
+  EXPECT_EQ(sink->getValue<uint64_t>("delivered"), 3u);
+  EXPECT_EQ(sink->getValue<uint64_t>("retried"), 3u);
+  EXPECT_TRUE(sink->getValue<bool>("balanced"));
+  for (const char* key :
+       {"discarded", "dropped_by_cap", "dropped_by_sink", "dropped_at_shutdown", "dropped_disabled",
+        "dropped_corrupt", "still_spooled", "queued", "deferred", "spooled", "replayed"}) {
+    EXPECT_TRUE(sink->has(key)) << key;
+  }
 }
 
 }  // namespace
