@@ -2,7 +2,10 @@
 // with the seed's semantics plus status handling, timeouts and keep-alive (design section 6).
 //
 // Keys (env RELAY_HTTP_<KEY>): post_uri, connect_timeout_ms, request_timeout_ms, ca_file,
-// header_<name>. Outcomes: 2xx OK; 408, 429, 5xx and transport errors RETRY; other statuses DROP.
+// header_<name>. Outcomes: 2xx OK; 408, 429, 5xx and transport errors RETRY (429 and 503 with
+// their Retry-After); other statuses DROP. Every request carries the delivery's stable id in
+// X-Telemetry-Relay-Batch-Id, so a receiver can deduplicate a retry. Without post_uri every
+// batch is discarded (and counted so by the host).
 #include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPBasicCredentials.h>
@@ -17,28 +20,35 @@
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/Timespan.h>
 #include <Poco/URI.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
+#include <cstdlib>
 #include <filesystem>
 #include <istream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <telemetry_relay/sink.hpp>
+#include <thread>
 #include <utility>
 #include <vector>
+
+#include "http_support.h"
 
 namespace {
 
 using relay::sdk::Status;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::string_view kAmazonLinuxCaBundle = "/etc/pki/tls/certs/ca-bundle.crt";
+constexpr const char* kBatchIdHeader = "X-Telemetry-Relay-Batch-Id";
 constexpr size_t kExcerptBytes = 200;
 // A larger error body is not worth draining to keep the connection: reconnect instead.
 constexpr size_t kMaxDrainBytes = 64 * 1024;
@@ -47,8 +57,9 @@ constexpr size_t kBufferedBodyBytes = 2048;
 constexpr size_t kMaxSendBytes = 1u << 30;
 
 // Headers the sink owns: letting configuration set them would break the request's framing.
-constexpr std::string_view kReservedHeaders[] = {"content-type", "content-length", "host",
-                                                 "connection", "transfer-encoding"};
+constexpr std::string_view kReservedHeaders[] = {
+    "content-type", "content-length",    "host",
+    "connection",   "transfer-encoding", "x-telemetry-relay-batch-id"};
 
 // Printable ASCII only, at most kExcerptBytes: response bodies end up in log lines.
 std::string excerpt(std::string_view body) {
@@ -65,12 +76,88 @@ std::string excerpt(std::string_view body) {
 
 bool retryable_status(int status) { return status == 408 || status == 429 || status >= 500; }
 
+// The host's ids are hex; anything else that could break the header line is not sent.
+bool header_safe(std::string_view value) {
+  return !value.empty() && value.size() <= 128 &&
+         std::all_of(value.begin(), value.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+// The statuses whose Retry-After RFC 9110 defines for "come back later".
+bool honours_retry_after(int status) { return status == 429 || status == 503; }
+
 // Keeps OpenSSL initialised for as long as a sink may use it (reference-counted by POCO).
 struct SslLibrary {
   SslLibrary() { Poco::Net::initializeSSL(); }
   ~SslLibrary() { Poco::Net::uninitializeSSL(); }
   SslLibrary(const SslLibrary&) = delete;
   SslLibrary& operator=(const SslLibrary&) = delete;
+};
+
+// Bounds a request by the wall clock. POCO's socket timeouts start again after every
+// SIGSTOP/SIGCONT or cgroup freeze (a blocking recv with SO_RCVTIMEO fails with EINTR and POCO
+// retries it with the full timeout), so a hung request would outlive any number of Lambda
+// freezes. When the deadline passes while armed, the watchdog shuts the socket down, which ends
+// the blocked call; the outlet then retries the delivery under the same batch id.
+class Watchdog {
+ public:
+  Watchdog() : thread_([this] { run(); }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+  void arm(int fd, Clock::time_point deadline) {
+    std::lock_guard lock(mutex_);
+    fd_ = fd;
+    deadline_ = deadline;
+    armed_ = fd >= 0;
+    fired_ = false;
+    ++generation_;
+    changed_.notify_all();
+  }
+  // Returns true when it fired since arm().
+  bool disarm() {
+    std::lock_guard lock(mutex_);
+    armed_ = false;
+    ++generation_;  // no wake-up: the thread finds this out at the old deadline
+    return fired_;
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (!stop_) {
+      if (!armed_) {
+        changed_.wait(lock);
+        continue;
+      }
+      const uint64_t generation = generation_;
+      const Clock::time_point deadline = deadline_;
+      changed_.wait_until(lock, deadline, [&] { return stop_ || generation_ != generation; });
+      if (!stop_ && generation_ == generation && Clock::now() >= deadline) {
+        // The raw fd, not POCO's (TLS) socket: shutdown(2) is safe against a concurrent read.
+        ::shutdown(fd_, SHUT_RDWR);
+        fired_ = true;
+        armed_ = false;
+      }
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int fd_ = -1;
+  Clock::time_point deadline_{};
+  bool armed_ = false;
+  bool fired_ = false;
+  bool stop_ = false;
+  uint64_t generation_ = 0;
+  std::thread thread_;  // last: starts once the members above exist
 };
 
 class HttpSink final : public relay::sdk::Sink {
@@ -88,21 +175,22 @@ class HttpSink final : public relay::sdk::Sink {
     if (uri_.getScheme() == "https") {
       make_tls_context(config);
     }
+    watchdog_ = std::make_unique<Watchdog>();
     host_.info("posting telemetry to " + printable_uri());
   }
 
   Status deliver(const relay::sdk::Batch& batch, relay::sdk::Deadline deadline) override {
     if (discarding()) {
-      return Status::kOk;
+      return discarded();
     }
     auto started = Clock::now();
     bool reused = reusable_;
-    Attempt attempt = post(batch.json(), deadline);
+    Attempt attempt = post(batch.json(), batch.id(), deadline);
     if (attempt.lost_connection && reused) {
       // Most likely the idle connection died while Lambda froze us: one fresh try.
       host_.debug("connection reused from an earlier delivery failed (" + attempt.error +
                   "); reconnecting");
-      attempt = post(batch.json(), deadline);
+      attempt = post(batch.json(), batch.id(), deadline);
     }
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
     host_.debug("POST " + std::to_string(batch.size()) + " events, " +
@@ -113,6 +201,10 @@ class HttpSink final : public relay::sdk::Sink {
     if (attempt.status == Status::kOk) {
       return Status::kOk;
     }
+    if (attempt.status == Status::kRetry && attempt.retry_after_ms > 0) {
+      return retry_after(std::chrono::milliseconds(attempt.retry_after_ms),
+                         std::move(attempt.error));
+    }
     return fail(attempt.status, std::move(attempt.error));
   }
 
@@ -122,6 +214,7 @@ class HttpSink final : public relay::sdk::Sink {
     int http_status = 0;
     std::string error;
     bool lost_connection = false;  // failed before any response: safe to resend once
+    uint64_t retry_after_ms = 0;   // from a 429/503's Retry-After
   };
 
   bool discarding() const { return uri_.empty(); }
@@ -199,12 +292,31 @@ class HttpSink final : public relay::sdk::Sink {
       if (!std::filesystem::is_regular_file(ca_file)) {
         throw std::invalid_argument("ca_file=" + ca_file + ": no such file");
       }
-    } else if (std::filesystem::is_regular_file(kAmazonLinuxCaBundle)) {
-      ca_file = kAmazonLinuxCaBundle;
     } else {
-      system_store = true;
-      host_.debug("ca_file: " + std::string(kAmazonLinuxCaBundle) +
-                  " not found; using the system default trust store");
+      const relay::http::CaBundleChoice choice = relay::http::choose_ca_bundle(
+          std::getenv("SSL_CERT_FILE"), relay::http::kCaBundleCandidates);
+      switch (choice.source) {
+        case relay::http::CaBundleChoice::Source::kDiscovered:
+          ca_file = choice.file;
+          host_.debug("ca_file not set: trusting " + ca_file);
+          break;
+        case relay::http::CaBundleChoice::Source::kEnvironment:
+          system_store = true;  // OpenSSL's defaults read SSL_CERT_FILE
+          host_.debug("ca_file not set: trusting SSL_CERT_FILE=" + choice.file);
+          break;
+        case relay::http::CaBundleChoice::Source::kOpenSslDefaults: {
+          system_store = true;
+          std::string tried;
+          for (std::string_view candidate : relay::http::kCaBundleCandidates) {
+            tried += (tried.empty() ? "" : ", ") + std::string(candidate);
+          }
+          host_.warn("no CA bundle found (tried " + tried +
+                     ") and neither ca_file nor SSL_CERT_FILE is set: using OpenSSL's default "
+                     "trust store, which may be empty; set RELAY_HTTP_CA_FILE if TLS "
+                     "handshakes fail");
+          break;
+        }
+      }
     }
     ssl_.emplace();
     try {
@@ -245,7 +357,7 @@ class HttpSink final : public relay::sdk::Sink {
     reusable_ = false;
   }
 
-  Attempt post(std::string_view body, relay::sdk::Deadline deadline) {
+  Attempt post(std::string_view body, std::string_view batch_id, relay::sdk::Deadline deadline) {
     Attempt attempt;
     int64_t left_ms = deadline.remaining().count();
     if (left_ms <= 0) {
@@ -253,6 +365,8 @@ class HttpSink final : public relay::sdk::Sink {
       return attempt;
     }
     int64_t request_ms = std::min(request_timeout_ms_, left_ms);
+    const auto started = Clock::now();
+    const int64_t wall_ms = std::min(left_ms, connect_timeout_ms_ + request_timeout_ms_);
     Poco::Net::HTTPClientSession& http = session();
     http.setTimeout(Poco::Timespan(std::min(connect_timeout_ms_, left_ms) * 1000),
                     Poco::Timespan(request_ms * 1000), Poco::Timespan(request_ms * 1000));
@@ -266,14 +380,20 @@ class HttpSink final : public relay::sdk::Sink {
       Poco::Net::HTTPBasicCredentials(basic_auth_->first, basic_auth_->second)
           .authenticate(request);
     }
+    if (header_safe(batch_id)) {
+      request.set(kBatchIdHeader, std::string(batch_id));
+    }
     request.setContentType("application/json");
     request.setContentLength64(static_cast<Poco::Int64>(body.size()));
     request.setKeepAlive(true);
 
     bool sent = false;
     bool answered = false;
+    bool broken = false;  // the session is closed after the watchdog is disarmed
     try {
       std::ostream& out = http.sendRequest(request);
+      // Connected: from here the wall clock bounds the request, across freezes too.
+      watchdog_->arm(http.socket().impl()->sockfd(), started + std::chrono::milliseconds(wall_ms));
       // POCO's request stream hands the socket 4 KiB at a time: a 1 MiB delivery became 256
       // send() calls, the largest CPU cost of the whole relay. A small body still travels with
       // the headers in one segment; a larger one goes to the socket in one call.
@@ -302,33 +422,41 @@ class HttpSink final : public relay::sdk::Sink {
       attempt.http_status = static_cast<int>(response.getStatus());
       Body reply = read_body(in);
       reusable_ = response.getKeepAlive() && reply.complete;
-      if (!reusable_) {
-        reset_session();
-      }
+      broken = !reusable_;
       classify(attempt, response, reply.head);
     } catch (const Poco::TimeoutException&) {
-      reset_session();
+      broken = true;
       attempt.error = "timed out after " +
                       std::to_string(sent ? request_ms : std::min(connect_timeout_ms_, left_ms)) +
                       " ms " + (sent ? "waiting for the response" : "connecting or sending");
     } catch (const Poco::Net::ConnectionRefusedException&) {
-      reset_session();
+      broken = true;
       attempt.error =
           "connection refused by " + uri_.getHost() + ":" + std::to_string(uri_.getPort());
     } catch (const Poco::Net::SSLException& e) {
-      reset_session();
+      broken = true;
       attempt.error = "TLS error: " + e.displayText();
       attempt.lost_connection =
           !answered &&
           dynamic_cast<const Poco::Net::SSLConnectionUnexpectedlyClosedException*>(&e) != nullptr;
     } catch (const Poco::Net::DNSException& e) {
-      reset_session();
+      broken = true;
       attempt.error = "cannot resolve " + uri_.getHost() + ": " + e.displayText();
     } catch (const Poco::Exception& e) {
       // Reset, aborted, no response at all: the connection is gone, the server may be fine.
-      reset_session();
+      broken = true;
       attempt.error = "transport error: " + e.displayText();
       attempt.lost_connection = !answered;
+    }
+    // Disarmed before the socket is closed: the watchdog never touches a closed (reused) fd.
+    if (watchdog_->disarm()) {
+      broken = true;
+      attempt = Attempt{};
+      attempt.error = "timed out after " + std::to_string(wall_ms) + " ms (wall clock) " +
+                      (sent ? "waiting for the response" : "sending");
+    }
+    if (broken) {
+      reset_session();
     }
     return attempt;
   }
@@ -379,6 +507,13 @@ class HttpSink final : public relay::sdk::Sink {
     }
     attempt.status = retryable_status(status) ? Status::kRetry : Status::kDrop;
     attempt.error = what;
+    if (honours_retry_after(status) && response.has("Retry-After")) {
+      attempt.retry_after_ms =
+          relay::http::parse_retry_after_ms(response.get("Retry-After"), Poco::Timestamp());
+      if (attempt.retry_after_ms > 0) {
+        attempt.error += " (Retry-After " + std::to_string(attempt.retry_after_ms) + " ms)";
+      }
+    }
     if (!head.empty()) {
       attempt.error += ": " + excerpt(head);
     }
@@ -394,6 +529,7 @@ class HttpSink final : public relay::sdk::Sink {
   std::vector<std::pair<std::string, std::string>> headers_;
   std::optional<std::pair<std::string, std::string>> basic_auth_;
   Poco::Net::Context::Ptr context_;
+  std::unique_ptr<Watchdog> watchdog_;  // declared before session_: outlives every request
   std::unique_ptr<Poco::Net::HTTPClientSession> session_;
   bool reusable_ = false;  // session_ holds a connection a previous delivery left open
 };

@@ -1,6 +1,7 @@
 // The built http sink (librelay-sink-http.so), loaded like the host loads it and driven against
 // local servers on 127.0.0.1 port 0: plain and TLS POCO servers, and raw sockets for the broken
 // connections POCO's server would never produce.
+#include <Poco/DateTimeFormatter.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
@@ -13,6 +14,7 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/StreamCopier.h>
+#include <Poco/Timespan.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -23,10 +25,13 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <telemetry_relay/testing.hpp>
 #include <thread>
 #include <vector>
+
+#include "../../plugins/http/http_support.h"
 
 namespace {
 
@@ -56,10 +61,12 @@ class StubServer {
   }
   ~StubServer() { server_->stopAll(true); }
 
-  void respond(int status, std::string body = "") {
+  void respond(int status, std::string body = "",
+               std::vector<std::pair<std::string, std::string>> headers = {}) {
     std::lock_guard lock(mutex_);
     status_ = status;
     body_ = std::move(body);
+    headers_ = std::move(headers);
   }
   std::vector<Recorded> requests() const {
     std::lock_guard lock(mutex_);
@@ -87,13 +94,16 @@ class StubServer {
       Poco::StreamCopier::copyToString(request.stream(), recorded.body);
       int status;
       std::string body;
+      std::vector<std::pair<std::string, std::string>> headers;
       {
         std::lock_guard lock(server_.mutex_);
         server_.requests_.push_back(std::move(recorded));
         status = server_.status_;
         body = server_.body_;
+        headers = server_.headers_;
       }
       response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
+      for (const auto& [name, value] : headers) response.set(name, value);
       response.setContentLength(static_cast<std::streamsize>(body.size()));
       response.send() << body;
     }
@@ -117,6 +127,7 @@ class StubServer {
   mutable std::mutex mutex_;
   int status_ = 200;
   std::string body_;
+  std::vector<std::pair<std::string, std::string>> headers_;
   std::vector<Recorded> requests_;
   uint16_t port_ = 0;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
@@ -419,8 +430,11 @@ TEST_F(HttpSinkTest, MissingPostUriDiscardsWithOneWarning) {
     host_.clear();
     auto sink = create(config);
     ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
-    EXPECT_TRUE(sink.deliver(batch_.build()).ok());
-    EXPECT_TRUE(sink.deliver(batch_.build()).ok());
+    for (int i = 0; i < 2; ++i) {
+      const auto outcome = sink.deliver(batch_.build());
+      EXPECT_TRUE(outcome.ok());
+      EXPECT_TRUE(outcome.discarded) << "the host must count these as discarded, not delivered";
+    }
     auto lines = host_.lines();
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].level, RELAY_LOG_WARN);
@@ -529,6 +543,170 @@ TEST_F(HttpsSinkTest, CertificateForAnotherHostIsRejected) {
   EXPECT_EQ(outcome.status, RELAY_RETRY);
   EXPECT_NE(outcome.error.find("TLS"), std::string::npos) << outcome.error;
   EXPECT_TRUE(server.requests().empty());
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(HttpSinkTest, EveryRequestCarriesTheBatchIdTheSameOnARetry) {
+  StubServer server;
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  server.respond(503);
+  EXPECT_EQ(sink.deliver(batch_.build()).status, RELAY_RETRY);
+  server.respond(200);
+  EXPECT_TRUE(sink.deliver(batch_.build()).ok());
+  batch_.id("fedcba9876543210fedcba9876543210");
+  EXPECT_TRUE(sink.deliver(batch_.build()).ok());
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].headers.get("X-Telemetry-Relay-Batch-Id", ""),
+            sdk_testing::BatchBuilder::kDefaultId);
+  EXPECT_EQ(requests[1].headers.get("X-Telemetry-Relay-Batch-Id", ""),
+            sdk_testing::BatchBuilder::kDefaultId);
+  EXPECT_EQ(requests[2].headers.get("X-Telemetry-Relay-Batch-Id", ""),
+            "fedcba9876543210fedcba9876543210");
+}
+
+TEST_F(HttpSinkTest, ABatchFromAnAbi10HostHasNoIdHeaderAndGetsNoFeedback) {
+  StubServer server;
+  server.respond(429, "", {{"Retry-After", "5"}});
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created());
+  relay_batch old = batch_.build();
+  old.struct_size = offsetof(relay_batch, batch_id);  // what a 1.0 host builds
+  relay_deliver_feedback untouched{};
+  untouched.struct_size = sizeof(untouched);
+  old.feedback = &untouched;  // beyond struct_size: the plugin must not write it
+  const auto outcome = sink.deliver(old);
+  EXPECT_EQ(outcome.status, RELAY_RETRY);
+  EXPECT_EQ(untouched.retry_after_ms, 0u);
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_FALSE(requests[0].headers.has("X-Telemetry-Relay-Batch-Id"));
+}
+
+TEST_F(HttpSinkTest, TheBatchIdHeaderCannotBeConfigured) {
+  auto sink =
+      create({{"post_uri", "http://127.0.0.1:9/"}, {"header_x_telemetry_relay_batch_id", "mine"}});
+  EXPECT_FALSE(sink.created());
+  EXPECT_NE(sink.create_outcome().error.find("x-telemetry-relay-batch-id"), std::string::npos)
+      << sink.create_outcome().error;
+}
+
+TEST_F(HttpSinkTest, RetryAfterOf429And503IsHandedToTheHost) {
+  StubServer server;
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created());
+
+  server.respond(429, "slow down", {{"Retry-After", "7"}});
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_RETRY);
+  EXPECT_EQ(outcome.retry_after_ms, 7000u);
+  EXPECT_NE(outcome.error.find("HTTP 429"), std::string::npos) << outcome.error;
+
+  const Poco::Timestamp in_30s = Poco::Timestamp() + Poco::Timespan(30, 0);
+  server.respond(503, "",
+                 {{"Retry-After",
+                   Poco::DateTimeFormatter::format(in_30s, Poco::DateTimeFormat::HTTP_FORMAT)}});
+  outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_RETRY);
+  EXPECT_GT(outcome.retry_after_ms, 20000u);
+  EXPECT_LE(outcome.retry_after_ms, 30000u);
+
+  server.respond(503, "", {{"Retry-After", "86400"}});  // a day: capped
+  EXPECT_EQ(sink.deliver(batch_.build()).retry_after_ms, relay::http::kMaxRetryAfterMs);
+
+  server.respond(500, "", {{"Retry-After", "7"}});  // not a status that defines it
+  outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_RETRY);
+  EXPECT_EQ(outcome.retry_after_ms, 0u);
+
+  server.respond(429, "", {{"Retry-After", "soon"}});
+  outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_RETRY);
+  EXPECT_EQ(outcome.retry_after_ms, 0u);
+}
+
+TEST(RetryAfter, DeltaSeconds) {
+  const Poco::Timestamp now;
+  EXPECT_EQ(relay::http::parse_retry_after_ms("5", now), 5000u);
+  EXPECT_EQ(relay::http::parse_retry_after_ms(" 3\t", now), 3000u);
+  EXPECT_EQ(relay::http::parse_retry_after_ms("0", now), 0u);
+  EXPECT_EQ(relay::http::parse_retry_after_ms("60", now), 60000u);
+  EXPECT_EQ(relay::http::parse_retry_after_ms("61", now), 60000u);
+  EXPECT_EQ(relay::http::parse_retry_after_ms("120", now, 1000000), 120000u);
+}
+
+TEST(RetryAfter, HugeValuesAreCapped) {
+  const Poco::Timestamp now;
+  EXPECT_EQ(relay::http::parse_retry_after_ms("18446744073709551615", now), 60000u);
+  EXPECT_EQ(relay::http::parse_retry_after_ms("99999999999999999999999999", now), 60000u);
+  EXPECT_EQ(relay::http::parse_retry_after_ms("18446744073709552", now, UINT64_MAX),
+            UINT64_MAX);  // seconds * 1000 would overflow: the cap, not a wrapped value
+  EXPECT_EQ(relay::http::parse_retry_after_ms("Fri, 31 Dec 9999 23:59:59 GMT", now), 60000u);
+}
+
+TEST(RetryAfter, HttpDatesInEveryAllowedForm) {
+  const Poco::Timestamp now;
+  const Poco::Timestamp later = now + Poco::Timespan(20, 0);
+  for (const std::string* format :
+       {&Poco::DateTimeFormat::HTTP_FORMAT, &Poco::DateTimeFormat::RFC850_FORMAT,
+        &Poco::DateTimeFormat::ASCTIME_FORMAT}) {
+    const std::string text = Poco::DateTimeFormatter::format(later, *format);
+    const uint64_t ms = relay::http::parse_retry_after_ms(text, now);
+    EXPECT_GT(ms, 18000u) << text;
+    EXPECT_LE(ms, 20000u) << text;
+  }
+  EXPECT_EQ(relay::http::parse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", now), 0u)
+      << "a date in the past means now";
+}
+
+TEST(RetryAfter, GarbageIsNoHint) {
+  const Poco::Timestamp now;
+  for (const char* value : {"", "   ", "-5", "+5", "1.5", "5s", "soon", "0x10", "Wed, 99 Foo",
+                            "Wed, 21 Oct 2015 07:28:00", "\r\n5"}) {
+    EXPECT_EQ(relay::http::parse_retry_after_ms(value, now), 0u) << value;
+  }
+  EXPECT_EQ(relay::http::parse_retry_after_ms(std::string(1000, '9'), now), 0u)
+      << "an absurdly long value is ignored, not parsed";
+}
+
+TEST(CaBundle, SslCertFileWins) {
+  const auto choice = relay::http::choose_ca_bundle(
+      "/custom/ca.pem", relay::http::kCaBundleCandidates, [](const std::string&) { return true; });
+  EXPECT_EQ(choice.source, relay::http::CaBundleChoice::Source::kEnvironment);
+  EXPECT_EQ(choice.file, "/custom/ca.pem");
+}
+
+TEST(CaBundle, FirstExistingCandidateInOrder) {
+  using Source = relay::http::CaBundleChoice::Source;
+  auto only = [](std::set<std::string> present) {
+    return [present](const std::string& path) { return present.count(path) > 0; };
+  };
+  // Amazon Linux first (where Lambda runs), even when a Debian bundle exists too.
+  auto choice = relay::http::choose_ca_bundle(
+      nullptr, relay::http::kCaBundleCandidates,
+      only({"/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt"}));
+  EXPECT_EQ(choice.source, Source::kDiscovered);
+  EXPECT_EQ(choice.file, "/etc/pki/tls/certs/ca-bundle.crt");
+  choice = relay::http::choose_ca_bundle("", relay::http::kCaBundleCandidates,
+                                         only({"/etc/ssl/certs/ca-certificates.crt"}));
+  EXPECT_EQ(choice.file, "/etc/ssl/certs/ca-certificates.crt");
+  choice = relay::http::choose_ca_bundle(nullptr, relay::http::kCaBundleCandidates,
+                                         only({"/etc/ssl/cert.pem"}));
+  EXPECT_EQ(choice.file, "/etc/ssl/cert.pem");
+  choice = relay::http::choose_ca_bundle(nullptr, relay::http::kCaBundleCandidates, only({}));
+  EXPECT_EQ(choice.source, Source::kOpenSslDefaults);
+  EXPECT_TRUE(choice.file.empty());
+}
+
+TEST(CaBundle, TheRealFilesystemCheckRejectsFoldersAndMissingFiles) {
+  const std::string_view candidates[] = {"/nonexistent/ca.pem", "/etc",
+                                         RELAY_SOURCE_DIR "/README.md"};
+  const auto choice = relay::http::choose_ca_bundle(nullptr, candidates);
+  EXPECT_EQ(choice.file, RELAY_SOURCE_DIR "/README.md");
 }
 
 }  // namespace
