@@ -9,8 +9,10 @@
 #include <cctype>
 #include <charconv>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <set>
+#include <string_view>
 
 extern char** environ;
 
@@ -34,8 +36,15 @@ const std::vector<std::pair<std::string, std::string>> kDefaults = {
     {"RELAY_TELEMETRY_MAX_ITEMS", "1000"},
     {"RELAY_TELEMETRY_MAX_BYTES", "262144"},
     {"RELAY_TELEMETRY_TIMEOUT_MS", "100"},
-    {"RELAY_QUEUE_MAX_BYTES", "8388608"},
+    {"RELAY_BUFFER_MAX_BYTES", "4194304"},
     {"RELAY_DELIVERY_MAX_BYTES", "1048576"},
+    {"RELAY_FLUSH", "next-invoke"},
+    {"RELAY_INVOKE_BUDGET_MS", "100"},
+    {"RELAY_SPOOL", "on"},
+    {"RELAY_SPOOL_DIR", "/tmp/telemetry-relay-spool"},
+    {"RELAY_SPOOL_MAX_BYTES", "16777216"},
+    {"RELAY_SPOOL_MAX_FILES", "256"},
+    {"RELAY_MANAGED_INSTANCES", "auto"},
     {"RELAY_SHUTDOWN_QUIET_MS", "250"},
     {"RELAY_SHUTDOWN_MARGIN_MS", "150"},
     {"DISPATCH_MIN_BATCH_SIZE", "0"},
@@ -78,11 +87,33 @@ std::optional<int64_t> parse_int(const std::string& text) {
   return parsed;
 }
 
+constexpr char kManagedInstancesType[] = "lambda-managed-instances";
+constexpr char kManagedInstancesSchema[] = "2025-01-29";
+// Lowest timeoutMs Lambda accepts: in end mode the wait for platform.runtimeDone is part of the
+// invocation budget, and Lambda holds each event up to timeoutMs before it sends it.
+constexpr uint32_t kEndModeTelemetryTimeoutMs = 25;
+
+// RELAY_<SINK>_ with the sink name upper-cased and '-' turned into '_'.
+std::string sink_prefix(const std::string& sink) {
+  std::string prefix = "RELAY_" + sink + "_";
+  std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) {
+    return c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  });
+  return prefix;
+}
+
+// The host reads RELAY_<SINK>_FLUSH itself; it is not handed to the plugin.
+constexpr char kSinkFlushKey[] = "flush";
+
 class Reader {
  public:
-  Reader(LayeredConfiguration& layers, Config& config) : layers_(layers), config_(config) {}
+  Reader(LayeredConfiguration& layers, Config& config,
+         std::function<bool(const std::string&)> is_explicit)
+      : layers_(layers), config_(config), is_explicit_(std::move(is_explicit)) {}
 
   std::string raw(const std::string& key) const { return layers_.getString(key, ""); }
+  // Set in the environment or the file, not just defaulted.
+  bool is_explicit(const std::string& key) const { return is_explicit_(key); }
 
   void issue(const std::string& key, const std::string& value, const std::string& what,
              const std::string& used) {
@@ -103,11 +134,27 @@ class Reader {
     return *parsed;
   }
 
-  bool boolean(const std::string& key, bool fallback) {
+  bool boolean(const std::string& key, bool fallback, bool on_off = false) {
     const std::string value = lower(trim(raw(key)));
     if (value == "true" || value == "1" || value == "yes" || value == "on") return true;
     if (value == "false" || value == "0" || value == "no" || value == "off") return false;
-    issue(key, value, "expected true or false", fallback ? "true" : "false");
+    if (on_off) {
+      issue(key, value, "expected on or off", fallback ? "on" : "off");
+    } else {
+      issue(key, value, "expected true or false", fallback ? "true" : "false");
+    }
+    return fallback;
+  }
+
+  // A flush policy; nullopt when the key is absent (per-sink keys have no default).
+  std::optional<FlushPolicy> flush(const std::string& key, const FlushPolicy& fallback) {
+    if (!layers_.has(key)) return std::nullopt;
+    const std::string value = raw(key);
+    if (auto policy = parse_flush_policy(value)) return policy;
+    issue(key, value,
+          "expected next-invoke, end, periodic:<ms> (ms from " + std::to_string(kMinFlushPeriodMs) +
+              " to " + std::to_string(kMaxFlushPeriodMs) + ") or continuous",
+          to_string(fallback));
     return fallback;
   }
 
@@ -124,7 +171,19 @@ class Reader {
  private:
   LayeredConfiguration& layers_;
   Config& config_;
+  std::function<bool(const std::string&)> is_explicit_;
 };
+
+bool valid_spool_dir(const std::string& dir) {
+  if (dir.empty() || dir[0] != '/' || dir.size() > 512) return false;
+  if (std::any_of(dir.begin(), dir.end(), [](unsigned char c) { return std::iscntrl(c); })) {
+    return false;
+  }
+  for (const auto& part : std::filesystem::path(dir)) {
+    if (part == "..") return false;
+  }
+  return true;
+}
 
 void read_globals(Reader& in, Config& config) {
   config.log_level =
@@ -193,14 +252,108 @@ void read_globals(Reader& in, Config& config) {
   }
 
   config.min_batch_size = in.integer("DISPATCH_MIN_BATCH_SIZE", 0, 1000000, 0);
-  config.queue_max_bytes =
-      static_cast<size_t>(in.integer("RELAY_QUEUE_MAX_BYTES", 1 << 20, int64_t{1} << 30, 8 << 20));
+  // At least one Telemetry API batch; 4 MiB keeps a 128 MB function healthy.
+  config.buffer_max_bytes =
+      static_cast<size_t>(in.integer("RELAY_BUFFER_MAX_BYTES", 262144, int64_t{1} << 30, 4 << 20));
   config.delivery_max_bytes =
       static_cast<size_t>(in.integer("RELAY_DELIVERY_MAX_BYTES", 65536, 16 << 20, 1 << 20));
   config.shutdown_quiet_ms =
       static_cast<uint32_t>(in.integer("RELAY_SHUTDOWN_QUIET_MS", 0, 1500, 250));
   config.shutdown_margin_ms =
       static_cast<uint32_t>(in.integer("RELAY_SHUTDOWN_MARGIN_MS", 50, 1000, 150));
+
+  config.invoke_budget_ms =
+      static_cast<uint32_t>(in.integer("RELAY_INVOKE_BUDGET_MS", 1, 60000, 100));
+  config.spool = in.boolean("RELAY_SPOOL", true, /*on_off=*/true);
+  config.spool_dir = trim(in.raw("RELAY_SPOOL_DIR"));
+  if (!valid_spool_dir(config.spool_dir)) {
+    in.issue("RELAY_SPOOL_DIR", config.spool_dir,
+             "expected an absolute path without '..' or control characters (at most 512 "
+             "characters)",
+             "/tmp/telemetry-relay-spool");
+    config.spool_dir = "/tmp/telemetry-relay-spool";
+  }
+  // Lambda's /tmp holds 512 MB to 10 GB and is shared with the function.
+  config.spool_max_bytes = static_cast<uint64_t>(
+      in.integer("RELAY_SPOOL_MAX_BYTES", 1 << 20, int64_t{10} << 30, 16 << 20));
+  config.spool_max_files =
+      static_cast<uint32_t>(in.integer("RELAY_SPOOL_MAX_FILES", 1, 100000, 256));
+}
+
+// RELAY_MANAGED_INSTANCES, then what it implies: SHUTDOWN-only registration (main), schema
+// 2025-01-29 and no flush mode that needs INVOKE events.
+void resolve_managed_instances(Reader& in, Config& config,
+                               const std::map<std::string, std::string>& environment) {
+  config.managed_instances_setting =
+      in.choice("RELAY_MANAGED_INSTANCES", {"auto", "on", "off"}, "auto");
+  const auto type = environment.find("AWS_LAMBDA_INITIALIZATION_TYPE");
+  const bool detected = type != environment.end() && trim(type->second) == kManagedInstancesType;
+  if (config.managed_instances_setting == "on") {
+    config.managed_instances = true;
+    config.managed_instances_why = "forced by RELAY_MANAGED_INSTANCES=on";
+  } else if (config.managed_instances_setting == "off") {
+    config.managed_instances = false;
+    config.managed_instances_why = "disabled by RELAY_MANAGED_INSTANCES=off";
+  } else {
+    config.managed_instances = detected;
+    config.managed_instances_why =
+        detected ? std::string("AWS_LAMBDA_INITIALIZATION_TYPE=") + kManagedInstancesType
+                 : "not detected";
+  }
+  if (!config.managed_instances) return;
+  SubscribeRequest& sub = config.subscription;
+  if (sub.schema_version != kManagedInstancesSchema) {
+    if (in.is_explicit("RELAY_TELEMETRY_SCHEMA")) {
+      config.warnings.push_back("RELAY_TELEMETRY_SCHEMA=" + sub.schema_version +
+                                ": Lambda Managed Instances requires " + kManagedInstancesSchema +
+                                "; using " + kManagedInstancesSchema + " instead");
+    }
+    sub.schema_version = kManagedInstancesSchema;
+  }
+}
+
+// A policy that needs INVOKE events cannot work on Managed Instances; one that needs
+// platform.runtimeDone cannot work without platform telemetry. `key` names where it came from.
+FlushPolicy adjust_flush(Reader& in, Config& config, const std::string& key, FlushPolicy policy,
+                         bool explicit_value) {
+  const bool needs_invoke = policy.mode == FlushMode::kNextInvoke || policy.mode == FlushMode::kEnd;
+  if (config.managed_instances && needs_invoke) {
+    if (explicit_value) {
+      config.warnings.push_back(key + "=" + to_string(policy) +
+                                ": not possible on Lambda Managed Instances (there are no INVOKE "
+                                "events); using continuous instead");
+    }
+    return FlushPolicy{FlushMode::kContinuous, 0};
+  }
+  const auto& types = config.subscription.types;
+  if (policy.mode == FlushMode::kEnd &&
+      std::find(types.begin(), types.end(), "platform") == types.end()) {
+    in.issue(key, to_string(policy),
+             "end needs platform in RELAY_TELEMETRY_TYPES to see platform.runtimeDone",
+             "next-invoke");
+    return FlushPolicy{};
+  }
+  return policy;
+}
+
+void read_flush(Reader& in, Config& config, const LayeredConfiguration& layers) {
+  const FlushPolicy global = in.flush("RELAY_FLUSH", FlushPolicy{}).value_or(FlushPolicy{});
+  config.flush = adjust_flush(in, config, "RELAY_FLUSH", global, in.is_explicit("RELAY_FLUSH"));
+  config.sink_flush.clear();
+  for (const std::string& sink : config.sinks) {
+    const std::string key = sink_prefix(sink) + "FLUSH";
+    if (layers.has(key)) {
+      const FlushPolicy own = in.flush(key, global).value_or(global);
+      config.sink_flush[sink] = adjust_flush(in, config, key, own, true);
+    } else {
+      config.sink_flush[sink] = config.flush;
+    }
+  }
+  // Lambda holds each event up to timeoutMs before it sends it, and in end mode that wait is
+  // part of the invocation budget: ask for the shortest one unless it was set.
+  if (any_sink_flushes(config, FlushMode::kEnd) && !in.is_explicit("RELAY_TELEMETRY_TIMEOUT_MS")) {
+    config.subscription.timeout_ms = kEndModeTelemetryTimeoutMs;
+  }
 }
 
 // RELAY_<SINK>_<KEY> -> key "<key>" for that sink; DISPATCH_POST_URI -> http's post_uri.
@@ -211,14 +364,12 @@ void read_sink_configs(const LayeredConfiguration& layers, Config& config) {
   layers.keys(keys);
   for (const std::string& sink : config.sinks) {
     SinkConfig& out = config.sink_configs[sink];
-    std::string prefix = "RELAY_" + sink + "_";
-    std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) {
-      return c == '-' ? '_' : static_cast<char>(std::toupper(c));
-    });
+    const std::string prefix = sink_prefix(sink);
     for (const std::string& key : keys) {
       if (key.size() > prefix.size() && key.compare(0, prefix.size(), prefix) == 0 &&
           global_keys.count(key) == 0) {
-        out.emplace_back(lower(key.substr(prefix.size())), layers.getString(key));
+        std::string sink_key = lower(key.substr(prefix.size()));
+        if (sink_key != kSinkFlushKey) out.emplace_back(std::move(sink_key), layers.getString(key));
       }
     }
     if (sink == "http") {
@@ -240,6 +391,54 @@ bool is_secret_key(const std::string& key) {
 }
 
 }  // namespace
+
+std::optional<FlushPolicy> parse_flush_policy(const std::string& text) {
+  const std::string value = lower(trim(text));
+  if (value == "next-invoke") return FlushPolicy{FlushMode::kNextInvoke, 0};
+  if (value == "end") return FlushPolicy{FlushMode::kEnd, 0};
+  if (value == "continuous") return FlushPolicy{FlushMode::kContinuous, 0};
+  constexpr std::string_view kPeriodic = "periodic:";
+  if (value.rfind(kPeriodic, 0) == 0) {
+    const auto ms = parse_int(value.substr(kPeriodic.size()));
+    if (ms && *ms >= kMinFlushPeriodMs && *ms <= kMaxFlushPeriodMs) {
+      return FlushPolicy{FlushMode::kPeriodic, static_cast<uint32_t>(*ms)};
+    }
+  }
+  return std::nullopt;
+}
+
+std::string to_string(const FlushPolicy& policy) {
+  switch (policy.mode) {
+    case FlushMode::kNextInvoke:
+      return "next-invoke";
+    case FlushMode::kEnd:
+      return "end";
+    case FlushMode::kPeriodic:
+      return "periodic:" + std::to_string(policy.period_ms);
+    case FlushMode::kContinuous:
+      return "continuous";
+  }
+  return "next-invoke";
+}
+
+bool any_sink_flushes(const Config& config, FlushMode mode) {
+  return std::any_of(config.sink_flush.begin(), config.sink_flush.end(),
+                     [mode](const auto& entry) { return entry.second.mode == mode; });
+}
+
+OutletOptions outlet_options(const Config& config, const std::string& sink) {
+  OutletOptions options;
+  options.min_batch_size = config.min_batch_size;
+  const auto flush = config.sink_flush.find(sink);
+  options.flush = flush != config.sink_flush.end() ? flush->second : config.flush;
+  options.buffer_max_bytes = config.buffer_max_bytes;
+  options.delivery_max_bytes = config.delivery_max_bytes;
+  options.spool.enabled = config.spool;
+  options.spool.dir = (std::filesystem::path(config.spool_dir) / sink).string();
+  options.spool.max_bytes = config.spool_max_bytes;
+  options.spool.max_files = config.spool_max_files;
+  return options;
+}
 
 std::string printable_value(const std::string& key, const std::string& value) {
   if (value.empty()) return value;
@@ -304,10 +503,16 @@ Config load_config(const std::map<std::string, std::string>& environment) {
   for (const auto& [key, value] : kDefaults) defaults->setString(key, value);
   layers->add(defaults, 20);
 
-  Reader reader(*layers, config);
+  Reader reader(*layers, config, [&](const std::string& key) {
+    return env_layer->has(key) || (file_layer && file_layer->has(key));
+  });
   read_globals(reader, config);
+  resolve_managed_instances(reader, config, environment);
   read_sink_configs(*layers, config);
+  read_flush(reader, config, *layers);
 
+  const bool timeout_lowered = any_sink_flushes(config, FlushMode::kEnd) &&
+                               !reader.is_explicit("RELAY_TELEMETRY_TIMEOUT_MS");
   std::vector<std::string> keys;
   layers->keys(keys);
   for (const std::string& key : keys) {
@@ -317,7 +522,17 @@ Config load_config(const std::map<std::string, std::string>& environment) {
     } else if (file_layer && file_layer->has(key)) {
       source = "file " + config.config_file;
     }
-    config.entries.push_back({key, printable_value(key, layers->getString(key)), source});
+    std::string value = layers->getString(key);
+    // Values the extension derived rather than read: show what it uses.
+    if (key == "RELAY_TELEMETRY_TIMEOUT_MS" && timeout_lowered) {
+      value = std::to_string(config.subscription.timeout_ms);
+      source += ", lowered for the end flush mode";
+    } else if (key == "RELAY_TELEMETRY_SCHEMA" && config.managed_instances &&
+               value != config.subscription.schema_version) {
+      value = config.subscription.schema_version;
+      source += ", required on Managed Instances";
+    }
+    config.entries.push_back({key, printable_value(key, value), source});
   }
   return config;
 }

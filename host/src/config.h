@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "extensions_api.h"
+#include "outlet.h"
 #include "plugin_loader.h"
 
 namespace relay {
@@ -36,20 +38,53 @@ struct Config {
   size_t listener_max_body_bytes = 0;  // 0 until resolved: 4 x subscription max_bytes
   SubscribeRequest subscription;       // destination filled in once the listener is bound
 
-  int64_t min_batch_size = 0;         // DISPATCH_MIN_BATCH_SIZE
-  size_t queue_max_bytes = 8u << 20;  // per outlet, in memory
+  int64_t min_batch_size = 0;          // DISPATCH_MIN_BATCH_SIZE
+  size_t buffer_max_bytes = 4u << 20;  // per outlet, in memory
   size_t delivery_max_bytes = 1u << 20;
   uint32_t shutdown_quiet_ms = 250;
   uint32_t shutdown_margin_ms = 150;
 
+  // RELAY_FLUSH as resolved (Managed Instances rule applied), and the effective policy of each
+  // sink (RELAY_<SINK>_FLUSH overrides it): one entry per name in sinks.
+  FlushPolicy flush;
+  std::map<std::string, FlushPolicy> sink_flush;
+  uint32_t invoke_budget_ms = 100;  // the longest an invocation is held (end mode)
+
+  bool spool = true;
+  std::string spool_dir = "/tmp/telemetry-relay-spool";  // one folder per sink below it
+  uint64_t spool_max_bytes = 16u << 20;                  // per sink
+  uint32_t spool_max_files = 256;                        // per sink
+
+  std::string managed_instances_setting = "auto";  // RELAY_MANAGED_INSTANCES: auto, on, off
+  bool managed_instances = false;                  // as resolved
+  std::string managed_instances_why;               // for --check and the start line
+
   std::map<std::string, SinkConfig> sink_configs;  // one entry (maybe empty) per name in sinks
   std::vector<ConfigIssue> issues;
+  // Valid settings adjusted to where the extension runs (e.g. next-invoke on Managed
+  // Instances): logged as warnings, never an init error.
+  std::vector<std::string> warnings;
   std::vector<ConfigEntry> entries;
   std::string config_file;  // empty when none
 };
 
-// environment: the process environment as NAME -> value (only DISPATCH_* and RELAY_* are read).
+// environment: the process environment as NAME -> value (DISPATCH_* and RELAY_* are read, and
+// AWS_LAMBDA_INITIALIZATION_TYPE to detect Managed Instances).
 Config load_config(const std::map<std::string, std::string>& environment);
+
+// "next-invoke", "end", "periodic:<ms>" or "continuous"; nullopt when text is none of them or the
+// period is outside kMinFlushPeriodMs..kMaxFlushPeriodMs.
+inline constexpr uint32_t kMinFlushPeriodMs = 10;
+inline constexpr uint32_t kMaxFlushPeriodMs = 600000;
+std::optional<FlushPolicy> parse_flush_policy(const std::string& text);
+std::string to_string(const FlushPolicy& policy);
+
+// True when at least one sink flushes in `mode`.
+bool any_sink_flushes(const Config& config, FlushMode mode);
+
+// The outlet options of one sink: its flush policy, the memory and delivery bounds, and its own
+// spool folder <RELAY_SPOOL_DIR>/<sink>.
+OutletOptions outlet_options(const Config& config, const std::string& sink);
 
 std::map<std::string, std::string> process_environment();
 

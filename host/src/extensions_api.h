@@ -52,6 +52,8 @@ struct SubscribeResult {
   Outcome outcome = Outcome::kRejected;
   int status = 0;
   std::string body;
+  std::string schema_version;  // the schemaVersion of the request this answers
+  std::string refused_schema;  // set when a first attempt was refused for its schemaVersion
 };
 
 class ExtensionsApi {

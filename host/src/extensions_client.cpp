@@ -278,6 +278,7 @@ SubscribeResult ExtensionsClient::subscribe(const SubscribeRequest& request) {
   SubscribeResult result;
   result.status = reply.status;
   result.body = reply.body;
+  result.schema_version = request.schema_version;
   if (reply.status == 200) {
     result.outcome = SubscribeResult::Outcome::kSubscribed;
   } else if (reply.status == 202) {
@@ -286,6 +287,35 @@ SubscribeResult ExtensionsClient::subscribe(const SubscribeRequest& request) {
     result.outcome = SubscribeResult::Outcome::kRejected;
   }
   return result;
+}
+
+std::vector<std::string> registration_events(bool managed_instances) {
+  if (managed_instances) return {"SHUTDOWN"};
+  return {"INVOKE", "SHUTDOWN"};
+}
+
+std::string fallback_schema(const std::string& schema_version) {
+  return schema_version == "2025-01-29" ? "2022-12-13" : "2025-01-29";
+}
+
+bool refuses_schema(const SubscribeResult& result) {
+  return result.outcome == SubscribeResult::Outcome::kRejected && result.status == 400 &&
+         Poco::toLower(result.body).find("schema") != std::string::npos;
+}
+
+SubscribeResult subscribe_negotiating_schema(ExtensionsApi& api, const SubscribeRequest& request) {
+  SubscribeResult first = api.subscribe(request);
+  if (first.schema_version.empty()) first.schema_version = request.schema_version;
+  if (!refuses_schema(first)) return first;
+  SubscribeRequest retry = request;
+  retry.schema_version = fallback_schema(request.schema_version);
+  logger("extensions")
+      .warning("subscribe: schema %s refused (status %d: %s); retrying with %s",
+               request.schema_version, first.status, one_line(first.body), retry.schema_version);
+  SubscribeResult second = api.subscribe(retry);
+  second.schema_version = retry.schema_version;
+  second.refused_schema = request.schema_version;
+  return second;
 }
 
 bool ExtensionsClient::init_error(const std::string& error_type, const std::string& message) {

@@ -72,4 +72,20 @@ class ExtensionsClient : public ExtensionsApi {
   std::string extension_id_;
 };
 
+// What the extension registers for: Managed Instances have no INVOKE events, and Lambda refuses a
+// registration that asks for them there.
+std::vector<std::string> registration_events(bool managed_instances);
+
+// The schema version to try when Lambda refuses `schema_version`: 2025-01-29 falls back to
+// 2022-12-13, and the older ones move up to 2025-01-29 (required on Managed Instances).
+std::string fallback_schema(const std::string& schema_version);
+
+// True when the answer refuses the subscription because of its schemaVersion: a 400 whose body
+// names the schema (Lambda's ValidationError message names the failing field).
+bool refuses_schema(const SubscribeResult& result);
+
+// Subscribes; when Lambda refuses the schema version, retries once with fallback_schema() and
+// logs which one was used. The result answers the last attempt.
+SubscribeResult subscribe_negotiating_schema(ExtensionsApi& api, const SubscribeRequest& request);
+
 }  // namespace relay

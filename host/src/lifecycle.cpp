@@ -1,16 +1,77 @@
 #include "lifecycle.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
 
 #include "logging.h"
 
 namespace relay {
+namespace {
+
+// Lambda's documented Shutdown phase for a function with external extensions; used when the
+// SHUTDOWN event carries no deadlineMs.
+constexpr uint64_t kDefaultShutdownMs = 2000;
+
+// Ends a shutdown that overruns its exit time: a sink stuck in a call must not keep the
+// process alive until Lambda's SIGKILL, which Lambda records as a failed shutdown.
+class ShutdownWatchdog {
+ public:
+  ShutdownWatchdog(uint64_t exit_by_unix_ms, std::function<void()> on_overrun)
+      : thread_([this, exit_by_unix_ms, overrun = std::move(on_overrun)] {
+          std::unique_lock lock(mutex_);
+          while (!done_) {
+            const uint64_t now = now_unix_ms();
+            if (now >= exit_by_unix_ms) {
+              lock.unlock();
+              overrun();
+              return;
+            }
+            finished_.wait_for(lock, std::chrono::milliseconds(exit_by_unix_ms - now));
+          }
+        }) {}
+  ~ShutdownWatchdog() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    finished_.notify_all();
+    thread_.join();
+  }
+  ShutdownWatchdog(const ShutdownWatchdog&) = delete;
+  ShutdownWatchdog& operator=(const ShutdownWatchdog&) = delete;
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable finished_;
+  bool done_ = false;
+  std::thread thread_;  // last: it starts running at once
+};
+
+}  // namespace
 
 Lifecycle::Lifecycle(ExtensionsApi& api, Pipeline& pipeline, LifecycleOptions options)
-    : api_(api), pipeline_(pipeline), options_(options) {}
+    : api_(api), pipeline_(pipeline), options_(std::move(options)) {}
+
+uint64_t Lifecycle::invoke_deadline(const LifecycleEvent& event, uint64_t received_unix_ms,
+                                    const LifecycleOptions& options) {
+  uint64_t deadline = received_unix_ms + options.invoke_budget_ms;
+  if (event.deadline_ms > 0) {
+    const uint64_t function_deadline = static_cast<uint64_t>(event.deadline_ms);
+    const uint64_t latest = function_deadline > options.invoke_margin_ms
+                                ? function_deadline - options.invoke_margin_ms
+                                : received_unix_ms;
+    deadline = std::min(deadline, std::max(latest, received_unix_ms));
+  }
+  return deadline;
+}
 
 int Lifecycle::run() {
   Poco::Logger& log = logger("lifecycle");
+  const bool at_end = pipeline_.flushes_at_invocation_end();
   while (true) {
     LifecycleEvent event;
     try {
@@ -22,12 +83,15 @@ int Lifecycle::run() {
       return 1;
     }
     switch (event.type) {
-      case LifecycleEvent::Type::kInvoke:
-        // The default flush mode adds nothing to the invocation: release and go back to next.
+      case LifecycleEvent::Type::kInvoke: {
+        const uint64_t received = now_unix_ms();
         ++invocations_;
         last_request_id_ = event.request_id;
+        // next-invoke releases here; periodic and continuous outlets work on their own.
         pipeline_.on_invoke();
+        if (at_end) end_of_invocation(event, received);
         break;
+      }
       case LifecycleEvent::Type::kShutdown:
         shutdown(event);
         return 0;
@@ -38,23 +102,61 @@ int Lifecycle::run() {
   }
 }
 
+// `end` mode: this invocation's telemetry is complete once its platform.runtimeDone arrived;
+// deliver it before calling next, but never beyond the budget. What is left goes on in the
+// background (the outlet counts it as deferred).
+void Lifecycle::end_of_invocation(const LifecycleEvent& event, uint64_t received_unix_ms) {
+  const uint64_t deadline = invoke_deadline(event, received_unix_ms, options_);
+  const bool done_seen = options_.telemetry_expected && !event.request_id.empty() &&
+                         pipeline_.wait_for_runtime_done(event.request_id, deadline);
+  const bool flushed = pipeline_.flush_until(deadline);
+  Poco::Logger& log = logger("lifecycle");
+  if (log.debug()) {
+    log.debug("invocation %s released after %Lu ms: %s, %s", event.request_id,
+              now_unix_ms() - received_unix_ms,
+              std::string(done_seen ? "platform.runtimeDone seen" : "no platform.runtimeDone"),
+              std::string(flushed ? "everything delivered" : "the rest goes on in the background"));
+  }
+}
+
 void Lifecycle::shutdown(const LifecycleEvent& event) {
   Poco::Logger& log = logger("lifecycle");
   const uint64_t now = now_unix_ms();
+  const uint64_t deadline =
+      event.deadline_ms > 0 ? static_cast<uint64_t>(event.deadline_ms) : now + kDefaultShutdownMs;
   const uint64_t exit_by =
-      event.deadline_ms > static_cast<int64_t>(options_.shutdown_margin_ms)
-          ? static_cast<uint64_t>(event.deadline_ms) - options_.shutdown_margin_ms
-          : now;
+      deadline > now + options_.shutdown_margin_ms ? deadline - options_.shutdown_margin_ms : now;
   log.information("SHUTDOWN (%s), %Ld ms to the deadline", event.shutdown_reason,
-                  static_cast<int64_t>(event.deadline_ms) - static_cast<int64_t>(now));
-  // The last invocation's platform.report arrives after SHUTDOWN; wait for it, but keep at
-  // least half of the remaining time for delivery.
-  const uint64_t drain_until = now + (exit_by > now ? (exit_by - now) / 2 : 0);
-  const bool report_seen =
-      pipeline_.wait_for_report(last_request_id_, options_.shutdown_quiet_ms, drain_until);
+                  static_cast<int64_t>(deadline) - static_cast<int64_t>(now));
+
+  auto overrun = options_.on_shutdown_overrun;
+  if (!overrun) {
+    overrun = [this] {
+      logger("lifecycle")
+          .warning("shutdown: out of time with a sink still busy; exiting before the deadline");
+      logger("lifecycle").information("summary %s", pipeline_.summary_json());
+      std::fflush(nullptr);
+      std::_Exit(0);
+    };
+  }
+  ShutdownWatchdog watchdog(exit_by, overrun);
+
+  // Phase 1: the last invocation's platform.report arrives after SHUTDOWN; wait for it (on
+  // Managed Instances, and before any invocation, for a quiet period), but keep at least half
+  // of the remaining time for delivery.
+  const std::string last = options_.managed_instances ? std::string() : last_request_id_;
+  const uint64_t drain_until = now + (exit_by - now) / 2;
+  const bool report_seen = pipeline_.wait_for_report(last, options_.shutdown_quiet_ms, drain_until);
   log.debug("shutdown drain ended: %s",
             std::string(report_seen ? "last platform.report seen" : "quiet period or time limit"));
-  pipeline_.shutdown(exit_by);
+
+  // Phase 2 and 3: deliver with what time remains, keeping a reserve in which each outlet
+  // spools (or counts) what is left and the summary is written.
+  const uint64_t drained = now_unix_ms();
+  const uint64_t left = exit_by > drained ? exit_by - drained : 0;
+  const uint64_t reserve = std::clamp<uint64_t>(left / 4, std::min<uint64_t>(left, 10), 200);
+  pipeline_.shutdown(exit_by - std::min(left, reserve));
+  // Phase 4.
   log.information("summary %s", pipeline_.summary_json());
 }
 

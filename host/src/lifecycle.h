@@ -1,8 +1,10 @@
-// The lifecycle loop on the main thread: wait in `next`, tell the pipeline what happened, and on
-// SHUTDOWN drain late telemetry, deliver within the deadline and report.
+// The lifecycle loop on the main thread: wait in `next`, tell the pipeline what happened, hold an
+// invocation for `end` flushing within its budget, and on SHUTDOWN drain late telemetry, deliver
+// within the deadline, spool the rest and report.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "extensions_api.h"
@@ -13,6 +15,19 @@ namespace relay {
 struct LifecycleOptions {
   uint32_t shutdown_quiet_ms = 250;   // stop draining after this long without telemetry
   uint32_t shutdown_margin_ms = 150;  // exit this long before deadlineMs
+  // `end` mode: an invocation is held at most this long after its INVOKE arrived (the wait for
+  // platform.runtimeDone included), and never past its deadlineMs minus invoke_margin_ms.
+  uint32_t invoke_budget_ms = 100;
+  uint32_t invoke_margin_ms = 50;
+  // False when no telemetry can arrive (the subscription was refused or is not supported): `end`
+  // mode then flushes at once instead of waiting for a platform.runtimeDone that never comes.
+  bool telemetry_expected = true;
+  // Managed Instances: there are no INVOKE events and no last invocation, so the shutdown drain
+  // ends on the quiet period alone.
+  bool managed_instances = false;
+  // Called when the shutdown is still busy at deadlineMs minus the margin (a sink that hangs).
+  // It must end the process; the default logs nothing more and exits 0 at once. Tests replace it.
+  std::function<void()> on_shutdown_overrun;
 };
 
 class Lifecycle {
@@ -23,7 +38,12 @@ class Lifecycle {
   int run();
   uint64_t invocations() const { return invocations_; }
 
+  // The moment an invocation received at received_unix_ms must be released in `end` mode.
+  static uint64_t invoke_deadline(const LifecycleEvent& event, uint64_t received_unix_ms,
+                                  const LifecycleOptions& options);
+
  private:
+  void end_of_invocation(const LifecycleEvent& event, uint64_t received_unix_ms);
   void shutdown(const LifecycleEvent& event);
 
   ExtensionsApi& api_;

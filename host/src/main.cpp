@@ -46,15 +46,12 @@ void print_help(const std::string& name) {
 
 void log_config_issues(const Config& config) {
   for (const ConfigIssue& issue : config.issues) logger("config").error(issue.message);
+  for (const std::string& warning : config.warnings) logger("config").warning(warning);
 }
 
 std::vector<std::unique_ptr<Outlet>> load_outlets(const Config& config,
                                                   std::vector<LoadResult>& failures) {
   std::vector<std::unique_ptr<Outlet>> outlets;
-  OutletOptions options;
-  options.min_batch_size = config.min_batch_size;
-  options.queue_max_bytes = config.queue_max_bytes;
-  options.delivery_max_bytes = config.delivery_max_bytes;
   for (const std::string& name : config.sinks) {
     LoadResult result = load_sink(config.plugin_dir, name, config.sink_configs.at(name));
     if (result.stage != LoadStage::kLoaded) {
@@ -63,7 +60,8 @@ std::vector<std::unique_ptr<Outlet>> load_outlets(const Config& config,
       continue;
     }
     logger("loader").debug(result.message);
-    outlets.push_back(std::make_unique<Outlet>(std::move(result.sink), options));
+    outlets.push_back(
+        std::make_unique<Outlet>(std::move(result.sink), outlet_options(config, name)));
   }
   return outlets;
 }
@@ -77,6 +75,9 @@ int check(const Config& config) {
   if (!config.config_file.empty()) std::cout << "  (config file: " << config.config_file << ")\n";
   bool ok = config.issues.empty();
   for (const ConfigIssue& issue : config.issues) std::cout << "  INVALID " << issue.message << "\n";
+  for (const std::string& warning : config.warnings) std::cout << "  NOTE " << warning << "\n";
+  std::cout << "\nLambda Managed Instances: " << (config.managed_instances ? "yes" : "no") << " ("
+            << config.managed_instances_why << ")\n";
 
   std::cout << "\nPlugins (" << config.plugin_dir << "):\n";
   if (config.sinks.empty()) {
@@ -91,6 +92,9 @@ int check(const Config& config) {
     std::cout << "  " << name << "  " << (loaded ? "OK" : "FAILED") << "  version "
               << (result.plugin_version.empty() ? "-" : result.plugin_version) << "  "
               << result.message << "\n";
+    std::cout << "      flush " << to_string(config.sink_flush.at(name)) << ", spool "
+              << (config.spool ? outlet_options(config, name).spool.dir : std::string("off"))
+              << "\n";
     for (const auto& [key, value] : sink_config) {
       std::cout << "      " << key << "=" << printable_value(key, value) << "\n";
     }
@@ -120,8 +124,12 @@ int run(const std::string& extension_name, const Config& config) {
 
   try {
     const Registration registration =
-        api->register_extension(extension_name, {"INVOKE", "SHUTDOWN"});
-    log.information("registered as %s for %s", extension_name, registration.function_name);
+        api->register_extension(extension_name, registration_events(config.managed_instances));
+    log.information(
+        "registered as %s for %s%s", extension_name, registration.function_name,
+        std::string(config.managed_instances ? " (Lambda Managed Instances: SHUTDOWN only, " +
+                                                   config.managed_instances_why + ")"
+                                             : ""));
   } catch (const LambdaApiError& e) {
     // Nothing to report to: Lambda sees the failed init when we exit.
     if (e.status() == 0) {
@@ -166,11 +174,19 @@ int run(const std::string& extension_name, const Config& config) {
 
   SubscribeRequest subscription = config.subscription;
   subscription.destination_uri = "http://sandbox.localdomain:" + std::to_string(listener.port());
+  bool telemetry_expected = false;
   try {
-    const SubscribeResult result = api->subscribe(subscription);
+    const SubscribeResult result = subscribe_negotiating_schema(*api, subscription);
     switch (result.outcome) {
       case SubscribeResult::Outcome::kSubscribed:
-        log.debug("subscribed to %s", subscription.destination_uri);
+        telemetry_expected = true;
+        if (!result.refused_schema.empty()) {
+          log.warning("subscribed with schema %s (Lambda refused %s)", result.schema_version,
+                      result.refused_schema);
+        } else {
+          log.debug("subscribed to %s with schema %s", subscription.destination_uri,
+                    result.schema_version);
+        }
         break;
       case SubscribeResult::Outcome::kNotSupported:
         log.warning(
@@ -195,9 +211,13 @@ int run(const std::string& extension_name, const Config& config) {
                        std::string("telemetry subscription failed: ") + e.what());
   }
 
-  Lifecycle lifecycle(*api, pipeline,
-                      LifecycleOptions{.shutdown_quiet_ms = config.shutdown_quiet_ms,
-                                       .shutdown_margin_ms = config.shutdown_margin_ms});
+  LifecycleOptions lifecycle_options;
+  lifecycle_options.shutdown_quiet_ms = config.shutdown_quiet_ms;
+  lifecycle_options.shutdown_margin_ms = config.shutdown_margin_ms;
+  lifecycle_options.invoke_budget_ms = config.invoke_budget_ms;
+  lifecycle_options.telemetry_expected = telemetry_expected;
+  lifecycle_options.managed_instances = config.managed_instances;
+  Lifecycle lifecycle(*api, pipeline, lifecycle_options);
   // The listener is left running: finish() ends the process without unwinding anything.
   finish(lifecycle.run());
 }

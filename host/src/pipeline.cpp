@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <functional>
+#include <future>
 #include <sstream>
 
 #include "logging.h"
@@ -47,6 +49,25 @@ uint64_t number_field(std::string_view json, std::string_view field) {
   return value;
 }
 
+void remember(std::deque<std::string>& ids, std::vector<std::string>& seen) {
+  for (auto& id : seen) {
+    ids.push_back(std::move(id));
+    if (ids.size() > kRememberedReports) ids.pop_front();
+  }
+}
+
+// Runs work on every outlet at once (the last one on this thread); true when all returned true.
+bool in_parallel(const std::vector<Outlet*>& outlets, const std::function<bool(Outlet&)>& work) {
+  if (outlets.empty()) return true;
+  std::vector<std::future<bool>> others;
+  for (size_t i = 0; i + 1 < outlets.size(); ++i) {
+    others.push_back(std::async(std::launch::async, work, std::ref(*outlets[i])));
+  }
+  bool all = work(*outlets.back());
+  for (auto& other : others) all = other.get() && all;
+  return all;
+}
+
 }  // namespace
 
 Pipeline::Pipeline(std::vector<std::unique_ptr<Outlet>> outlets, PipelineOptions options)
@@ -61,9 +82,12 @@ void Pipeline::consume(TelemetryBatch&& batch) {
   }
   uint64_t logs_dropped = 0;
   std::vector<std::string> reports;
+  std::vector<std::string> runtime_dones;
   for (const TelemetryEvent& event : batch.events) {
     if (event.type == "platform.report") {
       reports.emplace_back(string_field(event.record, "requestId"));
+    } else if (event.type == "platform.runtimeDone") {
+      runtime_dones.emplace_back(string_field(event.record, "requestId"));
     } else if (event.type == "platform.logsDropped") {
       logs_dropped += number_field(event.record, "droppedRecords");
     }
@@ -85,16 +109,41 @@ void Pipeline::consume(TelemetryBatch&& batch) {
     counters_.platform_logs_dropped_records += logs_dropped;
     if (outlets_.empty()) counters_.without_sink += events;
     last_arrival_ms_ = now_unix_ms();
-    for (auto& id : reports) {
-      report_request_ids_.push_back(std::move(id));
-      if (report_request_ids_.size() > kRememberedReports) report_request_ids_.pop_front();
-    }
+    remember(report_request_ids_, reports);
+    remember(runtime_done_request_ids_, runtime_dones);
   }
   arrived_.notify_all();
 }
 
 void Pipeline::on_invoke() {
   for (auto& outlet : outlets_) outlet->on_invoke();
+}
+
+bool Pipeline::flushes_at_invocation_end() const {
+  return std::any_of(outlets_.begin(), outlets_.end(), [](const auto& outlet) {
+    return outlet->flush_policy().mode == FlushMode::kEnd;
+  });
+}
+
+bool Pipeline::wait_for_runtime_done(const std::string& request_id, uint64_t deadline_unix_ms) {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    if (std::find(runtime_done_request_ids_.begin(), runtime_done_request_ids_.end(), request_id) !=
+        runtime_done_request_ids_.end()) {
+      return true;
+    }
+    const uint64_t now = now_unix_ms();
+    if (now >= deadline_unix_ms) return false;
+    arrived_.wait_for(lock, std::chrono::milliseconds(deadline_unix_ms - now));
+  }
+}
+
+bool Pipeline::flush_until(uint64_t deadline_unix_ms) {
+  std::vector<Outlet*> at_end;
+  for (auto& outlet : outlets_) {
+    if (outlet->flush_policy().mode == FlushMode::kEnd) at_end.push_back(outlet.get());
+  }
+  return in_parallel(at_end, [&](Outlet& outlet) { return outlet.flush_until(deadline_unix_ms); });
 }
 
 bool Pipeline::wait_for_report(const std::string& request_id, uint32_t quiet_ms,
@@ -114,9 +163,14 @@ bool Pipeline::wait_for_report(const std::string& request_id, uint32_t quiet_ms,
   }
 }
 
-void Pipeline::shutdown(uint64_t deadline_unix_ms) {
-  for (auto& outlet : outlets_) outlet->begin_shutdown(deadline_unix_ms);
-  for (auto& outlet : outlets_) outlet->finish_shutdown(deadline_unix_ms);
+bool Pipeline::shutdown(uint64_t deadline_unix_ms) {
+  std::vector<Outlet*> all;
+  for (auto& outlet : outlets_) {
+    outlet->begin_shutdown(deadline_unix_ms);
+    all.push_back(outlet.get());
+  }
+  // In parallel: each outlet spools its leftovers right at the deadline, not after the others.
+  return in_parallel(all, [&](Outlet& outlet) { return outlet.finish_shutdown(deadline_unix_ms); });
 }
 
 PipelineCounters Pipeline::counters() const {
@@ -126,25 +180,39 @@ PipelineCounters Pipeline::counters() const {
 
 std::string Pipeline::summary_json() const {
   const PipelineCounters totals = counters();
-  Poco::JSON::Object summary;
+  Poco::JSON::Object summary(Poco::JSON_PRESERVE_KEY_ORDER);
   summary.set("received_events", totals.events);
   summary.set("received_batches", totals.batches);
   summary.set("platform_logs_dropped", totals.platform_logs_dropped_records);
   summary.set("own_log_lines_dropped", totals.own_log_lines_dropped);
   if (totals.without_sink > 0) summary.set("dropped_no_sink", totals.without_sink);
-  Poco::JSON::Object sinks;
+  Poco::JSON::Object sinks(Poco::JSON_PRESERVE_KEY_ORDER);
   for (const auto& outlet : outlets_) {
     const OutletCounters c = outlet->counters();
-    Poco::JSON::Object sink;
+    // The balance first, then what happened on the way (see README "Loss summary").
+    Poco::JSON::Object sink(Poco::JSON_PRESERVE_KEY_ORDER);
     sink.set("received", c.received);
+    if (c.inherited > 0) sink.set("inherited", c.inherited);
     sink.set("delivered", c.delivered);
-    sink.set("deliveries", c.deliveries);
-    sink.set("retries", c.retries);
+    sink.set("discarded", c.discarded);
     sink.set("dropped_by_cap", c.dropped_by_cap);
     sink.set("dropped_by_sink", c.dropped_by_sink);
     sink.set("dropped_at_shutdown", c.dropped_at_shutdown);
     sink.set("dropped_disabled", c.dropped_disabled);
+    sink.set("dropped_corrupt", c.dropped_corrupt);
+    sink.set("still_spooled", c.still_spooled);
     sink.set("queued", c.queued);
+    sink.set("balanced", c.reconciles());
+    sink.set("deliveries", c.deliveries);
+    sink.set("retries", c.retries);
+    sink.set("retried", c.retried);
+    sink.set("deferred", c.deferred);
+    sink.set("spooled", c.spooled);
+    sink.set("replayed", c.replayed);
+    if (c.spool_quarantined_files > 0) {
+      sink.set("spool_quarantined_files", c.spool_quarantined_files);
+    }
+    if (c.disabled) sink.set("disabled", true);
     sinks.set(outlet->name(), sink);
   }
   summary.set("sinks", sinks);

@@ -35,12 +35,21 @@ class Pipeline final : public BatchConsumer {
   void consume(TelemetryBatch&& batch) override;  // [listener threads]
 
   void on_invoke();  // [lifecycle thread]
+  // True when some outlet flushes at the end of each invocation (FlushMode::kEnd).
+  bool flushes_at_invocation_end() const;
+  // Waits until platform.runtimeDone of request_id arrived (true) or deadline_unix_ms passed.
+  bool wait_for_runtime_done(const std::string& request_id, uint64_t deadline_unix_ms);
+  // Flushes every `end` outlet, in parallel, until the deadline (Outlet::flush_until). Returns
+  // true when none was left with pending telemetry. [lifecycle thread]
+  bool flush_until(uint64_t deadline_unix_ms);
   // Waits until platform.report of request_id arrived, or no telemetry arrived for quiet_ms,
   // or deadline_unix_ms. With an empty request_id (no invocation yet) only the quiet period
   // counts. Returns true when the report was seen.
   bool wait_for_report(const std::string& request_id, uint32_t quiet_ms, uint64_t deadline_unix_ms);
-  // Releases everything to every sink and waits for all of them, in parallel, until the deadline.
-  void shutdown(uint64_t deadline_unix_ms);
+  // Releases everything to every sink and waits for all of them, in parallel, until the deadline;
+  // then each outlet spools (or counts as dropped) what is left. Returns true when nothing was
+  // dropped.
+  bool shutdown(uint64_t deadline_unix_ms);
 
   PipelineCounters counters() const;
   const std::vector<std::unique_ptr<Outlet>>& outlets() const { return outlets_; }
@@ -55,7 +64,8 @@ class Pipeline final : public BatchConsumer {
   std::condition_variable arrived_;
   PipelineCounters counters_;
   uint64_t last_arrival_ms_ = 0;
-  std::deque<std::string> report_request_ids_;  // the last few seen, newest last
+  std::deque<std::string> report_request_ids_;        // the last few seen, newest last
+  std::deque<std::string> runtime_done_request_ids_;  // the same for platform.runtimeDone
 };
 
 }  // namespace relay

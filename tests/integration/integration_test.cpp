@@ -174,6 +174,8 @@ class IntegrationTest : public ::testing::Test {
     options.stderr_path = stderr_path();
     options.stdout_path = dir_ + "/relay.stdout";
     options.env["RELAY_PLUGIN_DIR"] = fs::path(RELAY_HTTP_PLUGIN).parent_path().string();
+    // Each test its own spool: tests run in parallel, and a shared folder would be replayed.
+    options.env["RELAY_SPOOL_DIR"] = dir_ + "/spool";
     return options;
   }
 
@@ -565,7 +567,8 @@ TEST_F(IntegrationTest, HttpsWithUntrustedCertificateDeliversNothingAndSaysWhy) 
   ASSERT_TRUE(relay);
   EXPECT_EQ(sink_counter(relay, "http", "delivered"), 0u);
   EXPECT_EQ(sink_counter(relay, "http", "received"), summary.events_for_subscriber);
-  EXPECT_EQ(sink_counter(relay, "http", "dropped_at_shutdown"), summary.events_for_subscriber);
+  // Not lost: spooled for a later process (the spool is on by default).
+  EXPECT_EQ(sink_counter(relay, "http", "still_spooled"), summary.events_for_subscriber);
   EXPECT_THAT(relay_log(), Contains(AllOf(HasSubstr("TLS"), HasSubstr("certificate verify"))));
 }
 
@@ -790,6 +793,162 @@ TEST_F(IntegrationTest, StrictModeTurnsARefusedSubscriptionIntoAnInitError) {
   ASSERT_EQ(summary.error_calls.size(), 1u);
   EXPECT_EQ(summary.error_calls[0].error_type, "Extension.SubscribeFailed");
   EXPECT_THAT(summary.error_calls[0].body, HasSubstr("status 400"));
+}
+
+// Events of the subscriber up to and including the n-th (0-based) platform.runtimeDone: all the
+// telemetry of invocation n but its platform.report, which Lambda emits only after every
+// extension called next.
+std::vector<std::string> through_runtime_done(const Summary& summary, int n) {
+  const size_t at = index_of_type(summary.subscriber_events, "platform.runtimeDone", n);
+  if (at == std::string::npos) return {};
+  return {summary.subscriber_events.begin(), summary.subscriber_events.begin() + at + 1};
+}
+
+// RELAY_FLUSH=end: with a healthy collector, the telemetry of invocation N is at the collector
+// before invocation N+1 starts (checked while the extension is frozen between the two). The
+// same run in next-invoke mode shows the check can fail: there it arrives one INVOKE later.
+TEST_F(IntegrationTest, EndModeDeliversEachInvocationBeforeTheNextStarts) {
+  constexpr int kInvocations = 4;
+  struct Run {
+    Summary summary;
+    std::vector<std::vector<std::string>> at_collector;  // before invocation n+1, per n
+    std::vector<std::string> received;
+  };
+  auto run = [&](const std::string& flush) {
+    Receiver receiver;
+    receiver.start();
+    Options options = relay_options(kInvocations);
+    options.settle_telemetry_before_events = false;
+    options.env["DISPATCH_POST_URI"] = receiver.url();
+    options.env["RELAY_FLUSH"] = flush;
+    // Generous: on a loaded machine the wait for runtimeDone plus the POST may take a while;
+    // the point here is the order, the budget has unit tests.
+    options.env["RELAY_INVOKE_BUDGET_MS"] = "20000";
+    Run result;
+    options.between_invocations = [&](int) {
+      result.at_collector.push_back(receiver.event_texts());
+    };
+    result.summary = Emulator(options).run();
+    result.received = receiver.event_texts();
+    end_run();
+    return result;
+  };
+
+  const Run end = run("end");
+  ASSERT_TRUE(end.summary.clean(kInvocations));
+  ASSERT_EQ(end.at_collector.size(), static_cast<size_t>(kInvocations));
+  EXPECT_EQ(end.summary.buffering.timeout_ms, 25u) << "end mode asks Lambda for short buffering";
+  for (int n = 0; n < kInvocations; ++n) {
+    SCOPED_TRACE(n);
+    const auto expected = through_runtime_done(end.summary, n);
+    ASSERT_FALSE(expected.empty());
+    const std::set<std::string> delivered(end.at_collector[n].begin(), end.at_collector[n].end());
+    for (const auto& event : expected) {
+      EXPECT_TRUE(delivered.contains(event))
+          << "not at the collector before invocation " << n + 1 << ": " << event;
+    }
+  }
+  const DeliveryCheck check = check_delivery(end.summary.subscriber_events, end.received);
+  EXPECT_TRUE(check.exact()) << "missing " << check.missing << " duplicates " << check.duplicates;
+
+  const Run next_invoke = run("next-invoke");
+  ASSERT_TRUE(next_invoke.summary.clean(kInvocations));
+  const auto first = through_runtime_done(next_invoke.summary, 0);
+  ASSERT_FALSE(first.empty());
+  EXPECT_THAT(next_invoke.at_collector[0], Not(Contains(first.back())))
+      << "next-invoke holds invocation 1's runtimeDone until INVOKE 2";
+  EXPECT_EQ(next_invoke.summary.buffering.timeout_ms, 100u);
+}
+
+// Lambda Managed Instances end to end, detected from AWS_LAMBDA_INITIALIZATION_TYPE (set by the
+// emulator): SHUTDOWN-only registration, schema 2025-01-29, concurrent invocations with tenant
+// ids and no INVOKE, continuous delivery (RELAY_FLUSH=end is not possible there: one warning),
+// everything delivered exactly once and a clean exit.
+TEST_F(IntegrationTest, ManagedInstancesEndToEnd) {
+  constexpr int kInvocations = 12;
+  Receiver receiver;
+  receiver.start();
+  Options options = relay_options(kInvocations);
+  options.managed_instances = true;
+  options.concurrency = 4;
+  options.tenant_id = "tenant-7";
+  options.log_format = LogFormat::kJson;
+  options.settle_telemetry_before_events = false;
+  options.env["DISPATCH_POST_URI"] = receiver.url();
+  options.env["RELAY_FLUSH"] = "end";
+  bool delivered_before_shutdown = false;
+  // Runs once, before SHUTDOWN: continuous flushing has delivered without any INVOKE.
+  options.between_invocations = [&](int) {
+    delivered_before_shutdown = receiver.wait_for_events(1, std::chrono::seconds(20));
+  };
+  const Summary summary = Emulator(options).run();
+
+  ASSERT_TRUE(summary.clean(kInvocations));
+  EXPECT_TRUE(summary.managed_instances);
+  EXPECT_EQ(summary.registered_events, std::vector<std::string>{"SHUTDOWN"});
+  EXPECT_EQ(summary.schema_version, "2025-01-29");
+  EXPECT_EQ(summary.subscribe_schemas, std::vector<std::string>{"2025-01-29"});
+  EXPECT_TRUE(delivered_before_shutdown);
+  const DeliveryCheck check = check_delivery(summary.subscriber_events, receiver.event_texts());
+  EXPECT_TRUE(check.exact()) << "missing " << check.missing << " duplicates " << check.duplicates
+                             << " unexpected " << check.unexpected;
+  EXPECT_EQ(count_lines_with(receiver.event_texts(), "\"tenantId\":\"tenant-7\""),
+            count_lines_with(summary.subscriber_events, "\"tenantId\":\"tenant-7\""));
+  const auto log = relay_log();
+  EXPECT_EQ(count_lines_with(log, "not possible on Lambda Managed Instances"), 1u);
+  EXPECT_THAT(log, Contains(AllOf(HasSubstr("Warn"), HasSubstr("RELAY_FLUSH=end"),
+                                  HasSubstr("using continuous instead"))));
+  EXPECT_THAT(log, Contains(HasSubstr("Lambda Managed Instances: SHUTDOWN only")));
+  const auto relay = relay_summary();
+  ASSERT_TRUE(relay);
+  EXPECT_EQ(sink_counter(relay, "http", "delivered"), summary.events_for_subscriber);
+}
+
+// Forcing Managed Instances off where Lambda runs them: the INVOKE registration is refused, and
+// the extension says so and exits instead of hanging the init.
+TEST_F(IntegrationTest, ManagedInstancesForcedOffIsRefusedByLambda) {
+  Options options = relay_options(1);
+  options.managed_instances = true;
+  options.env["RELAY_MANAGED_INSTANCES"] = "off";
+  const Summary summary = Emulator(options).run();
+  EXPECT_FALSE(summary.init_ok);
+  EXPECT_NE(summary.exit_code, 0);
+  EXPECT_THAT(relay_log(), Contains(AllOf(HasSubstr("refused (status 403)"),
+                                          HasSubstr("Extension.InvalidEventType"))));
+}
+
+// Schema negotiation: Lambda refuses the configured schema version; the extension retries once
+// with the next one, says which it used, and everything is delivered.
+TEST_F(IntegrationTest, RefusedSchemaFallsBackOnceAndDeliversEverything) {
+  Receiver receiver;
+  receiver.start();
+  Options options = relay_options(2);
+  options.refused_schema_versions = {"2025-01-29"};
+  options.env["RELAY_TELEMETRY_SCHEMA"] = "2025-01-29";
+  options.env["DISPATCH_POST_URI"] = receiver.url();
+  const Summary summary = Emulator(options).run();
+
+  ASSERT_TRUE(summary.clean(2));
+  EXPECT_EQ(summary.subscribe_schemas, (std::vector<std::string>{"2025-01-29", "2022-12-13"}));
+  EXPECT_EQ(summary.schema_version, "2022-12-13");
+  EXPECT_EQ(summary.subscribe_status, 200);
+  EXPECT_THAT(relay_log(),
+              Contains(HasSubstr("subscribed with schema 2022-12-13 (Lambda refused 2025-01-29)")));
+  EXPECT_TRUE(check_delivery(summary.subscriber_events, receiver.event_texts()).exact());
+}
+
+// Both schema versions refused: one retry only, then the refusal is handled as before (logged,
+// the lifecycle goes on).
+TEST_F(IntegrationTest, SchemaNegotiationRetriesOnlyOnce) {
+  Options options = relay_options(1);
+  options.refused_schema_versions = {"2022-12-13", "2025-01-29"};
+  const Summary summary = Emulator(options).run();
+
+  ASSERT_TRUE(summary.clean(1));
+  EXPECT_EQ(summary.subscribe_schemas, (std::vector<std::string>{"2022-12-13", "2025-01-29"}));
+  EXPECT_EQ(summary.subscribe_status, 400);
+  EXPECT_THAT(relay_log(),
+              Contains(AllOf(HasSubstr("subscription refused"), HasSubstr("2025-01-29"))));
 }
 
 }  // namespace

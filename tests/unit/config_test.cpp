@@ -165,3 +165,266 @@ TEST(Config, UriCredentialsAndQueriesAreNeverShown) {
 
 }  // namespace
 }  // namespace relay
+
+namespace relay {
+namespace {
+
+TEST(ConfigFlush, DefaultsAreNextInvokeWithSpoolOnAndAutoDetection) {
+  const Config c = load_config({});
+  EXPECT_TRUE(c.issues.empty());
+  EXPECT_TRUE(c.warnings.empty());
+  EXPECT_EQ(c.flush.mode, FlushMode::kNextInvoke);
+  EXPECT_EQ(c.sink_flush.at("http").mode, FlushMode::kNextInvoke);
+  EXPECT_EQ(c.invoke_budget_ms, 100u);
+  EXPECT_EQ(c.buffer_max_bytes, 4u << 20);
+  EXPECT_TRUE(c.spool);
+  EXPECT_EQ(c.spool_dir, "/tmp/telemetry-relay-spool");
+  EXPECT_EQ(c.spool_max_bytes, 16u << 20);
+  EXPECT_EQ(c.spool_max_files, 256u);
+  EXPECT_EQ(c.managed_instances_setting, "auto");
+  EXPECT_FALSE(c.managed_instances);
+  EXPECT_EQ(c.subscription.timeout_ms, 100u);
+  for (const char* key : {"RELAY_FLUSH", "RELAY_INVOKE_BUDGET_MS", "RELAY_BUFFER_MAX_BYTES",
+                          "RELAY_SPOOL", "RELAY_SPOOL_DIR", "RELAY_SPOOL_MAX_BYTES",
+                          "RELAY_SPOOL_MAX_FILES", "RELAY_MANAGED_INSTANCES"}) {
+    ASSERT_NE(entry(c, key), nullptr) << key;
+    EXPECT_EQ(entry(c, key)->source, "default") << key;
+  }
+  EXPECT_EQ(entry(c, "RELAY_QUEUE_MAX_BYTES"), nullptr) << "renamed to RELAY_BUFFER_MAX_BYTES";
+}
+
+TEST(ConfigFlush, ParsesEveryModeCaseInsensitively) {
+  EXPECT_EQ(parse_flush_policy("next-invoke")->mode, FlushMode::kNextInvoke);
+  EXPECT_EQ(parse_flush_policy(" END ")->mode, FlushMode::kEnd);
+  EXPECT_EQ(parse_flush_policy("Continuous")->mode, FlushMode::kContinuous);
+  const auto periodic = parse_flush_policy("periodic:250");
+  ASSERT_TRUE(periodic);
+  EXPECT_EQ(periodic->mode, FlushMode::kPeriodic);
+  EXPECT_EQ(periodic->period_ms, 250u);
+  EXPECT_EQ(parse_flush_policy("periodic:10")->period_ms, 10u);
+  EXPECT_EQ(parse_flush_policy("periodic:600000")->period_ms, 600000u);
+  for (const char* bad : {"", "never", "periodic", "periodic:", "periodic:9", "periodic:600001",
+                          "periodic:-5", "periodic:1e3", "periodic:100ms", "next_invoke"}) {
+    EXPECT_FALSE(parse_flush_policy(bad)) << bad;
+  }
+  EXPECT_EQ(to_string(*parse_flush_policy("periodic:250")), "periodic:250");
+  EXPECT_EQ(to_string(FlushPolicy{}), "next-invoke");
+}
+
+TEST(ConfigFlush, InvalidFlushIsOneLineNamingKeyValueAndFallback) {
+  const Config c = load_config({{"RELAY_FLUSH", "periodic:5"}});
+  ASSERT_EQ(c.issues.size(), 1u);
+  EXPECT_THAT(c.issues[0].message, HasSubstr("RELAY_FLUSH=periodic:5: expected next-invoke, end, "
+                                             "periodic:<ms> (ms from 10 to 600000) or continuous; "
+                                             "using next-invoke instead"));
+  EXPECT_EQ(c.flush.mode, FlushMode::kNextInvoke);
+  EXPECT_EQ(c.sink_flush.at("http").mode, FlushMode::kNextInvoke);
+}
+
+TEST(ConfigFlush, PerSinkOverrideWinsAndIsNotHandedToThePlugin) {
+  const Config c = load_config({{"RELAY_SINKS", "http,my-sink,other"},
+                                {"RELAY_FLUSH", "periodic:1000"},
+                                {"RELAY_MY_SINK_FLUSH", "continuous"},
+                                {"RELAY_OTHER_FLUSH", "bogus"}});
+  EXPECT_EQ(c.flush.mode, FlushMode::kPeriodic);
+  EXPECT_EQ(c.sink_flush.at("http").mode, FlushMode::kPeriodic);
+  EXPECT_EQ(c.sink_flush.at("http").period_ms, 1000u);
+  EXPECT_EQ(c.sink_flush.at("my-sink").mode, FlushMode::kContinuous);
+  // A bad override falls back to the global policy, in one line naming the sink's key.
+  EXPECT_EQ(c.sink_flush.at("other").mode, FlushMode::kPeriodic);
+  ASSERT_EQ(c.issues.size(), 1u);
+  EXPECT_THAT(c.issues[0].message, HasSubstr("RELAY_OTHER_FLUSH=bogus"));
+  EXPECT_THAT(c.issues[0].message, HasSubstr("using periodic:1000 instead"));
+  EXPECT_EQ(sink_value(c, "my-sink", "flush"), "<absent>");
+  EXPECT_EQ(outlet_options(c, "my-sink").flush.mode, FlushMode::kContinuous);
+  EXPECT_EQ(outlet_options(c, "http").flush.period_ms, 1000u);
+}
+
+TEST(ConfigFlush, EndModeLowersTheTelemetryTimeoutUnlessItWasSet) {
+  const Config lowered = load_config({{"RELAY_FLUSH", "end"}});
+  EXPECT_TRUE(lowered.issues.empty());
+  EXPECT_EQ(lowered.flush.mode, FlushMode::kEnd);
+  EXPECT_EQ(lowered.subscription.timeout_ms, 25u);
+  EXPECT_EQ(entry(lowered, "RELAY_TELEMETRY_TIMEOUT_MS")->value, "25");
+  EXPECT_THAT(entry(lowered, "RELAY_TELEMETRY_TIMEOUT_MS")->source, HasSubstr("end"));
+
+  const Config per_sink = load_config({{"RELAY_HTTP_FLUSH", "end"}});
+  EXPECT_EQ(per_sink.subscription.timeout_ms, 25u);
+
+  const Config kept = load_config({{"RELAY_FLUSH", "end"}, {"RELAY_TELEMETRY_TIMEOUT_MS", "200"}});
+  EXPECT_EQ(kept.subscription.timeout_ms, 200u);
+}
+
+TEST(ConfigFlush, EndModeWithoutPlatformTelemetryFallsBackToNextInvoke) {
+  const Config c = load_config({{"RELAY_FLUSH", "end"}, {"RELAY_TELEMETRY_TYPES", "function"}});
+  ASSERT_EQ(c.issues.size(), 1u);
+  EXPECT_THAT(c.issues[0].message, HasSubstr("RELAY_FLUSH=end: end needs platform"));
+  EXPECT_THAT(c.issues[0].message, HasSubstr("using next-invoke instead"));
+  EXPECT_EQ(c.sink_flush.at("http").mode, FlushMode::kNextInvoke);
+  EXPECT_EQ(c.subscription.timeout_ms, 100u);
+}
+
+TEST(ConfigBounds, SizesCountsAndBudgetAreBounded) {
+  struct Case {
+    const char* key;
+    const char* value;
+    const char* range;
+  };
+  for (const Case& bad : {Case{"RELAY_INVOKE_BUDGET_MS", "0", "from 1 to 60000"},
+                          Case{"RELAY_INVOKE_BUDGET_MS", "60001", "from 1 to 60000"},
+                          Case{"RELAY_BUFFER_MAX_BYTES", "262143", "from 262144 to 1073741824"},
+                          Case{"RELAY_BUFFER_MAX_BYTES", "2147483648", "from 262144"},
+                          Case{"RELAY_SPOOL_MAX_BYTES", "1048575", "from 1048576 to 10737418240"},
+                          Case{"RELAY_SPOOL_MAX_BYTES", "abc", "from 1048576"},
+                          Case{"RELAY_SPOOL_MAX_FILES", "0", "from 1 to 100000"},
+                          Case{"RELAY_SPOOL_MAX_FILES", "100001", "from 1 to 100000"}}) {
+    const Config c = load_config({{bad.key, bad.value}});
+    ASSERT_EQ(c.issues.size(), 1u) << bad.key << "=" << bad.value;
+    EXPECT_THAT(c.issues[0].message, HasSubstr(std::string(bad.key) + "=" + bad.value + ":"));
+    EXPECT_THAT(c.issues[0].message, HasSubstr(bad.range));
+  }
+  const Config d = load_config({{"RELAY_INVOKE_BUDGET_MS", "0"},
+                                {"RELAY_BUFFER_MAX_BYTES", "1"},
+                                {"RELAY_SPOOL_MAX_BYTES", "1"},
+                                {"RELAY_SPOOL_MAX_FILES", "0"}});
+  EXPECT_EQ(d.invoke_budget_ms, 100u);
+  EXPECT_EQ(d.buffer_max_bytes, 4u << 20);
+  EXPECT_EQ(d.spool_max_bytes, 16u << 20);
+  EXPECT_EQ(d.spool_max_files, 256u);
+
+  const Config good = load_config({{"RELAY_INVOKE_BUDGET_MS", "60000"},
+                                   {"RELAY_BUFFER_MAX_BYTES", "262144"},
+                                   {"RELAY_SPOOL_MAX_BYTES", "10737418240"},
+                                   {"RELAY_SPOOL_MAX_FILES", "1"}});
+  EXPECT_TRUE(good.issues.empty());
+  EXPECT_EQ(good.invoke_budget_ms, 60000u);
+  EXPECT_EQ(good.buffer_max_bytes, 262144u);
+  EXPECT_EQ(good.spool_max_bytes, uint64_t{10} << 30);
+  EXPECT_EQ(good.spool_max_files, 1u);
+}
+
+TEST(ConfigSpool, OnOffAndAFolderPerSink) {
+  const Config off = load_config({{"RELAY_SPOOL", "off"}});
+  EXPECT_TRUE(off.issues.empty());
+  EXPECT_FALSE(off.spool);
+  EXPECT_FALSE(outlet_options(off, "http").spool.enabled);
+
+  const Config c = load_config({{"RELAY_SINKS", "http,my-sink"},
+                                {"RELAY_SPOOL", "ON"},
+                                {"RELAY_SPOOL_DIR", "/tmp/spool/"},
+                                {"RELAY_SPOOL_MAX_BYTES", "2097152"},
+                                {"RELAY_SPOOL_MAX_FILES", "9"},
+                                {"RELAY_BUFFER_MAX_BYTES", "524288"},
+                                {"RELAY_DELIVERY_MAX_BYTES", "65536"},
+                                {"DISPATCH_MIN_BATCH_SIZE", "3"}});
+  EXPECT_TRUE(c.issues.empty());
+  const OutletOptions http = outlet_options(c, "http");
+  EXPECT_TRUE(http.spool.enabled);
+  EXPECT_EQ(http.spool.dir, "/tmp/spool/http");
+  EXPECT_EQ(outlet_options(c, "my-sink").spool.dir, "/tmp/spool/my-sink");
+  EXPECT_EQ(http.spool.max_bytes, 2097152u);
+  EXPECT_EQ(http.spool.max_files, 9u);
+  EXPECT_EQ(http.buffer_max_bytes, 524288u);
+  EXPECT_EQ(http.delivery_max_bytes, 65536u);
+  EXPECT_EQ(http.min_batch_size, 3);
+
+  const Config bad = load_config({{"RELAY_SPOOL", "maybe"}});
+  ASSERT_EQ(bad.issues.size(), 1u);
+  EXPECT_THAT(bad.issues[0].message, HasSubstr("RELAY_SPOOL=maybe: expected on or off; using on"));
+  EXPECT_TRUE(bad.spool);
+}
+
+TEST(ConfigSpool, FolderMustBeAbsoluteWithoutParentSteps) {
+  for (const char* bad : {"relative/spool", "/tmp/../etc", "/tmp/a/..", ""}) {
+    const Config c = load_config({{"RELAY_SPOOL_DIR", bad}});
+    ASSERT_EQ(c.issues.size(), 1u) << bad;
+    EXPECT_THAT(c.issues[0].message, HasSubstr("RELAY_SPOOL_DIR="));
+    EXPECT_THAT(c.issues[0].message, HasSubstr("using /tmp/telemetry-relay-spool instead"));
+    EXPECT_EQ(c.spool_dir, "/tmp/telemetry-relay-spool") << bad;
+  }
+  const Config long_path = load_config({{"RELAY_SPOOL_DIR", "/" + std::string(600, 'a')}});
+  EXPECT_EQ(long_path.issues.size(), 1u);
+}
+
+TEST(ConfigManagedInstances, DetectedFromTheInitializationType) {
+  const Config c = load_config({{"AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"}});
+  EXPECT_TRUE(c.issues.empty());
+  EXPECT_TRUE(c.warnings.empty()) << "defaults adapt silently";
+  EXPECT_TRUE(c.managed_instances);
+  EXPECT_THAT(c.managed_instances_why, HasSubstr("AWS_LAMBDA_INITIALIZATION_TYPE"));
+  EXPECT_EQ(c.subscription.schema_version, "2025-01-29");
+  EXPECT_EQ(c.flush.mode, FlushMode::kContinuous);
+  EXPECT_EQ(c.sink_flush.at("http").mode, FlushMode::kContinuous);
+
+  for (const char* type : {"on-demand", "provisioned-concurrency", "snap-start"}) {
+    EXPECT_FALSE(load_config({{"AWS_LAMBDA_INITIALIZATION_TYPE", type}}).managed_instances);
+  }
+}
+
+TEST(ConfigManagedInstances, ForcedOnOrOff) {
+  const Config on = load_config({{"RELAY_MANAGED_INSTANCES", "on"}});
+  EXPECT_TRUE(on.managed_instances);
+  EXPECT_EQ(on.subscription.schema_version, "2025-01-29");
+  const Config off = load_config({{"RELAY_MANAGED_INSTANCES", "OFF"},
+                                  {"AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"}});
+  EXPECT_FALSE(off.managed_instances);
+  EXPECT_EQ(off.subscription.schema_version, "2022-12-13");
+  EXPECT_EQ(off.flush.mode, FlushMode::kNextInvoke);
+  const Config bad = load_config({{"RELAY_MANAGED_INSTANCES", "yes please"}});
+  ASSERT_EQ(bad.issues.size(), 1u);
+  EXPECT_THAT(bad.issues[0].message,
+              HasSubstr("RELAY_MANAGED_INSTANCES=yes please: expected one of auto, off, on; "
+                        "using auto instead"));
+}
+
+TEST(ConfigManagedInstances, ModesNeedingInvokeBecomeContinuousWithOneWarningEach) {
+  const Config c = load_config({{"RELAY_MANAGED_INSTANCES", "on"},
+                                {"RELAY_SINKS", "http,a,b"},
+                                {"RELAY_FLUSH", "end"},
+                                {"RELAY_A_FLUSH", "periodic:500"},
+                                {"RELAY_B_FLUSH", "next-invoke"},
+                                {"RELAY_TELEMETRY_SCHEMA", "2022-12-13"}});
+  EXPECT_TRUE(c.issues.empty());
+  EXPECT_EQ(c.sink_flush.at("http").mode, FlushMode::kContinuous);
+  EXPECT_EQ(c.sink_flush.at("a").mode, FlushMode::kPeriodic);
+  EXPECT_EQ(c.sink_flush.at("a").period_ms, 500u);
+  EXPECT_EQ(c.sink_flush.at("b").mode, FlushMode::kContinuous);
+  EXPECT_EQ(c.subscription.schema_version, "2025-01-29");
+  EXPECT_EQ(c.subscription.timeout_ms, 100u) << "no sink is in end mode any more";
+  ASSERT_EQ(c.warnings.size(), 3u);
+  EXPECT_THAT(c.warnings, ::testing::Contains(HasSubstr("RELAY_TELEMETRY_SCHEMA=2022-12-13")));
+  EXPECT_THAT(c.warnings, ::testing::Contains(::testing::AllOf(
+                              HasSubstr("RELAY_FLUSH=end"), HasSubstr("Managed Instances"),
+                              HasSubstr("using continuous instead"))));
+  EXPECT_THAT(c.warnings, ::testing::Contains(HasSubstr("RELAY_B_FLUSH=next-invoke")));
+  EXPECT_EQ(entry(c, "RELAY_TELEMETRY_SCHEMA")->value, "2025-01-29");
+}
+
+TEST(ConfigFile, NewKeysComeFromTheFileToo) {
+  Poco::TemporaryFile file;
+  {
+    std::ofstream out(file.path());
+    out << "RELAY_FLUSH=periodic:2000\nRELAY_SPOOL=off\nRELAY_INVOKE_BUDGET_MS=250\n";
+  }
+  const Config c = load_config({{"RELAY_CONFIG_FILE", file.path()}});
+  EXPECT_TRUE(c.issues.empty());
+  EXPECT_EQ(c.flush.period_ms, 2000u);
+  EXPECT_FALSE(c.spool);
+  EXPECT_EQ(c.invoke_budget_ms, 250u);
+  EXPECT_EQ(entry(c, "RELAY_FLUSH")->source, "file " + file.path());
+}
+
+TEST(ConfigFile, TheShippedPropertiesFileIsValidAndMatchesTheDefaults) {
+  const Config c =
+      load_config({{"RELAY_CONFIG_FILE", RELAY_SOURCE_DIR "/config/relay.properties"}});
+  EXPECT_TRUE(c.issues.empty());
+  const Config d = load_config({});
+  for (const auto& e : d.entries) {
+    const ConfigEntry* in_file = entry(c, e.key);
+    ASSERT_NE(in_file, nullptr) << e.key;
+    EXPECT_EQ(in_file->value, e.value) << e.key;
+  }
+}
+
+}  // namespace
+}  // namespace relay

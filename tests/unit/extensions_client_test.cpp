@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "config.h"
+
 namespace relay {
 namespace {
 
@@ -363,6 +365,108 @@ TEST_F(ExtensionsClientTest, SubscribeOutcomes) {
             R"({"schemaVersion":"2025-01-29","types":["platform"],)"
             R"("buffering":{"maxItems":10000,"maxBytes":1048576,"timeoutMs":25},)"
             R"("destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:1/path"}})");
+}
+
+// Lambda Managed Instances: SHUTDOWN-only registration and schema 2025-01-29, as main sends them
+// from the configuration.
+TEST_F(ExtensionsClientTest, ManagedInstancesRegisterForShutdownOnlyAndSubscribeWith20250129) {
+  const Config config =
+      load_config({{"AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"}});
+  ASSERT_TRUE(config.managed_instances);
+  stub_.answer({200, R"({"functionName":"f"})", {{"Lambda-Extension-Identifier", kId}}});
+  client_.register_extension("telemetry-relay", registration_events(config.managed_instances));
+  EXPECT_EQ(stub_.last().body, R"({"events":["SHUTDOWN"]})");
+
+  SubscribeRequest request = config.subscription;
+  request.destination_uri = "http://sandbox.localdomain:4243";
+  stub_.answer({200, "\"OK\"", {}});
+  const SubscribeResult result = subscribe_negotiating_schema(client_, request);
+  EXPECT_EQ(result.outcome, SubscribeResult::Outcome::kSubscribed);
+  EXPECT_EQ(result.schema_version, "2025-01-29");
+  EXPECT_EQ(stub_.requests().size(), 2u);
+  EXPECT_EQ(stub_.last().body,
+            R"({"schemaVersion":"2025-01-29","types":["platform","function"],)"
+            R"("buffering":{"maxItems":1000,"maxBytes":262144,"timeoutMs":100},)"
+            R"("destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:4243"}})");
+
+  EXPECT_EQ(registration_events(false), (std::vector<std::string>{"INVOKE", "SHUTDOWN"}));
+}
+
+std::string schema_of(const Recorded& request) {
+  const std::string key = R"("schemaVersion":")";
+  const size_t at = request.body.find(key);
+  if (at == std::string::npos) return "";
+  return request.body.substr(at + key.size(),
+                             request.body.find('"', at + key.size()) - at - key.size());
+}
+
+const std::string kSchemaRefused =
+    R"({"errorType":"ValidationError","errorMessage":"schemaVersion \"2025-01-29\" is not supported"})";
+
+TEST(SchemaNegotiation, FallbackOrder) {
+  EXPECT_EQ(fallback_schema("2025-01-29"), "2022-12-13");
+  EXPECT_EQ(fallback_schema("2022-12-13"), "2025-01-29");
+  EXPECT_EQ(fallback_schema("2022-07-01"), "2025-01-29");
+}
+
+TEST_F(ExtensionsClientTest, ASchemaRefusalIsRetriedOnceWithTheNextSchema) {
+  register_first();
+  stub_.answer({400, kSchemaRefused, {}});
+  stub_.answer({200, "\"OK\"", {}});
+  SubscribeRequest request;
+  request.schema_version = "2025-01-29";
+  request.destination_uri = "http://sandbox.localdomain:4243";
+  const SubscribeResult result = subscribe_negotiating_schema(client_, request);
+  EXPECT_EQ(result.outcome, SubscribeResult::Outcome::kSubscribed);
+  EXPECT_EQ(result.schema_version, "2022-12-13");
+  EXPECT_EQ(result.refused_schema, "2025-01-29");
+  const auto requests = stub_.requests();
+  ASSERT_EQ(requests.size(), 3u);  // register, then two subscribes
+  EXPECT_EQ(schema_of(requests[1]), "2025-01-29");
+  EXPECT_EQ(schema_of(requests[2]), "2022-12-13");
+  // Only the schema changes.
+  std::string first = requests[1].body;
+  first.replace(first.find("2025-01-29"), 10, "2022-12-13");
+  EXPECT_EQ(first, requests[2].body);
+}
+
+TEST_F(ExtensionsClientTest, OnManagedInstancesAnOlderSchemaMovesUpTo20250129) {
+  register_first();
+  stub_.answer({400,
+                R"({"errorType":"ValidationError","errorMessage":"schemaVersion \"2022-12-13\" )"
+                R"(is not supported on Lambda Managed Instances; use 2025-01-29"})",
+                {}});
+  stub_.answer({200, "\"OK\"", {}});
+  const SubscribeResult result = subscribe_negotiating_schema(client_, SubscribeRequest{});
+  EXPECT_EQ(result.outcome, SubscribeResult::Outcome::kSubscribed);
+  EXPECT_EQ(result.schema_version, "2025-01-29");
+  EXPECT_EQ(result.refused_schema, "2022-12-13");
+}
+
+TEST_F(ExtensionsClientTest, SchemaNegotiationRetriesOnlyOnceAndOnlyForTheSchema) {
+  register_first();
+  // Refused twice: one retry, then the refusal stands.
+  stub_.answer({400, kSchemaRefused, {}});
+  stub_.answer({400, kSchemaRefused, {}});
+  stub_.answer({200, "\"OK\"", {}});  // never asked for
+  const SubscribeResult twice = subscribe_negotiating_schema(client_, SubscribeRequest{});
+  EXPECT_EQ(twice.outcome, SubscribeResult::Outcome::kRejected);
+  EXPECT_EQ(twice.status, 400);
+  EXPECT_EQ(stub_.requests().size(), 3u);
+
+  // Any other refusal is not retried.
+  client_.subscribe(SubscribeRequest{});  // takes the unused answer
+  const size_t before = stub_.requests().size();
+  for (const auto& [status, body] : std::vector<std::pair<int, std::string>>{
+           {400, R"({"errorType":"ValidationError","errorMessage":"URI port is not provided"})"},
+           {403, R"({"errorType":"Telemetry.SubscriptionClosed","errorMessage":"schema"})"},
+           {500, "schema"}}) {
+    stub_.answer({status, body, {}});
+    const SubscribeResult once = subscribe_negotiating_schema(client_, SubscribeRequest{});
+    EXPECT_EQ(once.status, status);
+    EXPECT_TRUE(once.refused_schema.empty());
+  }
+  EXPECT_EQ(stub_.requests().size(), before + 3);
 }
 
 TEST_F(ExtensionsClientTest, InitAndExitErrorsSendTheHeaders) {

@@ -3,7 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 
 #include "test_support.h"
 
@@ -50,6 +53,32 @@ TelemetryBatch report_for(const std::string& id) {
   return std::move(*parse_batch(std::move(body)).batch);
 }
 
+TelemetryBatch runtime_done_for(const std::string& id) {
+  std::string body = R"([{"time":"t","type":"platform.runtimeDone","record":{"requestId":")" + id +
+                     R"(","status":"success"}}])";
+  return std::move(*parse_batch(std::move(body)).batch);
+}
+
+LifecycleOptions quiet_for(uint32_t shutdown_quiet_ms) {
+  LifecycleOptions options;
+  options.shutdown_quiet_ms = shutdown_quiet_ms;
+  return options;
+}
+
+OutletOptions min_batch(int64_t size) {
+  OutletOptions options;
+  options.min_batch_size = size;
+  options.spool.enabled = false;
+  return options;
+}
+
+OutletOptions flushing(FlushMode mode, uint32_t period_ms = 0) {
+  OutletOptions options;
+  options.flush = FlushPolicy{mode, period_ms};
+  options.spool.enabled = false;  // these tests are about timing of delivery, not the disk
+  return options;
+}
+
 TEST(Lifecycle, InvokeReleasesAndShutdownDeliversEverythingThenReturnsZero) {
   auto sink = std::make_unique<NiceMock<MockSink>>();
   std::atomic<int> delivered{0};
@@ -59,7 +88,7 @@ TEST(Lifecycle, InvokeReleasesAndShutdownDeliversEverythingThenReturnsZero) {
   }));
   ON_CALL(*sink, flush(_)).WillByDefault(Return(DeliveryResult{}));
   std::vector<std::unique_ptr<Outlet>> outlets;
-  outlets.push_back(std::make_unique<Outlet>(std::move(sink), OutletOptions{}));
+  outlets.push_back(std::make_unique<Outlet>(std::move(sink), flushing(FlushMode::kNextInvoke)));
   Pipeline pipeline(std::move(outlets), PipelineOptions{});
 
   StrictMock<MockExtensionsApi> api;
@@ -77,7 +106,7 @@ TEST(Lifecycle, InvokeReleasesAndShutdownDeliversEverythingThenReturnsZero) {
         });
         return shutdown_event(10000);
       }));
-  Lifecycle lifecycle(api, pipeline, LifecycleOptions{.shutdown_quiet_ms = 5000});
+  Lifecycle lifecycle(api, pipeline, quiet_for(5000));
   EXPECT_EQ(lifecycle.run(), 0);
   late_listener.join();
   EXPECT_EQ(lifecycle.invocations(), 1u);
@@ -102,7 +131,7 @@ TEST(Lifecycle, UnknownEventTypesAreIgnored) {
   LifecycleEvent odd;
   odd.raw_type = "RESTORE";
   EXPECT_CALL(api, next()).WillOnce(Return(odd)).WillOnce(Return(shutdown_event(2000)));
-  Lifecycle lifecycle(api, pipeline, LifecycleOptions{.shutdown_quiet_ms = 10});
+  Lifecycle lifecycle(api, pipeline, quiet_for(10));
   EXPECT_EQ(lifecycle.run(), 0);
 }
 
@@ -169,8 +198,7 @@ TEST(Pipeline, AReportSeenByTheDrainIsAlreadyQueuedInEveryOutlet) {
   ON_CALL(*sink, deliver(_, _)).WillByDefault(Return(DeliveryResult{}));
   std::vector<std::unique_ptr<Outlet>> outlets;
   // A minimum no batch reaches, so nothing leaves the queue while the test looks at it.
-  outlets.push_back(
-      std::make_unique<Outlet>(std::move(sink), OutletOptions{.min_batch_size = 1000}));
+  outlets.push_back(std::make_unique<Outlet>(std::move(sink), min_batch(1000)));
   Pipeline pipeline(std::move(outlets), PipelineOptions{});
   for (int round = 0; round < 50; ++round) {
     const std::string id = "req-" + std::to_string(round);
@@ -179,6 +207,314 @@ TEST(Pipeline, AReportSeenByTheDrainIsAlreadyQueuedInEveryOutlet) {
     EXPECT_EQ(pipeline.outlets()[0]->counters().received, static_cast<uint64_t>(round + 1));
     listener.join();
   }
+}
+
+}  // namespace
+}  // namespace relay
+
+namespace relay {
+namespace {
+
+// A sink that records what it got and can be made to block in deliver() or flush() until the
+// test lets it go.
+struct Recorder {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<std::string> events;  // each event's JSON, in delivery order
+  bool block_deliver = false;
+  bool block_flush = false;
+  bool in_deliver = false;
+
+  void release() {
+    {
+      std::lock_guard lock(mutex);
+      block_deliver = false;
+      block_flush = false;
+    }
+    changed.notify_all();
+  }
+  size_t delivered() {
+    std::lock_guard lock(mutex);
+    return events.size();
+  }
+  bool wait_in_deliver() {
+    std::unique_lock lock(mutex);
+    return changed.wait_for(lock, std::chrono::seconds(20), [&] { return in_deliver; });
+  }
+};
+
+std::unique_ptr<Outlet> recording_outlet(Recorder& recorder, OutletOptions options) {
+  auto sink = std::make_unique<NiceMock<MockSink>>();
+  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([&recorder](const Delivery& d, uint64_t) {
+    std::unique_lock lock(recorder.mutex);
+    recorder.in_deliver = true;
+    recorder.changed.notify_all();
+    recorder.changed.wait(lock, [&] { return !recorder.block_deliver; });
+    recorder.in_deliver = false;
+    for (const auto& event : d.events) recorder.events.emplace_back(event.json);
+    recorder.changed.notify_all();
+    return DeliveryResult{};
+  }));
+  ON_CALL(*sink, flush(_)).WillByDefault(Invoke([&recorder](uint64_t) {
+    std::unique_lock lock(recorder.mutex);
+    recorder.changed.wait(lock, [&] { return !recorder.block_flush; });
+    return DeliveryResult{};
+  }));
+  return std::make_unique<Outlet>(std::move(sink), std::move(options));
+}
+
+Pipeline one_outlet_pipeline(Recorder& recorder, OutletOptions options) {
+  std::vector<std::unique_ptr<Outlet>> outlets;
+  outlets.push_back(recording_outlet(recorder, std::move(options)));
+  return Pipeline(std::move(outlets), PipelineOptions{});
+}
+
+TEST(LifecycleEnd, InvokeDeadlineIsTheBudgetCappedByTheFunctionDeadline) {
+  LifecycleOptions options;
+  options.invoke_budget_ms = 100;
+  options.invoke_margin_ms = 50;
+  LifecycleEvent event;
+  event.deadline_ms = 1'000'000;
+  EXPECT_EQ(Lifecycle::invoke_deadline(event, 500'000, options), 500'100u);
+  EXPECT_EQ(Lifecycle::invoke_deadline(event, 999'900, options), 999'950u) << "deadline - margin";
+  EXPECT_EQ(Lifecycle::invoke_deadline(event, 999'990, options), 999'990u) << "never before now";
+  event.deadline_ms = 0;  // unknown: the budget alone
+  EXPECT_EQ(Lifecycle::invoke_deadline(event, 500'000, options), 500'100u);
+}
+
+// `end`: the lifecycle waits for this invocation's platform.runtimeDone, delivers everything
+// held, and only then calls next. The budget is generous, so only the wait can order this.
+TEST(LifecycleEnd, WaitsForRuntimeDoneAndDeliversBeforeNext) {
+  Recorder recorder;
+  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kEnd));
+  ASSERT_TRUE(pipeline.flushes_at_invocation_end());
+
+  StrictMock<MockExtensionsApi> api;
+  std::atomic<bool> runtime_done_sent{false};
+  size_t delivered_at_second_next = 0;
+  std::thread function;
+  EXPECT_CALL(api, next())
+      .WillOnce(Invoke([&] {
+        // The function runs after INVOKE is released: its logs, then (a little later, which a
+        // lifecycle that did not wait would use to call next early) its runtimeDone.
+        function = std::thread([&] {
+          pipeline.consume(make_batch(3));
+          std::this_thread::sleep_for(std::chrono::milliseconds(30));
+          runtime_done_sent = true;
+          pipeline.consume(runtime_done_for("req-1"));
+        });
+        return invoke("req-1");
+      }))
+      .WillOnce(Invoke([&] {
+        EXPECT_TRUE(runtime_done_sent.load());
+        delivered_at_second_next = recorder.delivered();
+        return shutdown_event(5000);
+      }));
+  LifecycleOptions options;
+  options.invoke_budget_ms = 20000;
+  options.shutdown_quiet_ms = 10;
+  Lifecycle lifecycle(api, pipeline, options);
+  EXPECT_EQ(lifecycle.run(), 0);
+  function.join();
+  EXPECT_EQ(delivered_at_second_next, 4u) << "the logs and the runtimeDone, before next";
+  EXPECT_EQ(pipeline.outlets()[0]->counters().deferred, 0u);
+}
+
+// A sink that blocks cannot hold the invocation past the budget: next is called while the sink
+// is still stuck in its delivery, and the outlet counts the events as deferred.
+TEST(LifecycleEnd, ABlockedSinkNeverHoldsTheInvocationBeyondTheBudget) {
+  Recorder recorder;
+  recorder.block_deliver = true;
+  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kEnd));
+
+  StrictMock<MockExtensionsApi> api;
+  bool sink_blocked_at_next = false;
+  EXPECT_CALL(api, next())
+      .WillOnce(Invoke([&] {
+        pipeline.consume(make_batch(2));
+        pipeline.consume(runtime_done_for("req-1"));
+        return invoke("req-1");
+      }))
+      .WillOnce(Invoke([&] {
+        // The outlet thread may not have reached the sink yet on a loaded machine: wait for it.
+        const bool reached = recorder.wait_in_deliver();
+        {
+          std::lock_guard lock(recorder.mutex);
+          sink_blocked_at_next = reached && recorder.block_deliver;
+        }
+        recorder.release();
+        return shutdown_event(5000);
+      }));
+  LifecycleOptions options;
+  options.invoke_budget_ms = 150;
+  options.shutdown_quiet_ms = 10;
+  Lifecycle lifecycle(api, pipeline, options);
+  EXPECT_EQ(lifecycle.run(), 0);
+  EXPECT_TRUE(sink_blocked_at_next) << "next was called while the sink still blocked";
+  const OutletCounters c = pipeline.outlets()[0]->counters();
+  EXPECT_EQ(c.deferred, 3u);
+  EXPECT_EQ(c.delivered, 3u) << "delivered in the background, then at shutdown";
+}
+
+// Without a platform.runtimeDone (telemetry lost, or a crash), next still comes at the budget.
+TEST(LifecycleEnd, AMissingRuntimeDoneCostsAtMostTheBudget) {
+  Recorder recorder;
+  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kEnd));
+  StrictMock<MockExtensionsApi> api;
+  size_t delivered_at_second_next = 0;
+  EXPECT_CALL(api, next())
+      .WillOnce(Invoke([&] {
+        pipeline.consume(make_batch(2));
+        return invoke("req-1");
+      }))
+      .WillOnce(Invoke([&] {
+        // flush_until ran at the budget: what was there is delivered (the sink is fast) or at
+        // least released; nothing is held back for a runtimeDone that never comes.
+        EXPECT_TRUE(testing::eventually([&] { return recorder.delivered() == 2; }));
+        delivered_at_second_next = recorder.delivered();
+        return shutdown_event(5000);
+      }));
+  LifecycleOptions options;
+  options.invoke_budget_ms = 100;
+  options.shutdown_quiet_ms = 10;
+  Lifecycle lifecycle(api, pipeline, options);
+  EXPECT_EQ(lifecycle.run(), 0);
+  EXPECT_EQ(delivered_at_second_next, 2u);
+}
+
+// When no telemetry can come (subscription refused), `end` does not wait at all: a budget of a
+// minute would otherwise hold the invocation for that minute.
+TEST(LifecycleEnd, NoWaitWhenNoTelemetryIsExpected) {
+  Recorder recorder;
+  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kEnd));
+  StrictMock<MockExtensionsApi> api;
+  EXPECT_CALL(api, next()).WillOnce(Return(invoke("req-1"))).WillOnce(Return(shutdown_event(5000)));
+  LifecycleOptions options;
+  options.invoke_budget_ms = 60000;
+  options.telemetry_expected = false;
+  options.shutdown_quiet_ms = 10;
+  Lifecycle lifecycle(api, pipeline, options);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(lifecycle.run(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+}
+
+// next-invoke, periodic and continuous never hold an invocation: with a budget of a minute and
+// no runtimeDone, next comes at once (the test would take minutes otherwise), and only
+// next-invoke releases at the INVOKE.
+TEST(LifecycleModes, OtherModesDoNotWaitForRuntimeDone) {
+  for (const FlushMode mode :
+       {FlushMode::kNextInvoke, FlushMode::kPeriodic, FlushMode::kContinuous}) {
+    SCOPED_TRACE(static_cast<int>(mode));
+    Recorder recorder;
+    recorder.block_deliver = false;
+    Pipeline pipeline =
+        one_outlet_pipeline(recorder, flushing(mode, mode == FlushMode::kPeriodic ? 60000 : 0));
+    EXPECT_FALSE(pipeline.flushes_at_invocation_end());
+    StrictMock<MockExtensionsApi> api;
+    EXPECT_CALL(api, next())
+        .WillOnce(Invoke([&] {
+          pipeline.consume(make_batch(2));
+          return invoke("req-1");
+        }))
+        .WillOnce(Invoke([&] {
+          if (mode == FlushMode::kPeriodic) {
+            EXPECT_EQ(recorder.delivered(), 0u) << "the period (a minute) has not come";
+          } else {
+            EXPECT_TRUE(testing::eventually([&] { return recorder.delivered() == 2; }));
+          }
+          return shutdown_event(5000);
+        }));
+    LifecycleOptions options;
+    options.invoke_budget_ms = 60000;
+    options.shutdown_quiet_ms = 10;
+    Lifecycle lifecycle(api, pipeline, options);
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(lifecycle.run(), 0);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+    EXPECT_EQ(recorder.delivered(), 2u) << "shutdown delivers the rest";
+  }
+}
+
+// Several `end` sinks are flushed in parallel: one blocked sink does not keep the other from
+// delivering before next.
+TEST(LifecycleEnd, SinksAreFlushedInParallel) {
+  Recorder stuck;
+  stuck.block_deliver = true;
+  Recorder fast;
+  std::vector<std::unique_ptr<Outlet>> outlets;
+  outlets.push_back(recording_outlet(stuck, flushing(FlushMode::kEnd)));
+  outlets.push_back(recording_outlet(fast, flushing(FlushMode::kEnd)));
+  Pipeline pipeline(std::move(outlets), PipelineOptions{});
+  StrictMock<MockExtensionsApi> api;
+  size_t fast_at_next = 0;
+  EXPECT_CALL(api, next())
+      .WillOnce(Invoke([&] {
+        pipeline.consume(make_batch(4));
+        pipeline.consume(runtime_done_for("req-1"));
+        return invoke("req-1");
+      }))
+      .WillOnce(Invoke([&] {
+        fast_at_next = fast.delivered();
+        stuck.release();
+        return shutdown_event(5000);
+      }));
+  LifecycleOptions options;
+  options.invoke_budget_ms = 300;
+  options.shutdown_quiet_ms = 10;
+  Lifecycle lifecycle(api, pipeline, options);
+  EXPECT_EQ(lifecycle.run(), 0);
+  EXPECT_EQ(fast_at_next, 5u);
+  EXPECT_EQ(stuck.delivered(), 5u);
+}
+
+// Shutdown with a sink that hangs (here in its final flush, on the lifecycle thread): the
+// watchdog ends the shutdown at deadlineMs minus the margin; in the process that exits 0.
+TEST(LifecycleShutdown, AHangingSinkCannotHoldTheProcessPastTheMargin) {
+  Recorder recorder;
+  recorder.block_flush = true;
+  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kNextInvoke));
+  StrictMock<MockExtensionsApi> api;
+  std::atomic<uint64_t> overrun_at{0};
+  uint64_t deadline = 0;
+  EXPECT_CALL(api, next()).WillOnce(Invoke([&] {
+    pipeline.consume(make_batch(2));
+    LifecycleEvent event = shutdown_event(600);
+    deadline = static_cast<uint64_t>(event.deadline_ms);
+    return event;
+  }));
+  LifecycleOptions options;
+  options.shutdown_quiet_ms = 10;
+  options.shutdown_margin_ms = 150;
+  options.on_shutdown_overrun = [&] {
+    overrun_at = now_unix_ms();
+    recorder.release();  // in the process this is _Exit(0); here the test lets the sink go
+  };
+  Lifecycle lifecycle(api, pipeline, options);
+  EXPECT_EQ(lifecycle.run(), 0);
+  ASSERT_NE(overrun_at.load(), 0u) << "only the watchdog can release the hanging flush";
+  EXPECT_GE(overrun_at.load(), deadline - 150) << "not before the exit time";
+  EXPECT_EQ(recorder.delivered(), 2u) << "delivered before the sink's flush hung";
+}
+
+// Managed Instances: no INVOKE ever comes (the first next returns SHUTDOWN), the drain ends on
+// the quiet period, and the shutdown delivers everything continuous flushing had not yet.
+TEST(LifecycleShutdown, ManagedInstancesDrainOnTheQuietPeriod) {
+  Recorder recorder;
+  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kContinuous));
+  StrictMock<MockExtensionsApi> api;
+  EXPECT_CALL(api, next()).WillOnce(Invoke([&] {
+    pipeline.consume(make_batch(3));
+    pipeline.consume(report_for("req-9"));
+    return shutdown_event(5000);
+  }));
+  LifecycleOptions options;
+  options.managed_instances = true;
+  options.shutdown_quiet_ms = 50;
+  Lifecycle lifecycle(api, pipeline, options);
+  EXPECT_EQ(lifecycle.run(), 0);
+  EXPECT_EQ(recorder.delivered(), 4u);
+  EXPECT_EQ(lifecycle.invocations(), 0u);
 }
 
 }  // namespace
