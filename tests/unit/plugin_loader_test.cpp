@@ -3,9 +3,11 @@
 #include <Poco/TemporaryFile.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <telemetry_relay/sink_abi.h>
 
 #include <fstream>
 #include <sstream>
+#include <string>
 
 #include "outlet.h"
 #include "test_support.h"
@@ -63,6 +65,16 @@ INSTANTIATE_TEST_SUITE_P(
                       StageCase{"throws", LoadStage::kCreateFailed, ""}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
+// Issue 3: a plugin built for a newer ABI major is refused, and the user is told both versions.
+TEST(PluginLoader, NewerAbiMajorIsRefusedWithBothVersions) {
+  const LoadResult r = load_sink(kFixtures, "abimajor2", {});
+  EXPECT_EQ(r.stage, LoadStage::kAbiMismatch);
+  EXPECT_EQ(r.sink, nullptr);
+  EXPECT_EQ(r.message, "ABI mismatch: " + plugin_path(kFixtures, "abimajor2") +
+                           ": plugin ABI 2.0, host ABI " + std::to_string(RELAY_ABI_MAJOR) + "." +
+                           std::to_string(RELAY_ABI_MINOR) + " (majors must match)");
+}
+
 TEST(PluginLoader, LoadsAWorkingPluginAndDeliversThroughTheAbi) {
   Poco::TemporaryFile out;
   const LoadResult r = load_sink(kFixtures, "record", {{"path", out.path()}});
@@ -93,7 +105,8 @@ TEST(PluginLoader, StatusesFromThePluginMapToTheHostsAndUnknownMeansDrop) {
                                                            {"42", DeliveryStatus::kDrop}}) {
     LoadResult r = load_sink(kFixtures, "record", {{"path", out.path()}, {"status", text}});
     ASSERT_EQ(r.stage, LoadStage::kLoaded) << r.message;
-    const DeliveryResult result = r.sink->deliver(Delivery{"[]", {}}, now_unix_ms() + 5000);
+    const DeliveryResult result =
+        r.sink->deliver(Delivery{"batch-1", "[]", {}}, now_unix_ms() + 5000);
     EXPECT_EQ(result.status, expected) << text;
   }
 }
@@ -101,7 +114,8 @@ TEST(PluginLoader, StatusesFromThePluginMapToTheHostsAndUnknownMeansDrop) {
 TEST(PluginLoader, ThrowingDeliverIsCaughtAtTheBoundary) {
   const LoadResult r = load_sink(kFixtures, "throws", {{"throw_in", "deliver"}});
   if (r.stage != LoadStage::kLoaded) GTEST_SKIP() << "fixture throws only in create: " << r.message;
-  const DeliveryResult result = r.sink->deliver(Delivery{"[]", {}}, now_unix_ms() + 5000);
+  const DeliveryResult result =
+      r.sink->deliver(Delivery{"batch-1", "[]", {}}, now_unix_ms() + 5000);
   EXPECT_EQ(result.status, DeliveryStatus::kDrop);
   EXPECT_FALSE(result.error.empty());
 }
