@@ -111,7 +111,7 @@ class Reader {
          std::function<bool(const std::string&)> is_explicit)
       : layers_(layers), config_(config), is_explicit_(std::move(is_explicit)) {}
 
-  std::string raw(const std::string& key) const { return layers_.getString(key, ""); }
+  std::string raw(const std::string& key) const { return layers_.getRawString(key, ""); }
   // Set in the environment or the file, not just defaulted.
   bool is_explicit(const std::string& key) const { return is_explicit_(key); }
 
@@ -366,16 +366,19 @@ void read_sink_configs(const LayeredConfiguration& layers, Config& config) {
     SinkConfig& out = config.sink_configs[sink];
     const std::string prefix = sink_prefix(sink);
     for (const std::string& key : keys) {
+      if (!layers.hasProperty(key)) continue;  // "a.b=1" lists "a", which holds no value
       if (key.size() > prefix.size() && key.compare(0, prefix.size(), prefix) == 0 &&
           global_keys.count(key) == 0) {
         std::string sink_key = lower(key.substr(prefix.size()));
-        if (sink_key != kSinkFlushKey) out.emplace_back(std::move(sink_key), layers.getString(key));
+        if (sink_key != kSinkFlushKey)
+          out.emplace_back(std::move(sink_key), layers.getRawString(key));
       }
     }
     if (sink == "http") {
       const bool has_own = std::any_of(out.begin(), out.end(),
                                        [](const auto& kv) { return kv.first == "post_uri"; });
-      if (!has_own) out.emplace_back("post_uri", trim(layers.getString("DISPATCH_POST_URI", "")));
+      if (!has_own)
+        out.emplace_back("post_uri", trim(layers.getRawString("DISPATCH_POST_URI", "")));
     }
     std::sort(out.begin(), out.end());
   }
@@ -516,13 +519,14 @@ Config load_config(const std::map<std::string, std::string>& environment) {
   std::vector<std::string> keys;
   layers->keys(keys);
   for (const std::string& key : keys) {
+    if (!layers->hasProperty(key)) continue;
     std::string source = "default";
     if (env_layer->has(key)) {
       source = "environment";
     } else if (file_layer && file_layer->has(key)) {
       source = "file " + config.config_file;
     }
-    std::string value = layers->getString(key);
+    std::string value = layers->getRawString(key);
     // Values the extension derived rather than read: show what it uses.
     if (key == "RELAY_TELEMETRY_TIMEOUT_MS" && timeout_lowered) {
       value = std::to_string(config.subscription.timeout_ms);

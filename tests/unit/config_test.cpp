@@ -414,6 +414,27 @@ TEST(ConfigFile, NewKeysComeFromTheFileToo) {
   EXPECT_EQ(entry(c, "RELAY_FLUSH")->source, "file " + file.path());
 }
 
+// Both crashed the extension with an uncaught POCO exception (found by tests/fuzz/fuzz_config).
+TEST(ConfigFile, DottedKeysAreIgnoredNotFatal) {
+  Poco::TemporaryFile file;
+  {
+    std::ofstream out(file.path());
+    out << "a.b=1\nRELAY_HTTP_X.Y=2\nDISPATCH_MIN_BATCH_SIZE=3\n";
+  }
+  Config c;
+  ASSERT_NO_THROW(c = load_config({{"RELAY_CONFIG_FILE", file.path()}}));
+  EXPECT_EQ(c.min_batch_size, 3);
+}
+
+TEST(Config, ValuesAreTakenLiterallyWithoutVariableExpansion) {
+  Config c;
+  ASSERT_NO_THROW(c = load_config({{"DISPATCH_POST_URI", "http://127.0.0.1/${HOME}"}}));
+  EXPECT_EQ(sink_value(c, "http", "post_uri"), "http://127.0.0.1/${HOME}");
+  ASSERT_NO_THROW(c = load_config({{"RELAY_SINKS", "${RELAY_SINKS}"}}));
+  ASSERT_FALSE(c.issues.empty());
+  EXPECT_THAT(c.issues[0].message, HasSubstr("${RELAY_SINKS}"));
+}
+
 TEST(ConfigFile, TheShippedPropertiesFileIsValidAndMatchesTheDefaults) {
   const Config c =
       load_config({{"RELAY_CONFIG_FILE", RELAY_SOURCE_DIR "/config/relay.properties"}});
