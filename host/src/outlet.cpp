@@ -280,11 +280,18 @@ bool Outlet::flush_until(uint64_t deadline_unix_ms) {
   idle_.wait_until(lock, to_time_point(deadline_unix_ms),
                    [this] { return disabled_ || stop_ || memory_pending_locked() == 0; });
   const uint64_t left = memory_pending_locked();
-  if (left > 0) {
-    counters_.deferred += left;
-    if (log_.debug()) {
-      log_.debug("sink %s: %Lu events deferred past the flush deadline", name(), left);
-    }
+  // Count each event once, however many budgets it outlives. Events leave memory oldest first,
+  // so those deferred last time and still here are the oldest of `left`.
+  const uint64_t gone = counters_.received - left;
+  const uint64_t gone_since = gone - deferred_mark_.gone;
+  const uint64_t still_deferred =
+      deferred_mark_.left > gone_since ? deferred_mark_.left - gone_since : 0;
+  const uint64_t newly_deferred = left > still_deferred ? left - still_deferred : 0;
+  counters_.deferred += newly_deferred;
+  deferred_mark_ = {left, gone};
+  if (left > 0 && log_.debug()) {
+    log_.debug("sink %s: %Lu events deferred past the flush deadline (%Lu newly)", name(), left,
+               newly_deferred);
   }
   return left == 0;
 }

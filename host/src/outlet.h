@@ -69,7 +69,7 @@ struct OutletCounters {
   uint64_t deliveries = 0;      // successful sink calls
   uint64_t retries = 0;         // sink calls answered RETRY
   uint64_t retried = 0;         // events in sink calls answered RETRY (one per attempt)
-  uint64_t deferred = 0;        // left pending when flush_until's deadline passed
+  uint64_t deferred = 0;        // left pending when flush_until's deadline passed (once each)
   uint64_t spooled = 0;         // written to the spool (first failed attempt, memory cap, shutdown)
   uint64_t replayed = 0;        // delivered from the spool
   uint64_t discarded = 0;       // the sink discarded them by configuration (e.g. no endpoint)
@@ -176,6 +176,10 @@ class Outlet {
   uint64_t next_attempt_ms_ = 0;       // no sink call before this (backoff / Retry-After)
   uint64_t retry_after_until_ms_ = 0;  // the sink's Retry-After; on_invoke does not cut it
   uint64_t next_tick_ms_ = 0;          // periodic mode
+  struct DeferredMark {
+    uint64_t left = 0;  // pending when the last flush_until deadline passed
+    uint64_t gone = 0;  // events that had left memory by then (received - pending)
+  } deferred_mark_;
   uint32_t consecutive_failures_ = 0;
   std::string last_error_;           // of the current failure streak, for the shutdown report
   bool overflow_logged_ = false;     // one warning per overflow streak

@@ -248,6 +248,23 @@ TEST_F(OutletTest, FlushUntilReturnsAtTheDeadlineAndTheRestIsDeliveredInTheBackg
   EXPECT_EQ(outlet.counters().queued, 0u);
 }
 
+TEST_F(OutletTest, AnEventOutlivingSeveralBudgetsIsDeferredOnce) {
+  auto sink = sink_answering([this](int) {
+    gate.wait();
+    return DeliveryResult{};
+  });
+  Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kEnd}}));
+  outlet.enqueue(make_batch(4));
+  EXPECT_FALSE(outlet.flush_until(now_unix_ms() + 50));
+  EXPECT_FALSE(outlet.flush_until(now_unix_ms() + 50));  // same four still stuck
+  EXPECT_EQ(outlet.counters().deferred, 4u);
+  outlet.enqueue(make_batch(2, "later"));
+  EXPECT_FALSE(outlet.flush_until(now_unix_ms() + 50));
+  EXPECT_EQ(outlet.counters().deferred, 6u);  // only the two new ones were added
+  gate.open();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 6; }));
+}
+
 // ---- retries and batch ids ------------------------------------------------------------------
 
 TEST_F(OutletTest, RetriesTheSameBytesWithTheSameIdUntilAccepted) {
