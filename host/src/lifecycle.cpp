@@ -4,6 +4,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -132,9 +134,19 @@ void Lifecycle::shutdown(const LifecycleEvent& event) {
   auto overrun = options_.on_shutdown_overrun;
   if (!overrun) {
     overrun = [this] {
-      logger("lifecycle")
-          .warning("shutdown: out of time with a sink still busy; exiting before the deadline");
-      logger("lifecycle").information("summary %s", pipeline_.summary_json());
+      Poco::Logger& out = logger("lifecycle");
+      out.warning("shutdown: out of time with a sink still busy; exiting before the deadline");
+      // The summary takes each outlet's lock, which an outlet may hold while it spools (fsync):
+      // wait for it only part of the margin, so the exit stays ahead of the deadline.
+      auto summary = std::make_shared<std::promise<std::string>>();
+      std::future<std::string> ready = summary->get_future();
+      std::thread([this, summary] { summary->set_value(pipeline_.summary_json()); }).detach();
+      const auto patience = std::chrono::milliseconds(options_.shutdown_margin_ms / 2);
+      if (ready.wait_for(patience) == std::future_status::ready) {
+        out.information("summary %s", ready.get());
+      } else {
+        out.error("summary unavailable: an outlet was still writing its spool at the deadline");
+      }
       std::fflush(nullptr);
       std::_Exit(0);
     };
