@@ -1,0 +1,70 @@
+// libFuzzer target: configuration parsing through load_config, the way the extension reads it.
+// Input: optional environment lines (NAME=value, one per line) and a properties file body,
+// separated by a line "---"; without that line the whole input is the file body. The file is
+// named by RELAY_CONFIG_FILE, as in production.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "config.h"
+
+namespace {
+
+// The properties file lives in memory (memfd), named through /proc, so a crashing input leaves
+// no scratch file behind.
+int file_fd() {
+  static const int fd = [] {
+    const int created = memfd_create("relay-fuzz-config", 0);
+    if (created < 0) std::abort();
+    return created;
+  }();
+  return fd;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  std::string_view env_text;
+  std::string_view file_text = input;
+  if (const size_t sep = input.find("\n---\n"); sep != std::string_view::npos) {
+    env_text = input.substr(0, sep);
+    file_text = input.substr(sep + 5);
+  }
+
+  std::map<std::string, std::string> environment;
+  while (!env_text.empty()) {
+    const size_t eol = std::min(env_text.find('\n'), env_text.size());
+    const std::string_view line = env_text.substr(0, eol);
+    env_text.remove_prefix(std::min(eol + 1, env_text.size()));
+    const size_t eq = line.find('=');
+    if (eq == std::string_view::npos || eq == 0) continue;
+    environment[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+  }
+  if (ftruncate(file_fd(), 0) != 0 || pwrite(file_fd(), file_text.data(), file_text.size(), 0) !=
+                                          static_cast<ssize_t>(file_text.size())) {
+    std::abort();
+  }
+  // The input's own RELAY_CONFIG_FILE line (if any) would read an arbitrary path; keep ours.
+  environment["RELAY_CONFIG_FILE"] = "/proc/self/fd/" + std::to_string(file_fd());
+
+  const relay::Config config = relay::load_config(environment);
+  // What --check prints, and what main() derives from it.
+  for (const relay::ConfigEntry& entry : config.entries) {
+    (void)relay::printable_value(entry.key, entry.value);
+  }
+  for (const relay::ConfigIssue& issue : config.issues) {
+    if (issue.message.empty()) __builtin_trap();  // every issue names what was wrong
+  }
+  for (const std::string& sink : config.sinks) {
+    if (config.sink_configs.count(sink) == 0) __builtin_trap();  // one entry per requested sink
+  }
+  return 0;
+}
