@@ -233,7 +233,8 @@ struct Emulator::Impl {
   std::unique_ptr<Poco::Net::HTTPServer> server;
   uint16_t port = 0;
   std::unique_ptr<ChildProcess> child;
-  bool frozen = false;  // run() thread only
+  std::atomic<pid_t> live_pid{0};  // the child, for kill_extension() from other threads
+  bool frozen = false;             // run() thread only
   std::string shutdown_reason = "spindown";
   std::vector<double> invoke_to_next_samples;
 
@@ -324,6 +325,7 @@ bool Emulator::Impl::launch() {
   };
   try {
     child = std::make_unique<ChildProcess>(std::move(child_options));
+    live_pid = child->pid();
     return true;
   } catch (const std::exception& e) {
     std::cerr << "lambda-emulator: " << e.what() << "\n";
@@ -811,13 +813,20 @@ Answer Emulator::Impl::on_subscribe(const std::string& id, const std::string& bo
                         "Telemetry API subscription is closed");
   }
   Subscription subscription;
-  if (const std::string errors =
-          validate_subscription(body, options.managed_instances, subscription);
-      !errors.empty()) {
+  const std::string errors = validate_subscription(body, options.managed_instances, subscription);
+  summary.subscribe_schemas.push_back(subscription.schema_version);
+  if (!errors.empty()) {
     summary.subscribe_status = 400;
     Answer answer{400,
                   R"({"errorType":"ValidationError","errorMessage":)" + json_quote(errors) + "}\n"};
     return answer;
+  }
+  if (contains(options.refused_schema_versions, subscription.schema_version)) {
+    summary.subscribe_status = 400;
+    return Answer{400, R"({"errorType":"ValidationError","errorMessage":)" +
+                           json_quote("schemaVersion " + json_quote(subscription.schema_version) +
+                                      " is not supported") +
+                           "}\n"};
   }
   summary.subscribe_status = 200;
   // A repeated subscribe is idempotent: one subscription, the first one's settings.
@@ -920,6 +929,11 @@ Summary Emulator::run() { return impl_->run(); }
 uint16_t Emulator::api_port() const { return impl_->port; }
 
 pid_t Emulator::extension_pid() const { return impl_->child ? impl_->child->pid() : -1; }
+
+void Emulator::kill_extension() {
+  std::lock_guard lock(impl_->mu);  // child_exited: never signal a pid that was reaped
+  if (const pid_t pid = impl_->live_pid; pid > 0 && !impl_->child_exited) ::kill(pid, SIGKILL);
+}
 
 int Emulator::post_to_listener(std::string_view body, std::string_view content_type) const {
   return impl_->post_to_listener(body, content_type);

@@ -80,6 +80,9 @@ struct Options {
   bool telemetry_supported = true;  // false: subscribe answers 202 Telemetry.NotSupported
   int register_status = 0;          // non-zero: every register gets this status
   int subscribe_status = 0;         // non-zero: every subscribe gets this status (ValidationError)
+  // A subscribe asking for one of these schema versions is answered 400 ValidationError naming
+  // it, as Lambda refuses a version it does not support (schema negotiation).
+  std::vector<std::string> refused_schema_versions;
   std::vector<RawPost> raw_posts;
   // Runs after invocation n-1 while the extension is frozen; n == invocations before SHUTDOWN.
   std::function<void(int next_invocation)> between_invocations;
@@ -110,6 +113,7 @@ struct Summary {
   std::string init_error;
   int subscribe_status = 0;  // last answer to PUT /telemetry, 0 if never called
   std::string schema_version;
+  std::vector<std::string> subscribe_schemas;  // schemaVersion of every subscribe, in order
   std::vector<std::string> subscribed_types;
   Buffering buffering;
 
@@ -176,6 +180,10 @@ class Emulator {
   // Valid while run() is in progress (e.g. from between_invocations).
   uint16_t api_port() const;
   pid_t extension_pid() const;
+  // SIGKILLs the extension now (e.g. from a test thread while it delivers): the running
+  // invocation ends as Extension.Crash and run() returns. Another Emulator with the same env
+  // (same RELAY_SPOOL_DIR) is then a new extension process in the same environment.
+  void kill_extension();
   // POSTs `body` to the subscribed listener; the HTTP status, -1 on transport error, -2 when
   // nothing subscribed. Blocks while the extension is frozen.
   int post_to_listener(std::string_view body,

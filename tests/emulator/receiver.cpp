@@ -3,6 +3,7 @@
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/NetSSL.h>
 #include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
@@ -10,6 +11,7 @@
 #include <Poco/ThreadPool.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -80,12 +82,16 @@ Receiver::Receiver() : Receiver(Options{}) {}
 Receiver::Receiver(Options options)
     : options_(std::move(options)),
       port_(options_.port),
-      default_status_(options_.default_status) {}
+      default_fault_(Fault::answer(options_.default_status)) {}
 
 Receiver::~Receiver() { stop(); }
 
 void Receiver::start() {
   if (server_) return;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = false;
+  }
   const Poco::Net::SocketAddress address("127.0.0.1", port_);
   std::unique_ptr<Poco::Net::ServerSocket> socket;
   if (!options_.cert_path.empty() && !options_.key_path.empty()) {
@@ -117,6 +123,15 @@ void Receiver::start() {
 
 void Receiver::stop() {
   if (!server_) return;
+  {
+    // Held requests give up (or the pool could never join) and are gone before the server
+    // tears their connections down.
+    std::unique_lock lock(mu_);
+    stopping_ = true;
+    ++hang_generation_;
+    cv_.notify_all();
+    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return hung_ == 0; });
+  }
   server_->stopAll(true);
   server_.reset();
   pool_->joinAll();
@@ -137,12 +152,44 @@ std::string Receiver::url() const {
 
 void Receiver::push_statuses(const std::vector<int>& statuses) {
   std::lock_guard lock(mu_);
-  script_.insert(script_.end(), statuses.begin(), statuses.end());
+  for (const int status : statuses) script_.push_back(Fault::answer(status));
 }
 
 void Receiver::set_default_status(int status) {
   std::lock_guard lock(mu_);
-  default_status_ = status;
+  default_fault_ = Fault::answer(status);
+}
+
+void Receiver::push_faults(const std::vector<Fault>& faults) {
+  std::lock_guard lock(mu_);
+  script_.insert(script_.end(), faults.begin(), faults.end());
+}
+
+void Receiver::set_default_fault(Fault fault) {
+  std::lock_guard lock(mu_);
+  default_fault_ = std::move(fault);
+}
+
+void Receiver::fail_for(int status, std::chrono::milliseconds duration) {
+  std::lock_guard lock(mu_);
+  fail_status_ = status;
+  fail_until_ = std::chrono::steady_clock::now() + duration;
+}
+
+void Receiver::release_hangs() {
+  std::lock_guard lock(mu_);
+  ++hang_generation_;
+  cv_.notify_all();
+}
+
+size_t Receiver::hung_now() const {
+  std::lock_guard lock(mu_);
+  return hung_;
+}
+
+bool Receiver::wait_for_hung(size_t count, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return hung_ >= count; });
 }
 
 void Receiver::set_delay_ms(int delay_ms) {
@@ -199,22 +246,68 @@ void Receiver::handle(Poco::Net::HTTPServerRequest& request,
   received.uri = request.getURI();
   received.client = request.clientAddress().toString();
   for (const auto& [name, value] : request) received.headers.emplace_back(name, value);
+
+  Fault fault;
+  int delay_ms = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (!script_.empty()) {
+      fault = script_.front();
+      script_.pop_front();
+    } else if (std::chrono::steady_clock::now() < fail_until_) {
+      fault = Fault::answer(fail_status_);
+    } else {
+      fault = default_fault_;
+    }
+    delay_ms = delay_ms_;
+  }
+
+  // The connection itself, to end it without an answer (hang released, reset).
+  auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&request);
+  if (fault.kind == Fault::Kind::kReset) {
+    const std::streamsize length = request.getContentLength64();
+    std::string part(static_cast<size_t>(length > 1 ? length / 2 : 1), '\0');
+    request.stream().read(part.data(), static_cast<std::streamsize>(part.size()));
+    part.resize(static_cast<size_t>(std::max<std::streamsize>(0, request.stream().gcount())));
+    received.body = std::move(part);
+    received.at = std::chrono::steady_clock::now();
+    received.status = ReceivedRequest::kReset;
+    {
+      std::lock_guard lock(mu_);
+      requests_.push_back(std::move(received));
+      cv_.notify_all();
+    }
+    if (impl) {
+      impl->socket().setLinger(true, 0);  // close() then sends RST, not FIN
+      impl->socket().close();
+    }
+    return;
+  }
+
   received.body = read_body(request);
   received.at = std::chrono::steady_clock::now();
   const auto events = split_event_array(received.body);
 
-  int delay_ms = 0;
-  {
-    std::lock_guard lock(mu_);
-    if (script_.empty()) {
-      received.status = default_status_;
-    } else {
-      received.status = script_.front();
-      script_.pop_front();
-    }
-    delay_ms = delay_ms_;
+  if (fault.kind == Fault::Kind::kHang) {
+    std::unique_lock lock(mu_);
+    received.status = ReceivedRequest::kHung;
+    if (events) all_events_.insert(all_events_.end(), events->begin(), events->end());
+    requests_.push_back(std::move(received));
+    ++hung_;
+    cv_.notify_all();
+    const uint64_t generation = hang_generation_;
+    cv_.wait(lock, [&] { return hang_generation_ != generation || stopping_; });
+    --hung_;
+    const bool stopping = stopping_;
+    cv_.notify_all();
+    lock.unlock();
+    // Released: end the connection without an answer. Stopping: stopAll() closes it.
+    if (impl && !stopping) impl->socket().close();
+    return;
   }
+
   if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  received.status = fault.status;
   const int status = received.status;
   {
     std::lock_guard lock(mu_);
@@ -229,7 +322,10 @@ void Receiver::handle(Poco::Net::HTTPServerRequest& request,
     requests_.push_back(std::move(received));
     cv_.notify_all();
   }
-  send_answer(response, Answer{status, is_2xx(status) ? "{}" : R"({"error":"scripted"})"});
+  Answer::Headers headers;
+  if (!fault.retry_after.empty()) headers.emplace_back("Retry-After", fault.retry_after);
+  send_answer(response, Answer{status, is_2xx(status) ? "{}" : R"({"error":"scripted"})",
+                               "application/json", std::move(headers)});
 }
 
 }  // namespace relay::emu

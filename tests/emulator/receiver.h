@@ -33,10 +33,31 @@ struct ReceivedRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::string client;  // peer address: a new port means a new connection
-  int status = 0;      // what the receiver answered
+  int status = 0;      // what the receiver answered; kHung or kReset when it did not
   std::chrono::steady_clock::time_point at;
 
   std::string header(std::string_view name) const;  // case-insensitive; empty if absent
+
+  static constexpr int kHung = -1;   // held without an answer (Fault::hang)
+  static constexpr int kReset = -2;  // connection reset after part of the body (Fault::reset)
+};
+
+// What the receiver does with one request (fault injection for the collector's side).
+struct Fault {
+  enum class Kind { kAnswer, kHang, kReset };
+  Kind kind = Kind::kAnswer;
+  int status = 200;
+  std::string retry_after;  // kAnswer: sent as the Retry-After header when non-empty
+
+  static Fault answer(int status, std::string retry_after = {}) {
+    return Fault{Kind::kAnswer, status, std::move(retry_after)};
+  }
+  // Reads the whole body, then never answers: the request is held until release_hangs() or
+  // stop(), which close its connection without an answer.
+  static Fault hang() { return Fault{Kind::kHang, 0, {}}; }
+  // Reads about half of the body, then resets the connection (RST): a collector or proxy that
+  // dies mid-request.
+  static Fault reset() { return Fault{Kind::kReset, 0, {}}; }
 };
 
 class Receiver {
@@ -69,6 +90,17 @@ class Receiver {
   // Statuses for the next requests, in order; then the default status.
   void push_statuses(const std::vector<int>& statuses);
   void set_default_status(int status);
+  // Faults for the next requests, in order (shares the queue with push_statuses).
+  void push_faults(const std::vector<Fault>& faults);
+  // What every request gets once the queue is empty and no fail_for() is running.
+  void set_default_fault(Fault fault);
+  // Answers `status` to every request for `duration` from now (after the queue), then goes
+  // back to the default: "500 for a while".
+  void fail_for(int status, std::chrono::milliseconds duration);
+  // Closes every held (hung) request's connection without an answer.
+  void release_hangs();
+  size_t hung_now() const;  // requests held right now
+  bool wait_for_hung(size_t count, std::chrono::milliseconds timeout) const;
   void set_delay_ms(int delay_ms);  // before answering, to play a slow collector
 
   std::vector<ReceivedRequest> requests() const;
@@ -94,8 +126,13 @@ class Receiver {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   uint16_t port_ = 0;
-  std::deque<int> script_;
-  int default_status_ = 200;
+  std::deque<Fault> script_;
+  Fault default_fault_;
+  std::chrono::steady_clock::time_point fail_until_{};
+  int fail_status_ = 0;
+  size_t hung_ = 0;
+  uint64_t hang_generation_ = 0;  // bumped by release_hangs() and stop()
+  bool stopping_ = false;
   int delay_ms_ = 0;
   std::vector<ReceivedRequest> requests_;
   std::vector<std::string> accepted_events_;
