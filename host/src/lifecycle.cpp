@@ -92,6 +92,7 @@ int Lifecycle::run() {
         // next-invoke releases here; periodic and continuous outlets work on their own.
         pipeline_.on_invoke();
         if (at_end) end_of_invocation(event, received);
+        if (log.debug()) log.debug("summary %s", pipeline_.summary_json());
         break;
       }
       case LifecycleEvent::Type::kShutdown:

@@ -191,17 +191,22 @@ class IntegrationTest : public ::testing::Test {
 
   std::vector<std::string> relay_log() const { return read_lines(stderr_path()); }
 
-  // The extension's final `summary {json}` line; null when it never logged one.
-  Poco::JSON::Object::Ptr relay_summary() const {
+  // The extension's `summary {json}` lines: one per invocation at debug, then the final one.
+  std::vector<std::string> summary_lines() const {
     const std::string marker = "[relay.lifecycle] summary ";
+    std::vector<std::string> found;
     for (const auto& line : relay_log()) {
       const auto at = line.find(marker);
-      if (at == std::string::npos) continue;
-      return Poco::JSON::Parser()
-          .parse(line.substr(at + marker.size()))
-          .extract<Poco::JSON::Object::Ptr>();
+      if (at != std::string::npos) found.push_back(line.substr(at + marker.size()));
     }
-    return nullptr;
+    return found;
+  }
+
+  // The extension's final `summary {json}` line; null when it never logged one.
+  Poco::JSON::Object::Ptr relay_summary() const {
+    const auto lines = summary_lines();
+    if (lines.empty()) return nullptr;
+    return Poco::JSON::Parser().parse(lines.back()).extract<Poco::JSON::Object::Ptr>();
   }
 
   static uint64_t sink_counter(const Poco::JSON::Object::Ptr& summary, const std::string& sink,
@@ -334,6 +339,24 @@ TEST_F(IntegrationTest, ShutdownDispatchesEverythingLeft) {
   ASSERT_TRUE(relay);
   EXPECT_EQ(sink_counter(relay, "http", "delivered"), summary.events_for_subscriber);
   EXPECT_EQ(sink_counter(relay, "http", "dropped_at_shutdown"), 0u);
+}
+
+// At debug the counters follow every invocation; at info only the final line is written.
+TEST_F(IntegrationTest, SummaryFollowsEachInvocationAtDebugOnly) {
+  Receiver receiver;
+  receiver.start();
+  for (const char* level : {"debug", "info"}) {
+    Options options = relay_options(3);
+    options.env["DISPATCH_POST_URI"] = receiver.url();
+    options.env["RELAY_LOG_LEVEL"] = level;
+    const Summary summary = Emulator(options).run();
+    ASSERT_TRUE(summary.clean(3)) << level;
+    EXPECT_EQ(summary_lines().size(), std::string(level) == "debug" ? 4u : 1u) << level;
+    const auto relay = relay_summary();
+    ASSERT_TRUE(relay) << level;
+    EXPECT_EQ(sink_counter(relay, "http", "delivered"), summary.events_for_subscriber) << level;
+    end_run();
+  }
 }
 
 // The batch carrying the last platform.report reaches the extension after SHUTDOWN (in a short
