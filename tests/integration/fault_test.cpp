@@ -33,6 +33,7 @@
 
 #include "emulator.h"
 #include "receiver.h"
+#include "reserved_port.h"
 #include "test_files.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -63,37 +64,6 @@ Receiver::Options receiver_on(uint16_t port) {
   options.port = port;
   return options;
 }
-
-// A port bound but never listened on: connections are refused until release(), and no other
-// process can take it meanwhile.
-class ReservedPort {
- public:
-  ReservedPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t size = sizeof(address);
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
-      throw std::runtime_error("cannot reserve a port");
-    }
-    port_ = ntohs(address.sin_port);
-  }
-  ~ReservedPort() { release(); }
-  ReservedPort(const ReservedPort&) = delete;
-  ReservedPort& operator=(const ReservedPort&) = delete;
-
-  uint16_t port() const { return port_; }
-  void release() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
-};
 
 // What the receiver accepted, against what was expected.
 struct Delivered {
@@ -169,6 +139,9 @@ void expect_nothing_lost(const std::vector<std::string>& expected,
 
 class FaultTest : public ::testing::Test {
  protected:
+  // HangingReceiverNeverHoldsTheInvocation and HungRequestTimesOutAcrossFreezes.
+  void hung_request_is_retried_within_the_budget(bool freeze);
+
   void SetUp() override {
     std::string pattern = (fs::temp_directory_path() / "relay_faults.XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
@@ -418,7 +391,7 @@ TEST_F(FaultTest, TooManyRequestsHonoursRetryAfter) {
 // the extension's next `next` comes within runtime + RELAY_INVOKE_BUDGET_MS + 2 s of slack,
 // far below the 4 s the hung request takes to time out. Without freezes between invocations
 // (the timeout across freezes is the next scenario).
-TEST_F(FaultTest, HangingReceiverNeverHoldsTheInvocation) {
+void FaultTest::hung_request_is_retried_within_the_budget(bool freeze) {
   Receiver receiver;
   receiver.start();
   receiver.push_faults({Fault::hang()});
@@ -428,7 +401,7 @@ TEST_F(FaultTest, HangingReceiverNeverHoldsTheInvocation) {
   options.env["RELAY_FLUSH"] = "end";
   options.env["RELAY_INVOKE_BUDGET_MS"] = "100";
   options.env["RELAY_HTTP_REQUEST_TIMEOUT_MS"] = "4000";
-  options.freeze = false;  // see HungRequestTimesOutAcrossFreezes
+  options.freeze = freeze;
   const Summary summary = Emulator(options).run();
 
   ASSERT_TRUE(summary.clean(9)) << describe(summary);
@@ -448,6 +421,10 @@ TEST_F(FaultTest, HangingReceiverNeverHoldsTheInvocation) {
   EXPECT_EQ(dropped(counters, "http"), 0u);
 }
 
+TEST_F(FaultTest, HangingReceiverNeverHoldsTheInvocation) {
+  hung_request_is_retried_within_the_budget(/*freeze=*/false);
+}
+
 // The same hung POST, with the environment frozen between invocations as Lambda does (0.8 s
 // frozen, ~0.1 s running, so the 4 s request timeout spans several freezes). The timeout must
 // count wall-clock time: a socket timeout that starts again after every thaw (a blocking
@@ -455,32 +432,7 @@ TEST_F(FaultTest, HangingReceiverNeverHoldsTheInvocation) {
 // retries it with the full timeout) never fires while the function is invoked more often than
 // the timeout, and the delivery stays stuck until SHUTDOWN.
 TEST_F(FaultTest, HungRequestTimesOutAcrossFreezes) {
-  Receiver receiver;
-  receiver.start();
-  receiver.push_faults({Fault::hang()});
-  Options options = relay_options(9, receiver.url());
-  options.runtime_ms = 50;
-  options.gap_ms = 800;
-  options.env["RELAY_FLUSH"] = "end";
-  options.env["RELAY_INVOKE_BUDGET_MS"] = "100";
-  options.env["RELAY_HTTP_REQUEST_TIMEOUT_MS"] = "4000";
-  const Summary summary = Emulator(options).run();
-
-  ASSERT_TRUE(summary.clean(9)) << describe(summary);
-  EXPECT_LT(summary.invoke_to_next_ms.max, 50 + 100 + 2000)
-      << "an invocation waited for the hung collector";
-  const auto requests = receiver.requests();
-  ASSERT_FALSE(requests.empty());
-  ASSERT_EQ(requests[0].status, ReceivedRequest::kHung);
-  const std::string id = requests[0].header(kBatchIdHeader);
-  ASSERT_FALSE(id.empty()) << "no " << kBatchIdHeader << " header";
-  EXPECT_TRUE(std::any_of(requests.begin() + 1, requests.end(), [&](const auto& r) {
-    return r.status == 200 && r.header(kBatchIdHeader) == id;
-  })) << "the timed-out batch was not retried under its id";
-  expect_nothing_lost(summary.subscriber_events, requests);
-  const auto counters = relay_summary();
-  expect_balanced(counters, "http");
-  EXPECT_EQ(dropped(counters, "http"), 0u);
+  hung_request_is_retried_within_the_budget(/*freeze=*/true);
 }
 
 // The collector resets the connection after half of the body, twice: retried, nothing lost.

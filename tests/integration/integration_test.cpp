@@ -25,6 +25,7 @@
 
 #include "emulator.h"
 #include "receiver.h"
+#include "reserved_port.h"
 #include "test_certs.h"
 #include "test_files.h"
 
@@ -78,37 +79,6 @@ Receiver::Options https_receiver(const TestCerts& certs) {
 std::vector<std::string> events_of(const ReceivedRequest& request) {
   return split_event_array(request.body).value_or(std::vector<std::string>{});
 }
-
-// A port bound but never listened on: connections are refused until release(), and no other
-// process can take it meanwhile (unlike a port that was merely free a moment ago).
-class ReservedPort {
- public:
-  ReservedPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t size = sizeof(address);
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
-      throw std::runtime_error("cannot reserve a port");
-    }
-    port_ = ntohs(address.sin_port);
-  }
-  ~ReservedPort() { release(); }
-  ReservedPort(const ReservedPort&) = delete;
-  ReservedPort& operator=(const ReservedPort&) = delete;
-
-  uint16_t port() const { return port_; }
-  void release() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
-};
 
 struct ProcessResult {
   int exit_code = -1;
