@@ -49,9 +49,10 @@ struct OutletOptions {
   int64_t min_batch_size = 0;
   FlushPolicy flush{};
   // Telemetry held in memory (RELAY_BUFFER_MAX_BYTES). Beyond it the oldest data is spooled, or
-  // dropped and counted when the spool is off or full. 4 MiB: a 128 MB function stays healthy
-  // with a few sinks, and it still holds several Telemetry API batches (each at most 1 MiB).
-  size_t buffer_max_bytes = 4u << 20;
+  // dropped and counted when the spool is off or full. 8 MiB: a 128 MB function stays healthy,
+  // and a busy invocation's telemetry (10,000 log lines, ~4 MB) waits for the next INVOKE in
+  // memory instead of costing spool writes.
+  size_t buffer_max_bytes = 8u << 20;
   size_t delivery_max_bytes = 1u << 20;  // one delivery holds at most this much (at least 1 event)
   uint32_t retry_base_ms = 100;
   uint32_t retry_max_ms = 5000;

@@ -176,7 +176,7 @@ TEST(ConfigFlush, DefaultsAreNextInvokeWithSpoolOnAndAutoDetection) {
   EXPECT_EQ(c.flush.mode, FlushMode::kNextInvoke);
   EXPECT_EQ(c.sink_flush.at("http").mode, FlushMode::kNextInvoke);
   EXPECT_EQ(c.invoke_budget_ms, 100u);
-  EXPECT_EQ(c.buffer_max_bytes, 4u << 20);
+  EXPECT_EQ(c.buffer_max_bytes, 8u << 20);
   EXPECT_TRUE(c.spool);
   EXPECT_EQ(c.spool_dir, "/tmp/telemetry-relay-spool");
   EXPECT_EQ(c.spool_max_bytes, 16u << 20);
@@ -288,7 +288,7 @@ TEST(ConfigBounds, SizesCountsAndBudgetAreBounded) {
                                 {"RELAY_SPOOL_MAX_BYTES", "1"},
                                 {"RELAY_SPOOL_MAX_FILES", "0"}});
   EXPECT_EQ(d.invoke_budget_ms, 100u);
-  EXPECT_EQ(d.buffer_max_bytes, 4u << 20);
+  EXPECT_EQ(d.buffer_max_bytes, 8u << 20);
   EXPECT_EQ(d.spool_max_bytes, 16u << 20);
   EXPECT_EQ(d.spool_max_files, 256u);
 
