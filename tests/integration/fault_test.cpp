@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "emulator.h"
+#include "extension_run_fixture.h"
 #include "receiver.h"
 #include "reserved_port.h"
 #include "test_files.h"
@@ -53,11 +54,6 @@ using std::chrono::seconds;
 using ::testing::HasSubstr;
 
 constexpr std::string_view kBatchIdHeader = "X-Telemetry-Relay-Batch-Id";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 Receiver::Options receiver_on(uint16_t port) {
   Receiver::Options options;
@@ -137,46 +133,16 @@ void expect_nothing_lost(const std::vector<std::string>& expected,
   EXPECT_EQ(delivered.requests_without_id, 0u) << delivered;
 }
 
-class FaultTest : public ::testing::Test {
+class FaultTest : public ExtensionRunFixture {
  protected:
+  FaultTest() : ExtensionRunFixture("relay_faults") {}
+
   // HangingReceiverNeverHoldsTheInvocation and HungRequestTimesOutAcrossFreezes.
   void hung_request_is_retried_within_the_budget(bool freeze);
 
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "relay_faults.XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-
-  void TearDown() override {
-    check_sanitizers();
-    if (HasFailure()) {
-      std::cerr << "---- extension stderr (" << stderr_path() << ") ----\n"
-                << read_file(stderr_path()) << "---- end ----\n";
-    }
-    fs::remove_all(dir_);
-  }
-
-  std::string stderr_path() const { return dir_ + "/relay.stderr"; }
   // A test-owned spool, so parallel tests never replay each other's telemetry.
   std::string spool_dir() const { return dir_ + "/spool"; }
   std::string http_spool() const { return spool_dir() + "/http"; }
-
-  void check_sanitizers() const {
-    for (const auto& line : relay_log()) {
-      if (line.find("runtime error:") != std::string::npos ||
-          line.find("Sanitizer") != std::string::npos) {
-        ADD_FAILURE() << "sanitizer report in the extension's stderr: " << line;
-      }
-    }
-  }
-
-  // Between two extension processes of one test: each writes a fresh log.
-  void end_run() const {
-    check_sanitizers();
-    if (HasFailure()) std::cerr << "---- extension stderr ----\n" << read_file(stderr_path());
-    fs::remove(stderr_path());
-  }
 
   Options relay_options(int invocations, const std::string& post_uri) const {
     Options options;
@@ -202,38 +168,11 @@ class FaultTest : public ::testing::Test {
     return options;
   }
 
-  // A plugin folder holding exactly these plugin files (symlinked), as a layer stack would.
-  std::string plugin_dir(const std::vector<std::string>& plugins) const {
-    const std::string dir = dir_ + "/plugins";
-    fs::create_directories(dir);
-    for (const auto& plugin : plugins) {
-      const fs::path link = fs::path(dir) / fs::path(plugin).filename();
-      if (!fs::exists(link)) fs::create_symlink(plugin, link);
-    }
-    return dir;
-  }
-
-  std::vector<std::string> relay_log() const { return read_lines(stderr_path()); }
-
   size_t log_lines_with(const std::string& needle) const {
     const auto lines = relay_log();
     return static_cast<size_t>(std::count_if(lines.begin(), lines.end(), [&](const auto& line) {
       return line.find(needle) != std::string::npos;
     }));
-  }
-
-  // The extension's final `summary {json}` line; null when it never logged one.
-  Poco::JSON::Object::Ptr relay_summary() const {
-    const std::string marker = "[relay.lifecycle] summary ";
-    Poco::JSON::Object::Ptr last;
-    for (const auto& line : relay_log()) {
-      const auto at = line.find(marker);
-      if (at == std::string::npos) continue;
-      last = Poco::JSON::Parser()
-                 .parse(line.substr(at + marker.size()))
-                 .extract<Poco::JSON::Object::Ptr>();
-    }
-    return last;
   }
 
   // One sink's counter in the summary; absent counters read as 0.
@@ -274,8 +213,6 @@ class FaultTest : public ::testing::Test {
     std::sort(files.begin(), files.end());
     return files;
   }
-
-  std::string dir_;
 };
 
 // The receiver's faults themselves, with a plain client: what the scenarios below rely on.

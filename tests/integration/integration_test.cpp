@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "emulator.h"
+#include "extension_run_fixture.h"
 #include "receiver.h"
 #include "reserved_port.h"
 #include "test_certs.h"
@@ -38,11 +39,6 @@ using ::testing::Contains;
 using ::testing::Each;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 size_t count_lines_with(const std::vector<std::string>& lines, const std::string& needle) {
   return static_cast<size_t>(std::count_if(lines.begin(), lines.end(), [&](const auto& line) {
@@ -96,40 +92,9 @@ ProcessResult run_relay(const std::vector<std::string>& args, const Poco::Proces
   return result;
 }
 
-class IntegrationTest : public ::testing::Test {
+class IntegrationTest : public ExtensionRunFixture {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "relay_integration.XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-
-  void TearDown() override {
-    check_sanitizers();
-    if (HasFailure()) {
-      std::cerr << "---- extension stderr (" << stderr_path() << ") ----\n"
-                << read_file(stderr_path()) << "---- end ----\n";
-    }
-    fs::remove_all(dir_);
-  }
-
-  std::string stderr_path() const { return dir_ + "/relay.stderr"; }
-
-  // Under -fsanitize the extension reports there; UBSan does not even change its exit code.
-  void check_sanitizers() const {
-    for (const auto& line : relay_log()) {
-      if (line.find("runtime error:") != std::string::npos ||
-          line.find("Sanitizer") != std::string::npos) {
-        ADD_FAILURE() << "sanitizer report in the extension's stderr: " << line;
-      }
-    }
-  }
-
-  // Between the lifecycles of one test: the next run writes a fresh log.
-  void end_run() const {
-    check_sanitizers();
-    fs::remove(stderr_path());
-  }
+  IntegrationTest() : ExtensionRunFixture("relay_integration") {}
 
   // Settled by default, so what the extension holds at each INVOKE does not depend on when the
   // emulator's buffer happened to flush. The unsettled shutdown drain has its own tests
@@ -149,42 +114,10 @@ class IntegrationTest : public ::testing::Test {
     return options;
   }
 
-  // A plugin folder holding exactly these plugin files (symlinked), as a layer stack would.
-  std::string plugin_dir(const std::vector<std::string>& plugins) const {
-    const std::string dir = dir_ + "/plugins";
-    fs::create_directories(dir);
-    for (const auto& plugin : plugins) {
-      fs::create_symlink(plugin, fs::path(dir) / fs::path(plugin).filename());
-    }
-    return dir;
-  }
-
-  std::vector<std::string> relay_log() const { return read_lines(stderr_path()); }
-
-  // The extension's `summary {json}` lines: one per invocation at debug, then the final one.
-  std::vector<std::string> summary_lines() const {
-    const std::string marker = "[relay.lifecycle] summary ";
-    std::vector<std::string> found;
-    for (const auto& line : relay_log()) {
-      const auto at = line.find(marker);
-      if (at != std::string::npos) found.push_back(line.substr(at + marker.size()));
-    }
-    return found;
-  }
-
-  // The extension's final `summary {json}` line; null when it never logged one.
-  Poco::JSON::Object::Ptr relay_summary() const {
-    const auto lines = summary_lines();
-    if (lines.empty()) return nullptr;
-    return Poco::JSON::Parser().parse(lines.back()).extract<Poco::JSON::Object::Ptr>();
-  }
-
   static uint64_t sink_counter(const Poco::JSON::Object::Ptr& summary, const std::string& sink,
                                const std::string& counter) {
     return summary->getObject("sinks")->getObject(sink)->getValue<uint64_t>(counter);
   }
-
-  std::string dir_;
 };
 
 // Every event generated for the subscriber reaches the collector once, with identical bytes,

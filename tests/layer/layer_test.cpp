@@ -64,11 +64,6 @@ std::string loader_name() {
   return g_params.arch == "arm64" ? "ld-linux-aarch64.so.1" : "ld-linux-x86-64.so.2";
 }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 struct ProcessResult {
   int exit_code = -1;
   std::string output;  // stdout and stderr, interleaved
