@@ -37,6 +37,7 @@ const std::vector<std::pair<std::string, std::string>> kDefaults = {
     {"RELAY_TELEMETRY_MAX_BYTES", "262144"},
     {"RELAY_TELEMETRY_TIMEOUT_MS", "100"},
     {"RELAY_BUFFER_MAX_BYTES", "8388608"},
+    {"RELAY_BUFFER_FLUSH_BYTES", "1048576"},
     {"RELAY_DELIVERY_MAX_BYTES", "1048576"},
     {"RELAY_FLUSH", "next-invoke"},
     {"RELAY_INVOKE_BUDGET_MS", "100"},
@@ -257,6 +258,24 @@ void read_globals(Reader& in, Config& config) {
       static_cast<size_t>(in.integer("RELAY_BUFFER_MAX_BYTES", 262144, int64_t{1} << 30, 8 << 20));
   config.delivery_max_bytes =
       static_cast<size_t>(in.integer("RELAY_DELIVERY_MAX_BYTES", 65536, 16 << 20, 1 << 20));
+  // The high-water mark must leave room below the cap for what arrives while it is delivered.
+  // Unset, it follows a smaller cap down (a quarter of it).
+  const auto flush_max = static_cast<int64_t>(config.buffer_max_bytes / 2);
+  const int64_t flush_fallback =
+      std::min<int64_t>(1 << 20, static_cast<int64_t>(config.buffer_max_bytes / 4));
+  if (!in.is_explicit("RELAY_BUFFER_FLUSH_BYTES")) {
+    config.buffer_flush_bytes = static_cast<size_t>(flush_fallback);
+  } else if (const int64_t flush =
+                 in.integer("RELAY_BUFFER_FLUSH_BYTES", 4096, int64_t{1} << 30, flush_fallback);
+             flush > flush_max) {
+    in.issue("RELAY_BUFFER_FLUSH_BYTES", std::to_string(flush),
+             "must be at most half of RELAY_BUFFER_MAX_BYTES (" +
+                 std::to_string(config.buffer_max_bytes) + ")",
+             std::to_string(flush_fallback));
+    config.buffer_flush_bytes = static_cast<size_t>(flush_fallback);
+  } else {
+    config.buffer_flush_bytes = static_cast<size_t>(flush);
+  }
   config.shutdown_quiet_ms =
       static_cast<uint32_t>(in.integer("RELAY_SHUTDOWN_QUIET_MS", 0, 1500, 250));
   config.shutdown_margin_ms =
@@ -435,6 +454,7 @@ OutletOptions outlet_options(const Config& config, const std::string& sink) {
   const auto flush = config.sink_flush.find(sink);
   options.flush = flush != config.sink_flush.end() ? flush->second : config.flush;
   options.buffer_max_bytes = config.buffer_max_bytes;
+  options.flush_high_water_bytes = config.buffer_flush_bytes;
   options.delivery_max_bytes = config.delivery_max_bytes;
   options.spool.enabled = config.spool;
   options.spool.dir = (std::filesystem::path(config.spool_dir) / sink).string();

@@ -38,8 +38,9 @@ struct Config {
   size_t listener_max_body_bytes = 0;  // 0 until resolved: 4 x subscription max_bytes
   SubscribeRequest subscription;       // destination filled in once the listener is bound
 
-  int64_t min_batch_size = 0;          // DISPATCH_MIN_BATCH_SIZE
-  size_t buffer_max_bytes = 8u << 20;  // per outlet, in memory
+  int64_t min_batch_size = 0;            // DISPATCH_MIN_BATCH_SIZE
+  size_t buffer_max_bytes = 8u << 20;    // per outlet, in memory
+  size_t buffer_flush_bytes = 1u << 20;  // held this much, an outlet delivers whatever the mode
   size_t delivery_max_bytes = 1u << 20;
   uint32_t shutdown_quiet_ms = 250;
   uint32_t shutdown_margin_ms = 150;

@@ -73,15 +73,19 @@ Outlet::Outlet(SinkPtr sink, OutletOptions options)
     log_.warning("sink %s: no spool folder configured: spool off", name());
   } else if (options_.spool.enabled) {
     try {
-      spool_ = std::make_unique<Spool>(
-          SpoolLimits{options_.spool.dir, options_.spool.max_bytes, options_.spool.max_files});
+      spool_ = std::make_unique<Spool>(SpoolLimits{options_.spool.dir, options_.spool.max_bytes,
+                                                   options_.spool.max_files,
+                                                   options_.spool.before_fsync_for_test});
       // Files found bad while indexing count as inherited and lost (dropped_corrupt) alike.
-      counters_.inherited = spool_->events() + spool_->quarantined_events();
-      if (spool_->files() > 0) {
+      spool_events_ = spool_->events();
+      spool_files_ = spool_->files();
+      spool_quarantined_at_start_ = spool_->quarantined_events();
+      counters_.inherited = spool_events_ + spool_quarantined_at_start_;
+      if (spool_files_ > 0) {
         log_.information(
             "sink %s: %Lu deliveries (%Lu events) spooled by an earlier process in %s will be "
             "replayed",
-            name(), spool_->files(), spool_->events(), options_.spool.dir);
+            name(), spool_files_, spool_events_, options_.spool.dir);
       }
     } catch (const std::exception& e) {
       log_.error("sink %s: spool off, telemetry beyond memory will be dropped: %s", name(),
@@ -92,6 +96,7 @@ Outlet::Outlet(SinkPtr sink, OutletOptions options)
     options_.flush.period_ms = std::max<uint32_t>(options_.flush.period_ms, 1);
     next_tick_ms_ = now_unix_ms() + options_.flush.period_ms;
   }
+  options_.flush_high_water_bytes = std::max<size_t>(options_.flush_high_water_bytes, 1);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -104,155 +109,279 @@ Outlet::~Outlet() {
   if (thread_.joinable()) thread_.join();
 }
 
-uint64_t Outlet::queued_events_locked() const {
-  uint64_t events = 0;
-  for (const Held& held : queue_) events += held.batch.events.size() - held.next_event;
-  return events;
-}
-
 uint64_t Outlet::memory_pending_locked() const {
   const bool in_memory = current_ && !current_->spool_seq;
-  return queued_events_locked() + (in_memory ? current_->events : 0);
+  return queued_events_ + aside_events_ + (in_memory ? current_->events : 0);
 }
 
 size_t Outlet::memory_bytes_locked() const {
   const bool in_memory = current_ && !current_->spool_seq;
-  return queue_bytes_ + (in_memory ? current_->delivery.json.size() : 0);
+  return queue_bytes_ + aside_bytes_ + (in_memory ? current_->delivery.json.size() : 0);
 }
 
-std::optional<Delivery> Outlet::form_delivery_locked(uint64_t max_events) {
-  // Gather events from the front, up to delivery_max_bytes (always at least one).
-  size_t bytes = 2;
-  uint64_t count = 0;
-  for (const Held& held : queue_) {
-    bool full = false;
-    for (size_t i = held.next_event; i < held.batch.events.size(); ++i) {
-      if (count == max_events || (count > 0 && bytes + held.batch.events[i].json.size() + 1 >
-                                                   options_.delivery_max_bytes)) {
-        full = true;
-        break;
-      }
-      bytes += held.batch.events[i].json.size() + 1;
-      ++count;
-    }
-    if (full) break;
-  }
-  if (count == 0) return std::nullopt;
+void Outlet::release_all_locked() {
+  if (released_events_ == queued_events_) return;
+  released_events_ = queued_events_;
+  wake_.notify_all();
+}
 
-  Delivery delivery;
-  delivery.batch_id = make_batch_id(random_);
-  delivery.json.reserve(bytes);
-  delivery.events.reserve(count);
-  delivery.json.push_back('[');
-  uint64_t taken = 0;
-  // Copy the bytes, then point the views at the copy (reserved: the string does not move).
-  std::vector<std::pair<const TelemetryEvent*, size_t>> placed;
-  placed.reserve(count);
-  for (Held& held : queue_) {
-    while (held.next_event < held.batch.events.size() && taken < count) {
-      const TelemetryEvent& event = held.batch.events[held.next_event++];
-      if (taken > 0) delivery.json.push_back(',');
-      placed.emplace_back(&event, delivery.json.size());
-      delivery.json.append(event.json);
-      ++taken;
+Outlet::Taken Outlet::take_locked(uint64_t max_events) {
+  // From the front, up to delivery_max_bytes (always at least one event).
+  Taken taken;
+  taken.bytes = 2;
+  while (!queue_.empty() && taken.events < max_events) {
+    Held& held = queue_.front();
+    const std::vector<TelemetryEvent>& events = held.batch->events;
+    const size_t begin = held.next_event;
+    size_t end = begin;
+    while (end < held.end_event && taken.events < max_events) {
+      const size_t size = events[end].json.size() + (taken.events > 0 ? 1 : 0);
+      if (taken.events > 0 && taken.bytes + size > options_.delivery_max_bytes) break;
+      taken.bytes += size;
+      ++taken.events;
+      ++end;
     }
-    if (taken == count) break;
+    if (end == begin) break;  // the delivery is full
+    taken.slices.push_back(Slice{held.batch, begin, end});
+    held.next_event = end;
+    if (end < held.end_event) break;  // the delivery is full
+    queue_bytes_ -= held.batch->byte_size();
+    queue_.pop_front();
+  }
+  queued_events_ -= taken.events;
+  released_events_ -= std::min(released_events_, taken.events);
+  aside_events_ += taken.events;
+  aside_bytes_ += taken.bytes;
+  return taken;
+}
+
+void Outlet::put_back_locked(Taken&& taken) {
+  // Back to the front in their order, each slice its own entry: the queue may have moved on
+  // meanwhile. (A batch split this way counts its bytes twice until it leaves: conservative.)
+  for (auto it = taken.slices.rbegin(); it != taken.slices.rend(); ++it) {
+    queue_.push_front(Held{it->batch, it->begin, it->end});
+    queue_bytes_ += it->batch->byte_size();
+  }
+  queued_events_ += taken.events;
+  aside_events_ -= taken.events;
+  aside_bytes_ -= taken.bytes;
+}
+
+Delivery Outlet::build_delivery(const Taken& taken, std::string batch_id) {
+  Delivery delivery;
+  delivery.batch_id = std::move(batch_id);
+  delivery.json.reserve(taken.bytes);
+  delivery.events.reserve(taken.events);
+  delivery.json.push_back('[');
+  // Copy the bytes, then point the views at the copy (reserved: the string does not move).
+  for (const Slice& slice : taken.slices) {
+    for (size_t i = slice.begin; i < slice.end; ++i) {
+      if (delivery.json.size() > 1) delivery.json.push_back(',');
+      delivery.json.append(slice.batch->events[i].json);
+    }
   }
   delivery.json.push_back(']');
-  for (const auto& [event, offset] : placed) {
-    const char* base = delivery.json.data() + offset;
-    delivery.events.push_back(TelemetryEvent{{base, event->json.size()},
-                                             rebase(event->type, event->json, base),
-                                             rebase(event->time, event->json, base),
-                                             rebase(event->record, event->json, base)});
-  }
-  // Released events are the oldest, so the first ones taken were released ones.
-  released_events_ -= std::min(released_events_, count);
-  // Fully consumed batches go: their bytes now live in the delivery.
-  while (!queue_.empty() && queue_.front().next_event == queue_.front().batch.events.size()) {
-    queue_bytes_ -= queue_.front().batch.byte_size();
-    queue_.pop_front();
+  size_t offset = 1;
+  for (const Slice& slice : taken.slices) {
+    for (size_t i = slice.begin; i < slice.end; ++i) {
+      const TelemetryEvent& event = slice.batch->events[i];
+      const char* base = delivery.json.data() + offset;
+      delivery.events.push_back(TelemetryEvent{{base, event.json.size()},
+                                               rebase(event.type, event.json, base),
+                                               rebase(event.time, event.json, base),
+                                               rebase(event.record, event.json, base)});
+      offset += event.json.size() + 1;
+    }
   }
   return delivery;
 }
 
-bool Outlet::spool_put_locked(const Delivery& delivery, const char* why) {
-  if (!spool_) return false;
-  std::string error;
-  if (spool_->put(delivery.batch_id, delivery.json, delivery.events.size(), &error)) {
-    counters_.spooled += delivery.events.size();
-    spool_error_logged_ = false;
-    return true;
-  }
-  if (!spool_error_logged_) {
-    spool_error_logged_ = true;
-    log_.warning("sink %s: could not spool %z events (%s): %s", name(), delivery.events.size(),
-                 std::string(why), error);
-  }
-  return false;
+void Outlet::note_spool_error_locked(const std::string& error, uint64_t events, const char* why) {
+  if (spool_error_logged_) return;
+  spool_error_logged_ = true;
+  log_.warning("sink %s: could not spool %Lu events (%s): %s", name(), events, std::string(why),
+               error);
 }
 
-void Outlet::spill_locked(size_t target_bytes, uint64_t OutletCounters::*drop_counter,
-                          const char* why) {
+bool Outlet::spool_current(std::unique_lock<std::mutex>& lock, const char* why) {
+  // [outlet thread, lock held on entry and exit] The delivery in memory goes to the spool under
+  // its own id; on success it leaves memory.
+  if (!spool_) return false;
+  const std::shared_ptr<Current> current = current_;
+  phase_ = Phase::kSpooling;
+  lock.unlock();
+  std::string error;
+  const bool stored = spool_->put(current->delivery.batch_id, current->delivery.json,
+                                  current->delivery.events.size(), &error);
+  lock.lock();
+  phase_ = Phase::kIdle;
+  idle_.notify_all();
+  if (!stored) {
+    note_spool_error_locked(error, current->events, why);
+    return false;
+  }
+  spool_error_logged_ = false;
+  counters_.spooled += current->events;
+  spool_events_ += current->events;
+  ++spool_files_;
+  if (current_ == current) current_.reset();
+  return true;
+}
+
+void Outlet::remove_spooled(std::unique_lock<std::mutex>& lock, uint64_t seq) {
+  phase_ = Phase::kReading;
+  lock.unlock();
+  spool_->remove(seq);
+  lock.lock();
+  phase_ = Phase::kIdle;
+  idle_.notify_all();
+}
+
+void Outlet::spill(std::unique_lock<std::mutex>& lock, size_t target_bytes,
+                   uint64_t OutletCounters::*drop_counter, const char* why, bool keep_on_failure) {
+  // [lock held on entry and exit; released around each spool write]
   uint64_t spooled = 0;
   uint64_t dropped = 0;
   while (!queue_.empty() && queue_bytes_ > target_bytes) {
     if (!spool_) {  // nothing to write: let whole batches go without copying them
+      if (keep_on_failure) break;
       const Held& oldest = queue_.front();
-      const uint64_t events = oldest.batch.events.size() - oldest.next_event;
+      const uint64_t events = oldest.end_event - oldest.next_event;
       dropped += events;
+      queued_events_ -= events;
       released_events_ -= std::min(released_events_, events);
-      queue_bytes_ -= oldest.batch.byte_size();
+      queue_bytes_ -= oldest.batch->byte_size();
       queue_.pop_front();
       continue;
     }
     // One held batch at a time: spill no more than needed.
-    const Held& oldest = queue_.front();
-    std::optional<Delivery> delivery =
-        form_delivery_locked(oldest.batch.events.size() - oldest.next_event);
-    if (!delivery) break;
-    if (spool_put_locked(*delivery, why)) {
-      spooled += delivery->events.size();
+    Taken taken = take_locked(queue_.front().end_event - queue_.front().next_event);
+    if (taken.events == 0) break;
+    const uint64_t events = taken.events;
+    const size_t bytes = taken.bytes;
+    const std::string batch_id = make_batch_id(random_);
+    lock.unlock();
+    const Delivery delivery = build_delivery(taken, batch_id);
+    std::string error;
+    const bool stored = spool_->put(delivery.batch_id, delivery.json, events, &error);
+    lock.lock();
+    if (!stored) note_spool_error_locked(error, events, why);
+    if (!stored && keep_on_failure) {
+      put_back_locked(std::move(taken));
+      break;
+    }
+    aside_events_ -= events;
+    aside_bytes_ -= bytes;
+    if (stored) {
+      spool_error_logged_ = false;
+      spooled += events;
+      spool_events_ += events;
+      ++spool_files_;
     } else {
-      dropped += delivery->events.size();
+      dropped += events;
     }
   }
+  counters_.spooled += spooled;
   counters_.*drop_counter += dropped;
-  if ((spooled > 0 || dropped > 0) && !overflow_logged_) {
-    overflow_logged_ = true;  // until the next successful delivery
-    log_.warning("sink %s: %s: %Lu events spooled, %Lu dropped", name(), std::string(why), spooled,
-                 dropped);
+  if (spooled > 0 || dropped > 0) {
+    idle_.notify_all();
+    if (!overflow_logged_ && (dropped > 0 || drop_counter == &OutletCounters::dropped_by_cap)) {
+      overflow_logged_ = true;  // until the next successful delivery
+      log_.warning("sink %s: %s: %Lu events spooled, %Lu dropped", name(), std::string(why),
+                   spooled, dropped);
+    }
   }
+}
+
+bool Outlet::failing_locked(uint64_t now) const {
+  return consecutive_failures_ > 0 || now < retry_after_until_ms_;
+}
+
+size_t Outlet::delivery_end(const TelemetryBatch& batch, size_t begin) const {
+  size_t bytes = 2;
+  size_t end = begin;
+  while (end < batch.events.size()) {
+    const size_t size = batch.events[end].json.size() + (end > begin ? 1 : 0);
+    if (end > begin && bytes + size > options_.delivery_max_bytes) break;
+    bytes += size;
+    ++end;
+  }
+  return end;
+}
+
+size_t Outlet::spool_arrival(std::unique_lock<std::mutex>& lock,
+                             const std::shared_ptr<const TelemetryBatch>& batch) {
+  // [listener thread] The sink is failing: the batch goes to disk before the listener answers,
+  // in delivery-sized files, so a SIGKILL during the outage loses nothing acknowledged.
+  // Returns the index of the first event not written (the rest stays in memory).
+  const uint64_t events = batch->events.size();
+  aside_events_ += events;
+  aside_bytes_ += batch->byte_size();
+  size_t begin = 0;
+  uint64_t files = 0;
+  while (begin < batch->events.size()) {
+    const size_t end = delivery_end(*batch, begin);
+    Taken part;
+    part.slices.push_back(Slice{batch, begin, end});
+    part.events = end - begin;
+    part.bytes = 2;
+    for (size_t i = begin; i < end; ++i) part.bytes += batch->events[i].json.size() + 1;
+    std::string batch_id = make_batch_id(random_);
+    lock.unlock();
+    const Delivery delivery = build_delivery(part, std::move(batch_id));
+    std::string error;
+    const bool stored = spool_->put(delivery.batch_id, delivery.json, part.events, &error);
+    lock.lock();
+    if (!stored) {
+      note_spool_error_locked(error, part.events, "the sink is failing");
+      break;
+    }
+    spool_error_logged_ = false;
+    counters_.spooled += part.events;
+    spool_events_ += part.events;
+    ++spool_files_;
+    ++files;
+    begin = end;
+  }
+  aside_events_ -= events;
+  aside_bytes_ -= batch->byte_size();
+  if (files > 0) idle_.notify_all();
+  return begin;
 }
 
 void Outlet::enqueue(TelemetryBatch batch) {
   if (batch.events.empty()) return;
-  std::lock_guard lock(mutex_);
-  const uint64_t events = batch.events.size();
-  const size_t bytes = batch.byte_size();
+  auto shared = std::make_shared<const TelemetryBatch>(std::move(batch));
+  const size_t events = shared->events.size();
+  const size_t bytes = shared->byte_size();
+  std::unique_lock lock(mutex_);
   counters_.received += events;
+  size_t first_held = 0;
+  if (spool_ && !stop_ && !disabled_ && failing_locked(now_unix_ms())) {
+    first_held = spool_arrival(lock, shared);
+    if (first_held == events) return;
+  }
+  queue_.push_back(Held{std::move(shared), first_held, events});
+  queue_bytes_ += bytes;
+  queued_events_ += events - first_held;
   if (stop_ || disabled_) {
     // Nobody will deliver it in this process: straight to the spool, or counted.
-    queue_.push_back(Held{std::move(batch), 0});
-    queue_bytes_ += bytes;
     if (stop_) {
-      spill_locked(0, &OutletCounters::dropped_at_shutdown, "arrived after the shutdown deadline");
+      spill(lock, 0, &OutletCounters::dropped_at_shutdown, "arrived after the shutdown deadline");
     } else {
-      spill_locked(0, &OutletCounters::dropped_disabled, "the sink is disabled");
+      spill(lock, 0, &OutletCounters::dropped_disabled, "the sink is disabled");
     }
     return;
   }
-  if (memory_bytes_locked() + bytes > options_.buffer_max_bytes) {
-    const size_t in_flight = memory_bytes_locked() - queue_bytes_;
-    const size_t room = options_.buffer_max_bytes - std::min(options_.buffer_max_bytes, bytes);
-    spill_locked(room - std::min(room, in_flight), &OutletCounters::dropped_by_cap,
-                 "over RELAY_BUFFER_MAX_BYTES (the sink is slower than the telemetry, or down)");
+  if (shutting_down_ || options_.flush.mode == FlushMode::kContinuous ||
+      queue_bytes_ >= options_.flush_high_water_bytes) {
+    release_all_locked();  // flush on pressure: a full buffer goes now, whatever the mode says
   }
-  queue_.push_back(Held{std::move(batch), 0});
-  queue_bytes_ += bytes;
-  if (shutting_down_ || options_.flush.mode == FlushMode::kContinuous) {
-    released_events_ += events;
-    wake_.notify_all();
+  if (memory_bytes_locked() > options_.buffer_max_bytes) {
+    const size_t in_flight = memory_bytes_locked() - queue_bytes_;
+    const size_t room = options_.buffer_max_bytes - std::min(options_.buffer_max_bytes, in_flight);
+    spill(lock, room, &OutletCounters::dropped_by_cap,
+          "over RELAY_BUFFER_MAX_BYTES (the sink is slower than the telemetry, or down)");
   }
 }
 
@@ -263,10 +392,10 @@ void Outlet::retry_now_locked() {
 
 void Outlet::on_invoke() {
   std::lock_guard lock(mutex_);
-  if (options_.flush.mode == FlushMode::kNextInvoke) {
-    const uint64_t queued = queued_events_locked();
-    // The seed's rule, exactly: dispatch only when MORE events than the minimum were collected.
-    if (static_cast<int64_t>(queued) > options_.min_batch_size) released_events_ = queued;
+  // The seed's rule, exactly: dispatch only when MORE events than the minimum were collected.
+  if (options_.flush.mode == FlushMode::kNextInvoke &&
+      static_cast<int64_t>(queued_events_) > options_.min_batch_size) {
+    released_events_ = queued_events_;
   }
   retry_now_locked();
   wake_.notify_all();
@@ -274,7 +403,7 @@ void Outlet::on_invoke() {
 
 bool Outlet::flush_until(uint64_t deadline_unix_ms) {
   std::unique_lock lock(mutex_);
-  released_events_ = queued_events_locked();
+  released_events_ = queued_events_;
   retry_now_locked();
   wake_.notify_all();
   idle_.wait_until(lock, to_time_point(deadline_unix_ms),
@@ -300,16 +429,15 @@ void Outlet::begin_shutdown(uint64_t deadline_unix_ms) {
   std::lock_guard lock(mutex_);
   shutting_down_ = true;
   shutdown_deadline_ms_ = deadline_unix_ms;
-  released_events_ = queued_events_locked();
+  released_events_ = queued_events_;
   retry_now_locked();
   wake_.notify_all();
 }
 
 bool Outlet::settled_for_shutdown_locked() const {
-  if (delivering_) return false;
+  if (phase_ != Phase::kIdle) return false;
   if (disabled_) return true;
-  const bool spool_empty = !spool_ || spool_->files() == 0;
-  if (memory_pending_locked() == 0 && spool_empty) return true;
+  if (memory_pending_locked() == 0 && spool_files_ == 0) return true;
   // The next attempt would come after the deadline (backoff or the sink's Retry-After).
   return next_attempt_ms_ >= shutdown_deadline_ms_;
 }
@@ -319,22 +447,32 @@ bool Outlet::finish_shutdown(uint64_t deadline_unix_ms) {
   idle_.wait_until(lock, to_time_point(deadline_unix_ms),
                    [this] { return settled_for_shutdown_locked(); });
   stop_ = true;
-  const bool sink_busy = delivering_;
+  wake_.notify_all();
+  // Local I/O (forming a delivery, a spool write or read) ends in milliseconds; let it, so what
+  // it holds is accounted. A sink stuck in deliver() is not waited for.
+  idle_.wait_until(lock, to_time_point(deadline_unix_ms + 200),
+                   [this] { return phase_ == Phase::kIdle || phase_ == Phase::kDelivering; });
+  const bool sink_busy = phase_ == Phase::kDelivering;
   // What is still in memory: the delivery being attempted (a stuck sink may keep reading it,
   // it holds its own reference) and everything held. Spooled for the next start, or counted.
   const uint64_t spooled_before = counters_.spooled;
   const uint64_t dropped_before = counters_.dropped_at_shutdown;
-  if (current_ && !current_->spool_seq) {
-    if (!spool_put_locked(current_->delivery, "at the shutdown deadline")) {
-      counters_.dropped_at_shutdown += current_->events;
+  if (phase_ == Phase::kIdle || phase_ == Phase::kDelivering) {
+    if (current_ && !current_->spool_seq) {
+      const Phase phase = phase_;
+      const uint64_t events = current_->events;
+      if (!spool_current(lock, "at the shutdown deadline")) {
+        counters_.dropped_at_shutdown += events;
+      }
+      phase_ = phase;  // spool_current marks its own I/O; the sink may still be in deliver()
     }
+    current_.reset();
   }
-  current_.reset();
-  spill_locked(0, &OutletCounters::dropped_at_shutdown, "at the shutdown deadline");
+  spill(lock, 0, &OutletCounters::dropped_at_shutdown, "at the shutdown deadline");
   released_events_ = 0;
   const uint64_t spooled_now = counters_.spooled - spooled_before;
   const uint64_t dropped_now = counters_.dropped_at_shutdown - dropped_before;
-  const uint64_t still_spooled = spool_ ? spool_->events() : 0;
+  const uint64_t still_spooled = still_spooled_locked();
   const bool disabled = disabled_;
   wake_.notify_all();
   lock.unlock();
@@ -364,47 +502,82 @@ bool Outlet::finish_shutdown(uint64_t deadline_unix_ms) {
   return spooled_now == 0 && dropped_now == 0 && still_spooled == 0;
 }
 
+uint64_t Outlet::still_spooled_locked(std::optional<uint64_t> quarantined_events) const {
+  if (!spool_) return 0;
+  // Files the spool quarantined since the start were in spool_events_ and are lost now.
+  const uint64_t quarantined =
+      quarantined_events ? *quarantined_events : spool_->quarantined_events();
+  const uint64_t lost_since_start = quarantined - spool_quarantined_at_start_;
+  return spool_events_ - std::min(spool_events_, lost_since_start);
+}
+
 OutletCounters Outlet::counters() const {
   std::lock_guard lock(mutex_);
   OutletCounters copy = counters_;
   copy.queued = memory_pending_locked();
   copy.queued_bytes = memory_bytes_locked();
   if (spool_) {
-    copy.still_spooled = spool_->events();
+    // One reading of what the spool quarantined serves both sides of the balance.
+    const uint64_t quarantined_events = spool_->quarantined_events();
+    copy.still_spooled = still_spooled_locked(quarantined_events);
     copy.spool_quarantined_files = spool_->quarantined();
-    copy.dropped_corrupt += spool_->quarantined_events();
+    copy.dropped_corrupt += quarantined_events;
   }
   copy.disabled = disabled_;
   return copy;
 }
 
-std::shared_ptr<Outlet::Current> Outlet::next_current_locked() {
-  // The spool first: what is in it is older than anything in memory.
-  while (spool_ && spool_->files() > 0) {
+std::shared_ptr<Outlet::Current> Outlet::next_current(std::unique_lock<std::mutex>& lock) {
+  // [outlet thread] The spool first: what is in it is older than anything in memory.
+  while (spool_ && spool_files_ > 0) {
+    phase_ = Phase::kReading;
+    lock.unlock();
     // oldest() moves files that fail validation aside; the spool counts what they held.
     std::optional<SpooledDelivery> entry = spool_->oldest();
-    if (!entry) break;
-    const uint64_t entry_events = entry->events;
-    const uint64_t seq = entry->seq;
+    std::optional<Delivery> delivery;
     std::string error;
-    std::optional<Delivery> delivery = delivery_from_spool(std::move(*entry), &error);
+    uint64_t entry_events = 0;
+    uint64_t seq = 0;
+    if (entry) {
+      entry_events = entry->events;
+      seq = entry->seq;
+      delivery = delivery_from_spool(std::move(*entry), &error);
+      // Checksummed yet not a JSON array of events: written by something else. Never crash.
+      if (!delivery) spool_->remove(seq);
+    }
+    const uint64_t files_now = spool_->files();
+    lock.lock();
+    phase_ = Phase::kIdle;
+    idle_.notify_all();
+    if (!entry) {
+      // Quarantined files are gone from the spool; a passing read error leaves them.
+      spool_files_ = files_now;
+      break;
+    }
     if (delivery) {
       return std::make_shared<Current>(Current{std::move(*delivery), seq, entry_events});
     }
-    // Checksummed yet not a JSON array of events: written by something else. Never crash on it.
     log_.error("sink %s: spooled delivery %Lu is not a batch of events, removed: %s", name(), seq,
                error);
-    spool_->remove(seq);
     counters_.dropped_corrupt += entry_events;
+    spool_events_ -= std::min(spool_events_, entry_events);
+    spool_files_ = files_now;
+    if (stop_) return nullptr;
   }
-  if (released_events_ > 0) {
-    std::optional<Delivery> delivery = form_delivery_locked(released_events_);
-    if (delivery) {
-      const uint64_t events = delivery->events.size();
-      return std::make_shared<Current>(Current{std::move(*delivery), std::nullopt, events});
-    }
-  }
-  return nullptr;
+  if (released_events_ == 0) return nullptr;
+  Taken taken = take_locked(released_events_);
+  if (taken.events == 0) return nullptr;
+  std::string batch_id = make_batch_id(random_);
+  phase_ = Phase::kForming;
+  lock.unlock();
+  auto current = std::make_shared<Current>(
+      Current{build_delivery(taken, std::move(batch_id)), std::nullopt, taken.events});
+  lock.lock();
+  phase_ = Phase::kIdle;
+  aside_events_ -= taken.events;  // now counted as the current delivery
+  aside_bytes_ -= taken.bytes;
+  idle_.notify_all();
+  return current;
 }
 
 uint64_t Outlet::next_backoff_ms() {
@@ -418,7 +591,7 @@ uint64_t Outlet::next_backoff_ms() {
 }
 
 bool Outlet::has_work_locked() const {
-  return current_ || released_events_ > 0 || (spool_ && spool_->files() > 0);
+  return current_ || released_events_ > 0 || spool_files_ > 0;
 }
 
 bool Outlet::may_attempt_locked(uint64_t now) const {
@@ -426,13 +599,16 @@ bool Outlet::may_attempt_locked(uint64_t now) const {
   return !shutting_down_ || now < shutdown_deadline_ms_;
 }
 
-void Outlet::settle_result_locked(const DeliveryResult& result) {
-  Current& current = *current_;
-  const uint64_t events = current.events;
+void Outlet::settle_result(std::unique_lock<std::mutex>& lock, const DeliveryResult& result) {
+  // [outlet thread, lock held; released around spool I/O]
+  const std::shared_ptr<Current> current = current_;
+  const uint64_t events = current->events;
   switch (result.status) {
     case DeliveryStatus::kOk:
-      if (current.spool_seq) {
-        spool_->remove(*current.spool_seq);
+      if (current->spool_seq) {
+        remove_spooled(lock, *current->spool_seq);
+        spool_events_ -= std::min(spool_events_, events);
+        spool_files_ -= std::min<uint64_t>(spool_files_, 1);
         counters_.replayed += events;
       }
       if (result.discarded) {
@@ -446,6 +622,7 @@ void Outlet::settle_result_locked(const DeliveryResult& result) {
                          consecutive_failures_);
       }
       consecutive_failures_ = 0;
+      outage_spill_pending_ = false;
       next_attempt_ms_ = 0;
       retry_after_until_ms_ = 0;
       overflow_logged_ = false;
@@ -454,7 +631,7 @@ void Outlet::settle_result_locked(const DeliveryResult& result) {
       if (log_.debug()) {
         log_.debug("sink %s: %s %Lu events (%z bytes, batch %s)", name(),
                    std::string(result.discarded ? "discarded" : "delivered"), events,
-                   current.delivery.json.size(), current.delivery.batch_id);
+                   current->delivery.json.size(), current->delivery.batch_id);
       }
       break;
     case DeliveryStatus::kRetry: {
@@ -463,6 +640,7 @@ void Outlet::settle_result_locked(const DeliveryResult& result) {
       // The first failure of a streak says why at warning; the retries after it at debug.
       if (consecutive_failures_ == 0) {
         log_.warning("sink %s: delivery failed, will retry: %s", name(), result.error);
+        outage_spill_pending_ = true;
       }
       last_error_ = result.error;
       const uint64_t backoff = next_backoff_ms();
@@ -472,34 +650,40 @@ void Outlet::settle_result_locked(const DeliveryResult& result) {
       next_attempt_ms_ = now + std::max(backoff, hint);
       if (log_.debug()) {
         log_.debug("sink %s: batch %s retry in %Lu ms (Retry-After %Lu ms): %s", name(),
-                   current.delivery.batch_id, std::max(backoff, hint), hint, result.error);
+                   current->delivery.batch_id, std::max(backoff, hint), hint, result.error);
       }
-      // After a failed first attempt the delivery lives in the spool, so a crash loses nothing;
-      // its retries read it back from there. Without a spool it stays in memory.
-      if (current.spool_seq || spool_put_locked(current.delivery, "after a failed attempt")) {
+      // After a failed attempt the delivery lives in the spool, so a crash loses nothing; its
+      // retries read it back from there. Without a spool it stays in memory.
+      if (current->spool_seq) {
         current_.reset();
+      } else {
+        spool_current(lock, "after a failed attempt");
       }
       return;
     }
     case DeliveryStatus::kDrop:
       counters_.dropped_by_sink += events;
-      if (current.spool_seq) spool_->remove(*current.spool_seq);
+      if (current->spool_seq) {
+        remove_spooled(lock, *current->spool_seq);
+        spool_events_ -= std::min(spool_events_, events);
+        spool_files_ -= std::min<uint64_t>(spool_files_, 1);
+      }
       log_.warning("sink %s dropped %Lu events (batch %s): %s", name(), events,
-                   current.delivery.batch_id, result.error);
+                   current->delivery.batch_id, result.error);
       break;
     case DeliveryStatus::kFatal:
       disabled_ = true;
       log_.error("sink %s answered FATAL and is disabled; its telemetry goes to the spool%s: %s",
                  name(), std::string(spool_ ? "" : " (off: dropped and counted)"), result.error);
-      if (!current.spool_seq && !spool_put_locked(current.delivery, "the sink is disabled")) {
+      if (!current->spool_seq && !spool_current(lock, "the sink is disabled")) {
         counters_.dropped_disabled += events;
       }
       current_.reset();
-      spill_locked(0, &OutletCounters::dropped_disabled, "the sink is disabled");
       released_events_ = 0;
+      spill(lock, 0, &OutletCounters::dropped_disabled, "the sink is disabled");
       return;
   }
-  current_.reset();
+  if (current_ == current) current_.reset();
 }
 
 void Outlet::run() {
@@ -507,17 +691,33 @@ void Outlet::run() {
   while (!stop_) {
     const uint64_t now = now_unix_ms();
     if (options_.flush.mode == FlushMode::kPeriodic && now >= next_tick_ms_) {
-      released_events_ = queued_events_locked();
+      released_events_ = queued_events_;
       next_tick_ms_ = now + options_.flush.period_ms;
+    }
+    if (outage_spill_pending_) {
+      // A failing streak began: what is held in memory goes to the spool too, so a SIGKILL
+      // during the outage loses nothing; new arrivals go there directly (enqueue).
+      outage_spill_pending_ = false;
+      if (spool_) {
+        phase_ = Phase::kSpooling;
+        spill(lock, 0, &OutletCounters::dropped_by_cap, "the sink is failing",
+              /*keep_on_failure=*/true);
+        phase_ = Phase::kIdle;
+        idle_.notify_all();
+      }
+      continue;
     }
     bool nothing_to_send = false;
     if (may_attempt_locked(now)) {
-      if (!current_) current_ = next_current_locked();
+      if (!current_) {
+        current_ = next_current(lock);
+        if (stop_) break;
+      }
       if (current_) {
         const std::shared_ptr<Current> attempt = current_;  // outlives a shutdown letting go
         const uint64_t deadline =
-            shutting_down_ ? shutdown_deadline_ms_ : now + options_.attempt_timeout_ms;
-        delivering_ = true;
+            shutting_down_ ? shutdown_deadline_ms_ : now_unix_ms() + options_.attempt_timeout_ms;
+        phase_ = Phase::kDelivering;
         lock.unlock();
         DeliveryResult result;
         try {
@@ -526,9 +726,9 @@ void Outlet::run() {
           result = DeliveryResult{DeliveryStatus::kDrop, e.what()};
         }
         lock.lock();
-        delivering_ = false;
+        phase_ = Phase::kIdle;
         if (stop_) break;  // finish_shutdown settled it
-        settle_result_locked(result);
+        settle_result(lock, result);
         idle_.notify_all();
         continue;
       }

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +42,7 @@ struct SpoolOptions {
   std::string dir{};  // per-outlet folder: <RELAY_SPOOL_DIR>/<sink name>
   uint64_t max_bytes = 16u << 20;
   uint32_t max_files = 256;
+  std::function<void()> before_fsync_for_test{};  // see SpoolLimits
 };
 
 struct OutletOptions {
@@ -48,10 +50,13 @@ struct OutletOptions {
   // events only when there are more than this many. SHUTDOWN and flush_until release everything.
   int64_t min_batch_size = 0;
   FlushPolicy flush{};
+  // Flush on pressure (RELAY_BUFFER_FLUSH_BYTES): in every mode, once this much telemetry is
+  // held, all of it is released at once. The flush mode and min_batch_size decide when small
+  // amounts go; they never make telemetry wait until the memory cap drops it.
+  size_t flush_high_water_bytes = 1u << 20;
   // Telemetry held in memory (RELAY_BUFFER_MAX_BYTES). Beyond it the oldest data is spooled, or
-  // dropped and counted when the spool is off or full. 8 MiB: a 128 MB function stays healthy,
-  // and a busy invocation's telemetry (10,000 log lines, ~4 MB) waits for the next INVOKE in
-  // memory instead of costing spool writes.
+  // dropped and counted when the spool is off or full: reached only when the sink is slower than
+  // the telemetry, or down.
   size_t buffer_max_bytes = 8u << 20;
   size_t delivery_max_bytes = 1u << 20;  // one delivery holds at most this much (at least 1 event)
   uint32_t retry_base_ms = 100;
@@ -67,20 +72,20 @@ struct OutletCounters {
   uint64_t received = 0;
   uint64_t inherited = 0;  // found in the spool at start, left by an earlier process
   uint64_t delivered = 0;
-  uint64_t deliveries = 0;      // successful sink calls
-  uint64_t retries = 0;         // sink calls answered RETRY
-  uint64_t retried = 0;         // events in sink calls answered RETRY (one per attempt)
-  uint64_t deferred = 0;        // left pending when flush_until's deadline passed (once each)
-  uint64_t spooled = 0;         // written to the spool (first failed attempt, memory cap, shutdown)
-  uint64_t replayed = 0;        // delivered from the spool
-  uint64_t discarded = 0;       // the sink discarded them by configuration (e.g. no endpoint)
-  uint64_t dropped_by_cap = 0;  // over buffer_max_bytes with the spool off or full
+  uint64_t deliveries = 0;  // successful sink calls
+  uint64_t retries = 0;     // sink calls answered RETRY
+  uint64_t retried = 0;     // events in sink calls answered RETRY (one per attempt)
+  uint64_t deferred = 0;    // left pending when flush_until's deadline passed (once each)
+  uint64_t spooled = 0;     // written to the spool (failed attempt, outage, memory cap, shutdown)
+  uint64_t replayed = 0;    // delivered from the spool
+  uint64_t discarded = 0;   // the sink discarded them by configuration (e.g. no endpoint)
+  uint64_t dropped_by_cap = 0;       // over buffer_max_bytes with the spool off or full
   uint64_t dropped_by_sink = 0;      // the sink answered DROP (e.g. HTTP 4xx)
   uint64_t dropped_at_shutdown = 0;  // not delivered by the deadline and not spooled
   uint64_t dropped_disabled = 0;     // the sink answered FATAL and the spool could not take them
   uint64_t dropped_corrupt = 0;      // in spool files that failed validation (moved aside)
   uint64_t still_spooled = 0;        // in the spool now
-  uint64_t queued = 0;               // in memory now (held, or a delivery in flight)
+  uint64_t queued = 0;  // in memory now (held, a delivery in flight, or on its way to the spool)
   uint64_t queued_bytes = 0;
   uint64_t spool_quarantined_files = 0;
   bool disabled = false;
@@ -107,12 +112,16 @@ class Outlet {
   const std::string& name() const { return sink_->name(); }
   const FlushPolicy& flush_policy() const { return options_.flush; }  // fixed at construction
 
-  // Holds a batch (sharing its body); continuous mode releases it at once. Never blocks on the
-  // sink; touches the spool only when over buffer_max_bytes or disabled. [any thread]
+  // Holds a batch (sharing its body); continuous mode, shutdown and the high-water mark release
+  // it at once. Never waits on the sink. Writes the spool itself (before returning, so before
+  // the listener answers) only while the sink is failing, over the memory cap, disabled, or
+  // after the shutdown deadline. [listener threads]
   // By value: the pipeline moves the batch into its last outlet instead of copying the events.
   void enqueue(TelemetryBatch batch);
   // An invocation started: next-invoke releases what was collected if there is more than
   // min_batch_size; every mode retries the spool now (unless a Retry-After is still running).
+  // Takes the outlet's lock only for a few counters: never waits on the sink, the spool or
+  // the forming of a delivery. [lifecycle thread]
   void on_invoke();
   // Releases everything held and waits until it was delivered, dropped or spooled, or the
   // deadline passed. Leftovers go on in the background and are counted as deferred.
@@ -128,9 +137,23 @@ class Outlet {
   OutletCounters counters() const;
 
  private:
+  // A received batch (shared with the other outlets), or the part of one still held.
   struct Held {
-    TelemetryBatch batch;
-    size_t next_event = 0;  // events before this index were already taken for delivery
+    std::shared_ptr<const TelemetryBatch> batch;
+    size_t next_event = 0;  // [next_event, end_event) are still here
+    size_t end_event = 0;
+  };
+  // Events taken out of memory for a delivery or the spool, still in the batches that carried
+  // them: the bytes are copied into one JSON array without the lock.
+  struct Slice {
+    std::shared_ptr<const TelemetryBatch> batch;
+    size_t begin = 0;
+    size_t end = 0;
+  };
+  struct Taken {
+    std::vector<Slice> slices;
+    uint64_t events = 0;
+    size_t bytes = 0;  // of the JSON array they make
   };
   // The delivery being attempted. One from the spool (seq set) is re-read for each attempt.
   // Shared: a shutdown may let go of it while a stuck sink still reads it.
@@ -139,37 +162,59 @@ class Outlet {
     std::optional<uint64_t> spool_seq;
     uint64_t events = 0;  // for accounting: the spool header's count for a spooled one
   };
+  // What the outlet thread does without the lock; finish_shutdown waits out the local I/O.
+  enum class Phase { kIdle, kDelivering, kForming, kSpooling, kReading };
 
   void run();
-  std::optional<Delivery> form_delivery_locked(uint64_t max_events);
-  std::shared_ptr<Current> next_current_locked();
-  bool spool_put_locked(const Delivery& delivery, const char* why);
-  // Moves the oldest held data to the spool (or drops it, counted in *drop_counter) until at
-  // most target_bytes are held.
-  void spill_locked(size_t target_bytes, uint64_t OutletCounters::*drop_counter, const char* why);
-  void settle_result_locked(const DeliveryResult& result);
+  // Moves up to max_events (and one delivery's bytes) from the front of memory aside.
+  Taken take_locked(uint64_t max_events);
+  static Delivery build_delivery(const Taken& taken, std::string batch_id);
+  // Returns events that were set aside but could not be spooled to the front of memory.
+  void put_back_locked(Taken&& taken);
+  // One delivery's worth of events of `batch` from `begin`: the end index.
+  size_t delivery_end(const TelemetryBatch& batch, size_t begin) const;
+  size_t spool_arrival(std::unique_lock<std::mutex>& lock,
+                       const std::shared_ptr<const TelemetryBatch>& batch);
+  // Moves the oldest held data to the spool until at most target_bytes are held. What the
+  // spool cannot take is dropped (counted in *drop_counter), or with keep_on_failure stays.
+  // Releases the lock around each spool write.
+  void spill(std::unique_lock<std::mutex>& lock, size_t target_bytes,
+             uint64_t OutletCounters::*drop_counter, const char* why, bool keep_on_failure = false);
+  uint64_t still_spooled_locked(std::optional<uint64_t> quarantined_events = {}) const;
+  bool spool_current(std::unique_lock<std::mutex>& lock, const char* why);
+  void remove_spooled(std::unique_lock<std::mutex>& lock, uint64_t seq);
+  std::shared_ptr<Current> next_current(std::unique_lock<std::mutex>& lock);
+  void settle_result(std::unique_lock<std::mutex>& lock, const DeliveryResult& result);
+  void release_all_locked();
+  bool failing_locked(uint64_t now) const;
   bool may_attempt_locked(uint64_t now) const;
   bool has_work_locked() const;
   bool settled_for_shutdown_locked() const;
   uint64_t next_backoff_ms();
-  uint64_t queued_events_locked() const;
   uint64_t memory_pending_locked() const;
   size_t memory_bytes_locked() const;
   void retry_now_locked();
+  void note_spool_error_locked(const std::string& error, uint64_t events, const char* why);
 
   SinkPtr sink_;
   OutletOptions options_;
   Poco::Logger& log_;             // looked up once: Logger::get locks a global registry
   std::unique_ptr<Spool> spool_;  // null when disabled or its folder is unusable
+  uint64_t spool_quarantined_at_start_ = 0;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;  // work released, retry time, shutdown, or stop
-  std::condition_variable idle_;  // memory drained or a delivery settled
+  std::condition_variable idle_;  // memory drained, a delivery settled, or local I/O done
   std::deque<Held> queue_;
-  size_t queue_bytes_ = 0;
+  size_t queue_bytes_ = 0;        // of the batches in queue_ (a batch counts until fully taken)
+  uint64_t queued_events_ = 0;    // in queue_, not taken yet
   uint64_t released_events_ = 0;  // events at the front of queue_ the policy let go
+  uint64_t aside_events_ = 0;     // taken out of queue_ and not yet a delivery or in the spool
+  size_t aside_bytes_ = 0;
+  uint64_t spool_events_ = 0;  // in the spool as this outlet accounts them (see counters())
+  uint64_t spool_files_ = 0;
   std::shared_ptr<Current> current_;
-  bool delivering_ = false;
+  Phase phase_ = Phase::kIdle;
   bool disabled_ = false;
   bool shutting_down_ = false;
   bool stop_ = false;
@@ -182,9 +227,10 @@ class Outlet {
     uint64_t gone = 0;  // events that had left memory by then (received - pending)
   } deferred_mark_;
   uint32_t consecutive_failures_ = 0;
-  std::string last_error_;           // of the current failure streak, for the shutdown report
-  bool overflow_logged_ = false;     // one warning per overflow streak
-  bool spool_error_logged_ = false;  // one warning per spool failure streak
+  bool outage_spill_pending_ = false;  // a failing streak began: move what is held to the spool
+  std::string last_error_;             // of the current failure streak, for the shutdown report
+  bool overflow_logged_ = false;       // one warning per overflow streak
+  bool spool_error_logged_ = false;    // one warning per spool failure streak
   OutletCounters counters_;
   std::mt19937_64 random_{std::random_device{}()};  // backoff jitter and batch ids
   std::thread thread_;

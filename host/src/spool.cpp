@@ -424,16 +424,15 @@ bool Spool::put(std::string_view batch_id, std::string_view json, uint64_t event
   std::string local_error;
   std::string* err_out = error != nullptr ? error : &local_error;
   try {
-    std::lock_guard lock(mu_);
-    return put_locked(batch_id, json, events, err_out);
+    return put_unlocked(batch_id, json, events, err_out);
   } catch (const std::exception& e) {
     *err_out = std::string("spool write failed: ") + e.what();
     return false;
   }
 }
 
-bool Spool::put_locked(std::string_view batch_id, std::string_view json, uint64_t events,
-                       std::string* error) {
+bool Spool::put_unlocked(std::string_view batch_id, std::string_view json, uint64_t events,
+                         std::string* error) {
   if (batch_id.size() > kMaxBatchIdBytes) {
     *error = "batch id of " + std::to_string(batch_id.size()) + " bytes exceeds the limit of " +
              std::to_string(kMaxBatchIdBytes);
@@ -445,18 +444,41 @@ bool Spool::put_locked(std::string_view batch_id, std::string_view json, uint64_
     return false;
   }
   const uint64_t size = kHeaderBytes + batch_id.size() + json.size();
-  if (index_.size() >= limits_.max_files) {
-    *error = "spool full: " + std::to_string(index_.size()) + " files, max_files is " +
-             std::to_string(limits_.max_files);
-    return false;
+  uint64_t seq = 0;
+  {
+    // Reserve room and a name; the write and its fsyncs happen without the lock, so the
+    // counters and other writers never wait on the disk.
+    std::lock_guard lock(mu_);
+    const uint64_t files = index_.size() + reserved_files_;
+    const uint64_t bytes = bytes_ + reserved_bytes_;
+    if (files >= limits_.max_files) {
+      *error = "spool full: " + std::to_string(files) + " files, max_files is " +
+               std::to_string(limits_.max_files);
+      return false;
+    }
+    if (json.size() > limits_.max_bytes ||
+        size > limits_.max_bytes - std::min(bytes, limits_.max_bytes)) {
+      *error = "spool full: " + std::to_string(bytes) + " bytes spooled + " + std::to_string(size) +
+               " would exceed max_bytes " + std::to_string(limits_.max_bytes);
+      return false;
+    }
+    seq = next_seq_++;
+    ++reserved_files_;
+    reserved_bytes_ += size;
   }
-  if (json.size() > limits_.max_bytes ||
-      size > limits_.max_bytes - std::min(bytes_, limits_.max_bytes)) {
-    *error = "spool full: " + std::to_string(bytes_) + " bytes spooled + " + std::to_string(size) +
-             " would exceed max_bytes " + std::to_string(limits_.max_bytes);
-    return false;
-  }
+  const bool written = write_file(seq, batch_id, json, events, error);
+  std::lock_guard lock(mu_);
+  --reserved_files_;
+  reserved_bytes_ -= size;
+  if (!written) return false;
+  index_[seq] = Entry{size, events};
+  bytes_ += size;
+  events_ += events;
+  return true;
+}
 
+bool Spool::write_file(uint64_t seq, std::string_view batch_id, std::string_view json,
+                       uint64_t events, std::string* error) {
   std::array<char, kHeaderBytes> header{};
   std::memcpy(header.data(), kMagic, sizeof kMagic);
   put_u32(header.data() + 8, kFormatVersion);
@@ -466,7 +488,6 @@ bool Spool::put_locked(std::string_view batch_id, std::string_view json, uint64_
   put_u32(header.data() + kCrcOffset,
           file_crc(std::string_view(header.data(), header.size()), batch_id, json));
 
-  const uint64_t seq = next_seq_++;
   const std::string temp = kTempPrefix + std::to_string(seq);
   const std::string name = batch_name(seq);
   const auto failed = [&](const std::string& what, int err) {
@@ -493,6 +514,7 @@ bool Spool::put_locked(std::string_view batch_id, std::string_view json, uint64_
     ::close(fd);
     return failed("write", err);
   }
+  if (limits_.before_fsync_for_test) limits_.before_fsync_for_test();
   if (::fsync(fd) != 0) {
     err = errno;
     ::close(fd);
@@ -508,9 +530,6 @@ bool Spool::put_locked(std::string_view batch_id, std::string_view json, uint64_
     ::unlinkat(dir_fd_, name.c_str(), 0);
     return failed("fsync of the folder", err);
   }
-  index_[seq] = Entry{size, events};
-  bytes_ += size;
-  events_ += events;
   return true;
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -22,6 +23,9 @@ struct SpoolLimits {
   std::string dir;                 // the spool folder; created 0700, must not be a symlink
   uint64_t max_bytes = 16u << 20;  // sum of the spool files' sizes (headers included)
   uint32_t max_files = 256;
+  // Tests only: runs inside put() between the write and its fsync (without the spool's lock),
+  // so a test can hold a write "in the fsync" and check who waits for it.
+  std::function<void()> before_fsync_for_test{};
 };
 
 struct SpooledDelivery {
@@ -47,9 +51,10 @@ class Spool {
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
 
-  // Atomic: write temp file, fsync, rename, fsync dir. False (with *error, if given) when a limit
-  // would be exceeded, the id or payload is out of bounds, or on I/O error; nothing partial is
-  // left behind.
+  // Atomic: write temp file, fsync, rename, fsync dir. Thread-safe; the disk work runs without
+  // the spool's lock, so concurrent puts and the counters never wait on another put's fsync. False
+  // (with *error, if given) when a limit would be exceeded, the id or payload is out of bounds, or
+  // on I/O error; nothing partial is left behind.
   bool put(std::string_view batch_id, std::string_view json, uint64_t events, std::string* error);
 
   // Oldest valid entry (it stays spooled until remove(seq)). A file that fails validation
@@ -96,7 +101,9 @@ class Spool {
   // (e.g. out of descriptors), so it must stay spooled.
   std::optional<SpooledDelivery> read_locked(uint64_t seq, const Entry& indexed,
                                              std::string* reason, bool* transient);
-  bool put_locked(std::string_view batch_id, std::string_view json, uint64_t events,
+  bool put_unlocked(std::string_view batch_id, std::string_view json, uint64_t events,
+                    std::string* error);
+  bool write_file(uint64_t seq, std::string_view batch_id, std::string_view json, uint64_t events,
                   std::string* error);
 
   const SpoolLimits limits_;
@@ -106,6 +113,8 @@ class Spool {
   mutable std::mutex mu_;
   std::map<uint64_t, Entry> index_;  // seq -> metadata only, never payloads
   uint64_t next_seq_ = 1;
+  uint64_t reserved_files_ = 0;  // puts writing right now (outside the lock)
+  uint64_t reserved_bytes_ = 0;
   uint64_t bytes_ = 0;
   uint64_t events_ = 0;
   uint64_t quarantined_ = 0;
