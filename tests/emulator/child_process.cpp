@@ -22,16 +22,6 @@ namespace relay::emu {
 
 namespace {
 
-// The peak resident set of a live process since its exec, from /proc (0 if unreadable).
-long read_vm_hwm_kb(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-  }
-  return 0;
-}
-
 double to_ms(const timeval& tv) { return tv.tv_sec * 1000.0 + tv.tv_usec / 1000.0; }
 
 void write_all(int fd, const char* data, size_t size) {
@@ -45,6 +35,22 @@ void write_all(int fd, const char* data, size_t size) {
 }
 
 }  // namespace
+
+MemorySample read_memory(pid_t pid) {
+  MemorySample sample;
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  auto field = [&line](const char* name, long& out) {
+    const size_t length = std::strlen(name);
+    if (line.compare(0, length, name) == 0) out = std::strtol(line.c_str() + length, nullptr, 10);
+  };
+  while (std::getline(status, line)) {
+    field("VmRSS:", sample.vm_rss_kb);
+    field("RssAnon:", sample.rss_anon_kb);
+    field("VmHWM:", sample.vm_hwm_kb);
+  }
+  return sample;
+}
 
 ChildProcess::ChildProcess(ChildOptions options) : options_(std::move(options)) {
   int out_pipe[2];
@@ -132,6 +138,13 @@ bool ChildProcess::freeze() {
   return false;
 }
 
+MemorySample ChildProcess::memory() const {
+  std::lock_guard lock(mu_);
+  // Under the lock the reaper takes: a reaped (reusable) pid is never read.
+  if (exit_ || pid_ <= 0) return {};
+  return read_memory(pid_);
+}
+
 bool ChildProcess::wait_exit(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mu_);
   return cv_.wait_until(lock, deadline, [this] { return exit_.has_value(); });
@@ -157,7 +170,7 @@ void ChildProcess::reap() {
     const int rc = ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT | WNOHANG);
     if (rc == 0 && info.si_pid == pid_) break;
     if (rc != 0 && errno != EINTR) break;
-    peak_kb = std::max(peak_kb, read_vm_hwm_kb(pid_));
+    peak_kb = std::max(peak_kb, read_memory(pid_).vm_hwm_kb);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   std::unique_lock lock(mu_);

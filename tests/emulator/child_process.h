@@ -28,6 +28,16 @@ struct ExitInfo {
   long max_rss_kb = 0;
 };
 
+// The resident memory of a live process, from /proc/<pid>/status (all 0 when unreadable).
+struct MemorySample {
+  long vm_rss_kb = 0;    // VmRSS: resident now
+  long rss_anon_kb = 0;  // RssAnon: of which anonymous (heap, stacks); the rest is mostly
+                         // shared library pages
+  long vm_hwm_kb = 0;    // VmHWM: peak since exec
+};
+
+MemorySample read_memory(pid_t pid);
+
 struct ChildOptions {
   std::string path;
   std::vector<std::string> args;           // after argv[0], which is `path` as Lambda runs it
@@ -57,6 +67,9 @@ class ChildProcess {
   bool freeze();
   void thaw() { send_signal(SIGCONT); }
   void kill() { send_signal(SIGKILL); }
+
+  // The child's resident memory now; all 0 once it was reaped.
+  MemorySample memory() const;
 
   bool wait_exit(std::chrono::steady_clock::time_point deadline);
   std::optional<ExitInfo> exit_info() const;

@@ -315,9 +315,14 @@ bool Emulator::Impl::launch() {
   child_options.env = lambda_environment();
   child_options.stdout_path = options.stdout_path;
   child_options.stderr_path = options.stderr_path;
-  if (options.extension_logs) {
-    child_options.on_line = [this](std::string_view line) { emit(factory.extension_log(line)); };
-  }
+  child_options.on_line = [this](std::string_view line) {
+    // telemetry-relay's loss accounting: "... [relay.lifecycle] summary {...}".
+    if (const size_t at = line.find("] summary {"); at != std::string_view::npos) {
+      std::lock_guard lock(mu);
+      summary.extension_summary = std::string(line.substr(at + 10));
+    }
+    if (options.extension_logs) emit(factory.extension_log(line));
+  };
   child_options.on_exit = [this](const ExitInfo&) {
     std::lock_guard lock(mu);
     child_exited = true;
@@ -349,6 +354,10 @@ bool Emulator::Impl::run_init() {
   std::string state = "Ready";
   if (summary.init_ok) {
     summary.init_ms = ms_between(started, last_next_at);
+    // The extension sits in its first next: init is done and nothing has been invoked yet.
+    const MemorySample memory = child->memory();
+    summary.rss_after_init_kb = memory.vm_rss_kb;
+    summary.rss_anon_after_init_kb = memory.rss_anon_kb;
   } else {
     if (!fatal_call.empty()) {
       summary.init_error = fatal_call;
@@ -476,6 +485,19 @@ void Emulator::Impl::run_function(const std::string& request_id, int index) {
   const int bursts = std::max(1, options.log_bursts);
   const auto pause = std::chrono::microseconds(options.runtime_ms * 1000 / bursts);
   int line = 0;
+  const bool burst_here = options.burst_events > 0 &&
+                          (options.burst_every > 0 ? index % options.burst_every == 0 : index == 0);
+  if (burst_here) {
+    std::vector<Event> events;
+    events.reserve(static_cast<size_t>(options.burst_events));
+    for (int i = 0; i < options.burst_events; ++i) {
+      events.push_back(factory.function_log(request_id, index + 1, ++line, options.log_format,
+                                            options.tenant_id));
+    }
+    // One lock for the whole burst: it reaches the platform's buffer at once.
+    std::lock_guard lock(mu);
+    for (Event& event : events) emit_locked(std::move(event));
+  }
   for (int burst = 0; burst < bursts; ++burst) {
     const int lines =
         options.logs_per_invoke / bursts + (burst < options.logs_per_invoke % bursts ? 1 : 0);
@@ -508,8 +530,13 @@ void Emulator::Impl::freeze_extension() {
   }
   const bool stopped = child->freeze();
   frozen = true;
+  const MemorySample memory = stopped ? child->memory() : MemorySample{};
   std::lock_guard lock(mu);
   if (stopped) summary.freezes++;
+  if (memory.vm_rss_kb > 0) {
+    summary.frozen_rss_kb.push_back(memory.vm_rss_kb);
+    summary.frozen_rss_anon_kb.push_back(memory.rss_anon_kb);
+  }
 }
 
 void Emulator::Impl::thaw_extension() {
@@ -633,6 +660,7 @@ Summary Emulator::Impl::finish() {
   summary.events_for_subscriber = log.queued_count();
   summary.subscriber_events = log.queued_texts();
   summary.invoke_to_next_ms = Percentiles::of(invoke_to_next_samples);
+  summary.invoke_to_next_each_ms = invoke_to_next_samples;
   return summary;
 }
 

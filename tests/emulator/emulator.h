@@ -39,6 +39,12 @@ struct Options {
   int invocations = 3;
   int logs_per_invoke = 5;
   int log_bursts = 1;  // function logs come in this many bursts spread over runtime_ms
+  // A burst: burst_events more function log lines, all at once as the handler starts, in
+  // invocation 0 and then every burst_every-th one (0: invocation 0 only). Lambda buffers them
+  // and sends them in maxItems/maxBytes batches; with the default max_queued_batches most of a
+  // large burst is dropped by the platform (platform.logsDropped), so raise that too.
+  int burst_events = 0;
+  int burst_every = 0;
   LogFormat log_format = LogFormat::kText;
   int runtime_ms = 20;  // simulated handler time: INVOKE released -> platform.runtimeDone
   int gap_ms = 0;       // time spent frozen between invocations
@@ -136,16 +142,27 @@ struct Summary {
   bool exited_before_deadline = false;
 
   // Timings in ms; -1 when the phase did not happen.
-  double register_ms = -1;           // process start -> register
-  double init_ms = -1;               // process start -> first next
-  double shutdown_duration_ms = -1;  // SHUTDOWN released -> process gone
-  Percentiles invoke_to_next_ms;     // INVOKE released -> extension's next; none on LMI
-  Percentiles post_latency_ms;       // telemetry POST -> listener's answer
+  double register_ms = -1;                     // process start -> register
+  double init_ms = -1;                         // process start -> first next
+  double shutdown_duration_ms = -1;            // SHUTDOWN released -> process gone
+  Percentiles invoke_to_next_ms;               // INVOKE released -> extension's next; none on LMI
+  std::vector<double> invoke_to_next_each_ms;  // the same, per invocation in order
+  Percentiles post_latency_ms;                 // telemetry POST -> listener's answer
 
   // The extension's resource usage (wait4 on the child).
   double cpu_user_ms = 0;
   double cpu_system_ms = 0;
   long max_rss_kb = 0;
+  // Resident memory at quiet moments (0 when not sampled): when the extension first called
+  // next (init done), and each time it was frozen between invocations (SIGSTOPped, so nothing
+  // moves while it is read).
+  long rss_after_init_kb = 0;
+  long rss_anon_after_init_kb = 0;
+  std::vector<long> frozen_rss_kb;
+  std::vector<long> frozen_rss_anon_kb;
+  // The JSON of the last "summary {...}" line the extension wrote (telemetry-relay logs its
+  // loss accounting so at shutdown); empty when it wrote none.
+  std::string extension_summary;
 
   // Telemetry.
   std::map<std::string, uint64_t> generated_by_type;  // everything the platform produced

@@ -1,7 +1,10 @@
 #include "report.h"
 
+#include <Poco/Exception.h>
 #include <Poco/JSON/Array.h>
+#include <Poco/JSON/Parser.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 #include <sstream>
@@ -33,6 +36,16 @@ std::string format_percentiles(const Percentiles& p) {
                 p.max, p.count);
   return buf;
 }
+
+}  // namespace
+
+long median_kb(std::vector<long> samples) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+namespace {
 
 std::string exit_status(const Summary& s) {
   if (!s.exited) return "still running";
@@ -137,7 +150,18 @@ Poco::JSON::Object::Ptr summary_object(const Summary& s, const ReceiverReport* r
   exit->set("cpu_user_ms", s.cpu_user_ms);
   exit->set("cpu_system_ms", s.cpu_system_ms);
   exit->set("max_rss_kb", static_cast<int64_t>(s.max_rss_kb));
+  exit->set("rss_after_init_kb", static_cast<int64_t>(s.rss_after_init_kb));
+  exit->set("rss_anon_after_init_kb", static_cast<int64_t>(s.rss_anon_after_init_kb));
+  exit->set("idle_rss_kb", static_cast<int64_t>(median_kb(s.frozen_rss_kb)));
+  exit->set("idle_rss_anon_kb", static_cast<int64_t>(median_kb(s.frozen_rss_anon_kb)));
   root->set("extension", exit);
+  if (!s.extension_summary.empty()) {
+    try {
+      root->set("extension_summary", Poco::JSON::Parser().parse(s.extension_summary));
+    } catch (const Poco::Exception&) {
+      root->set("extension_summary", s.extension_summary);  // as written, if it is not JSON
+    }
+  }
   return root;
 }
 
@@ -208,6 +232,11 @@ void print_summary(std::ostream& out, const Summary& s, const ReceiverReport* re
   std::snprintf(buf, sizeof buf, "%.1f ms user, %.1f ms system, peak RSS %ld KiB", s.cpu_user_ms,
                 s.cpu_system_ms, s.max_rss_kb);
   row(out, "resources", buf);
+  std::snprintf(buf, sizeof buf, "after init %ld KiB (%ld anon), frozen median %ld KiB (%ld anon)",
+                s.rss_after_init_kb, s.rss_anon_after_init_kb, median_kb(s.frozen_rss_kb),
+                median_kb(s.frozen_rss_anon_kb));
+  row(out, "resident memory", buf);
+  if (!s.extension_summary.empty()) row(out, "extension summary", s.extension_summary);
 }
 
 }  // namespace relay::emu

@@ -6,6 +6,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "emulator.h"
 #include "receiver.h"
@@ -18,6 +19,9 @@ struct ReceiverReport {
   size_t events = 0;  // in requests answered 2xx
   DeliveryCheck check;
 };
+
+// The median of memory samples (e.g. Summary::frozen_rss_kb); 0 when there are none.
+long median_kb(std::vector<long> samples);
 
 ReceiverReport receiver_report(const Receiver& receiver, const Summary& summary);
 
