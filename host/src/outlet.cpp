@@ -283,6 +283,7 @@ void Outlet::spill(std::unique_lock<std::mutex>& lock, size_t target_bytes,
   }
   counters_.spooled += spooled;
   counters_.*drop_counter += dropped;
+  if (spooled > 0) wake_.notify_all();  // a healthy sink replays it at once
   if (spooled > 0 || dropped > 0) {
     idle_.notify_all();
     if (!overflow_logged_ && (dropped > 0 || drop_counter == &OutletCounters::dropped_by_cap)) {
@@ -345,7 +346,10 @@ size_t Outlet::spool_arrival(std::unique_lock<std::mutex>& lock,
   }
   aside_events_ -= events;
   aside_bytes_ -= batch->byte_size();
-  if (files > 0) idle_.notify_all();
+  if (files > 0) {
+    idle_.notify_all();
+    wake_.notify_all();
+  }
   return begin;
 }
 
@@ -672,12 +676,12 @@ void Outlet::settle_result(std::unique_lock<std::mutex>& lock, const DeliveryRes
                    current->delivery.batch_id, result.error);
       break;
     case DeliveryStatus::kFatal:
-      disabled_ = true;
       log_.error("sink %s answered FATAL and is disabled; its telemetry goes to the spool%s: %s",
                  name(), std::string(spool_ ? "" : " (off: dropped and counted)"), result.error);
       if (!current->spool_seq && !spool_current(lock, "the sink is disabled")) {
         counters_.dropped_disabled += events;
       }
+      disabled_ = true;  // after the delivery is accounted: flush_until stops waiting here
       current_.reset();
       released_events_ = 0;
       spill(lock, 0, &OutletCounters::dropped_disabled, "the sink is disabled");

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -657,6 +658,187 @@ TEST_F(OutletTest, BatchesArrivingAfterShutdownSettledAreSpooledOrCounted) {
   EXPECT_EQ(spooled.counters().still_spooled, 4u);
   EXPECT_EQ(plain.counters().dropped_at_shutdown, 4u);
   EXPECT_EQ(plain.counters().queued, 0u);
+}
+
+// ---- flush on pressure, outages, and the INVOKE path ----------------------------------------
+
+// Modes that would otherwise hold the telemetry: the high-water mark releases it anyway.
+class PressureTest : public OutletTest, public ::testing::WithParamInterface<FlushPolicy> {};
+
+TEST_P(PressureTest, HeldTelemetryAtTheHighWaterMarkGoesWithoutAnInvoke) {
+  const size_t batch_bytes = make_batch(10, "a").byte_size();
+  Outlet& outlet = make(accepting_sink(), no_spool({.min_batch_size = 1000000,
+                                                    .flush = GetParam(),
+                                                    .flush_high_water_bytes = batch_bytes * 2}));
+  outlet.enqueue(make_batch(10, "a"));
+  EXPECT_EQ(outlet.counters().queued, 10u);  // below the mark: the mode decides
+  outlet.enqueue(make_batch(10, "b"));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 20; }))
+      << describe(outlet.counters());
+  EXPECT_EQ(outlet.counters().dropped_by_cap, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, PressureTest,
+                         ::testing::Values(FlushPolicy{FlushMode::kNextInvoke},
+                                           FlushPolicy{FlushMode::kEnd},
+                                           FlushPolicy{FlushMode::kPeriodic, 3600000}));
+
+TEST_F(OutletTest, ABurstManyTimesTheCapLosesNothingWhileTheSinkAccepts) {
+  // The seed's rule alone would hold all of it until the next INVOKE, and the cap would drop
+  // most of it (the spool here takes two files).
+  const std::string dir = new_spool_dir();
+  const size_t batch_bytes = make_batch(50).byte_size();
+  OutletOptions options = spooling(dir, {.min_batch_size = 1000000,
+                                         .flush_high_water_bytes = batch_bytes * 2,
+                                         .buffer_max_bytes = batch_bytes * 8});
+  options.spool.max_files = 2;
+  Outlet& outlet = make(accepting_sink(), options);
+  size_t peak = 0;
+  for (int i = 0; i < 200; ++i) {  // 40x the cap
+    outlet.enqueue(make_batch(50, "burst" + std::to_string(i)));
+    peak = std::max<size_t>(peak, outlet.counters().queued_bytes);
+    // A receiver that keeps up: memory comes back under the cap between arrivals.
+    ASSERT_TRUE(eventually([&] { return outlet.counters().queued_bytes < batch_bytes * 4; }))
+        << "at batch " << i << ": " << describe(outlet.counters());
+  }
+  outlet.begin_shutdown(far_deadline());  // the last batch is below the mark: held till now
+  EXPECT_TRUE(outlet.finish_shutdown(far_deadline()));
+  EXPECT_EQ(outlet.counters().delivered, 200u * 50) << describe(outlet.counters());
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.dropped_by_cap, 0u);
+  EXPECT_EQ(c.spooled, 0u);
+  EXPECT_LE(peak, batch_bytes * 8);
+}
+
+TEST_F(OutletTest, ArrivalsDuringAnOutageAreOnDiskBeforeEnqueueReturns) {
+  const std::string dir = new_spool_dir();
+  {
+    auto sink = sink_answering([](int) { return retry(600000); });  // a long Retry-After
+    Outlet& outlet = make(std::move(sink), spooling(dir, {.flush = {FlushMode::kContinuous}}));
+    outlet.enqueue(make_batch(4, "first"));
+    ASSERT_TRUE(eventually([&] { return outlet.counters().spooled == 4; }));
+    outlet.enqueue(make_batch(3, "during"));  // no waiting: on disk when this returns
+    const OutletCounters c = outlet.counters();
+    EXPECT_EQ(c.still_spooled, 7u);
+    EXPECT_EQ(c.queued, 0u);
+    EXPECT_EQ(spool_files(dir), 2u);
+    destroy(outlet);  // as a SIGKILL would: no shutdown
+  }
+  Outlet& next = make(accepting_sink(), spooling(dir));
+  ASSERT_TRUE(eventually([&] { return next.counters().delivered == 7; }));
+  EXPECT_EQ(next.counters().inherited, 7u);
+  std::lock_guard lock(seen.mutex);
+  ASSERT_EQ(seen.payloads.size(), 3u);  // the failed attempt, then the replay in order
+  EXPECT_NE(seen.payloads[1].find("first 0"), std::string::npos);
+  EXPECT_NE(seen.payloads[2].find("during 0"), std::string::npos);
+}
+
+TEST_F(OutletTest, WhatWasHeldWhenAnOutageBeganIsSpooledToo) {
+  const std::string dir = new_spool_dir();
+  auto sink = sink_answering([this](int) {
+    gate.wait();
+    return retry(600000);
+  });
+  Outlet& outlet = make(std::move(sink), spooling(dir));
+  outlet.enqueue(make_batch(4, "first"));
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return gate.someone_waiting(); }));
+  outlet.enqueue(make_batch(3, "held"));  // next-invoke: held in memory, the sink still healthy
+  EXPECT_EQ(outlet.counters().queued, 7u);
+  gate.open();  // the first attempt fails
+  ASSERT_TRUE(eventually([&] { return outlet.counters().still_spooled == 7; }))
+      << describe(outlet.counters());
+  EXPECT_EQ(outlet.counters().queued, 0u);
+}
+
+TEST_F(OutletTest, ASpoolTooFullForAnOutageKeepsArrivalsInMemory) {
+  const std::string dir = new_spool_dir();
+  OutletOptions options = spooling(dir, {.flush = {FlushMode::kContinuous}});
+  options.spool.max_files = 1;
+  Outlet& outlet = make(sink_answering([](int) { return retry(600000); }), options);
+  outlet.enqueue(make_batch(4, "first"));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().spooled == 4; }));
+  outlet.enqueue(make_batch(3, "kept"));
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.still_spooled, 4u);
+  EXPECT_EQ(c.queued, 3u);
+  EXPECT_EQ(c.dropped(), 0u);
+}
+
+// The INVOKE path (on_invoke, and the counters the lifecycle may log) takes the outlet's lock
+// only for a few counters. Held by a latch, not a timer: the bound below only keeps a broken
+// build from hanging the suite.
+bool returns_while_held(const std::function<void()>& work) {
+  auto done = std::async(std::launch::async, work);
+  return done.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+}
+
+TEST_F(OutletTest, TheInvokePathIsNotHeldByASinkInDeliver) {
+  auto sink = sink_answering([this](int) {
+    gate.wait();
+    return DeliveryResult{};
+  });
+  Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kContinuous}}));
+  outlet.enqueue(make_batch(2, "first"));
+  ASSERT_TRUE(eventually([&] { return gate.someone_waiting(); }));
+  EXPECT_TRUE(returns_while_held([&] {
+    outlet.enqueue(make_batch(3, "second"));
+    outlet.on_invoke();
+    (void)outlet.counters();
+  }));
+  EXPECT_EQ(calls.load(), 1);  // still inside the first deliver()
+  gate.open();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 5; }));
+}
+
+TEST_F(OutletTest, TheInvokePathIsNotHeldByASpoolWriteInItsFsync) {
+  const std::string dir = new_spool_dir();
+  Gate fsync_gate;
+  std::atomic<int> in_fsync{0};
+  OutletOptions options = spooling(dir, {.flush = {FlushMode::kContinuous}});
+  options.spool.before_fsync_for_test = [&] {
+    ++in_fsync;
+    fsync_gate.wait();
+  };
+  Outlet& outlet = make(sink_answering([](int) { return retry(600000); }), options);
+  outlet.enqueue(make_batch(2));  // fails, and the outlet thread spools it
+  ASSERT_TRUE(eventually([&] { return in_fsync.load() == 1; }));
+  EXPECT_TRUE(returns_while_held([&] {
+    outlet.on_invoke();
+    (void)outlet.counters();
+  }));
+  EXPECT_EQ(in_fsync.load(), 1);
+  EXPECT_EQ(outlet.counters().spooled, 0u);  // the write has not finished
+  fsync_gate.open();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().spooled == 2; }));
+}
+
+TEST_F(OutletTest, TheInvokePathIsNotHeldByAnOverflowBeingSpooled) {
+  // The listener thread spills over the cap into the spool; an INVOKE meanwhile is not held.
+  const std::string dir = new_spool_dir();
+  const size_t batch_bytes = make_batch(10).byte_size();
+  Gate fsync_gate;
+  std::atomic<int> in_fsync{0};
+  OutletOptions options = spooling(
+      dir, {.flush_high_water_bytes = batch_bytes * 100, .buffer_max_bytes = batch_bytes * 2});
+  options.spool.before_fsync_for_test = [&] {
+    ++in_fsync;
+    fsync_gate.wait();
+  };
+  Outlet& outlet = make(accepting_sink(), options);
+  outlet.enqueue(make_batch(10, "a"));
+  outlet.enqueue(make_batch(10, "b"));
+  auto listener = std::async(std::launch::async, [&] { outlet.enqueue(make_batch(10, "c")); });
+  ASSERT_TRUE(eventually([&] { return in_fsync.load() == 1; }));
+  EXPECT_TRUE(returns_while_held([&] {
+    outlet.on_invoke();
+    (void)outlet.counters();
+  }));
+  fsync_gate.open();
+  listener.get();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 30; }))
+      << describe(outlet.counters());
+  EXPECT_EQ(outlet.counters().dropped_by_cap, 0u);
 }
 
 // ---- the summary line ---------------------------------------------------------------------------
