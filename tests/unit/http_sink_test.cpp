@@ -23,6 +23,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -493,6 +494,12 @@ class HttpsSinkTest : public HttpSinkTest {
                                   dir_ + "/" + name + ".pem", "", Poco::Net::Context::VERIFY_NONE);
   }
 
+  size_t count_logged(const std::string& text) const {
+    size_t n = 0;
+    for (const auto& line : host_.lines()) n += line.message.find(text) != std::string::npos;
+    return n;
+  }
+
   static std::string dir_;
 };
 
@@ -543,6 +550,54 @@ TEST_F(HttpsSinkTest, CertificateForAnotherHostIsRejected) {
   EXPECT_EQ(outcome.status, RELAY_RETRY);
   EXPECT_NE(outcome.error.find("TLS"), std::string::npos) << outcome.error;
   EXPECT_TRUE(server.requests().empty());
+}
+
+// The CA bundle is read and OpenSSL set up by the first delivery, on the delivery thread, not
+// by create (which runs in the function's init): create accepts a CA file that holds no
+// certificate yet, and the delivery then trusts what the file holds by that time.
+TEST_F(HttpsSinkTest, CreateLeavesTheTlsSetUpToTheFirstDelivery) {
+  StubServer server(server_context("localhost"));
+  const std::string ca_file = dir_ + "/lazy-ca.pem";
+  { std::ofstream(ca_file) << "not a certificate yet\n"; }
+  auto sink = create({{"post_uri", server.url("https", "localhost")}, {"ca_file", ca_file}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  EXPECT_EQ(count_logged("TLS context ready"), 0u) << "create set up TLS";
+
+  std::filesystem::copy_file(dir_ + "/localhost.pem", ca_file,
+                             std::filesystem::copy_options::overwrite_existing);
+  for (int i = 0; i < 2; ++i) {
+    auto outcome = sink.deliver(batch_.build());
+    EXPECT_EQ(outcome.status, RELAY_OK) << outcome.error;
+  }
+  EXPECT_EQ(server.requests().size(), 2u);
+  EXPECT_EQ(count_logged("TLS context ready"), 1u) << "set up once, by the first delivery";
+}
+
+TEST_F(HttpsSinkTest, AnUnreadableCaBundleDisablesTheSinkAtItsFirstDelivery) {
+  StubServer server(server_context("localhost"));
+  const std::string ca_file = dir_ + "/garbage-ca.pem";
+  { std::ofstream(ca_file) << "not a certificate\n"; }
+  auto sink = create({{"post_uri", server.url("https", "localhost")}, {"ca_file", ca_file}});
+  ASSERT_TRUE(sink.created()) << "only a missing file is found without reading it";
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_FATAL);
+  EXPECT_NE(outcome.error.find("ca_file=" + ca_file + ": cannot load CA certificates"),
+            std::string::npos)
+      << outcome.error;
+  EXPECT_TRUE(server.requests().empty());
+}
+
+TEST_F(HttpsSinkTest, AnExpiredDeadlineIsRetriedBeforeTheTlsSetUp) {
+  StubServer server(server_context("localhost"));
+  auto sink = create(
+      {{"post_uri", server.url("https", "localhost")}, {"ca_file", dir_ + "/localhost.pem"}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  auto late = sink.deliver(batch_.build(), relay::sdk::Deadline::now_unix_ms() - 1);
+  EXPECT_EQ(late.status, RELAY_RETRY);
+  EXPECT_NE(late.error.find("deadline"), std::string::npos) << late.error;
+  EXPECT_EQ(count_logged("TLS context ready"), 0u);
+  EXPECT_EQ(sink.deliver(batch_.build()).status, RELAY_OK);
+  EXPECT_EQ(count_logged("TLS context ready"), 1u);
 }
 
 }  // namespace
