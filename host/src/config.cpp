@@ -299,14 +299,18 @@ void read_globals(Reader& in, Config& config) {
       static_cast<uint32_t>(in.integer("RELAY_SPOOL_MAX_FILES", 1, 100000, 256));
 }
 
+bool managed_instances_detected(const std::map<std::string, std::string>& environment) {
+  const auto type = environment.find("AWS_LAMBDA_INITIALIZATION_TYPE");
+  return type != environment.end() && trim(type->second) == kManagedInstancesType;
+}
+
 // RELAY_MANAGED_INSTANCES, then what it implies: SHUTDOWN-only registration (main), schema
 // 2025-01-29 and no flush mode that needs INVOKE events.
 void resolve_managed_instances(Reader& in, Config& config,
                                const std::map<std::string, std::string>& environment) {
   config.managed_instances_setting =
       in.choice("RELAY_MANAGED_INSTANCES", {"auto", "on", "off"}, "auto");
-  const auto type = environment.find("AWS_LAMBDA_INITIALIZATION_TYPE");
-  const bool detected = type != environment.end() && trim(type->second) == kManagedInstancesType;
+  const bool detected = managed_instances_detected(environment);
   if (config.managed_instances_setting == "on") {
     config.managed_instances = true;
     config.managed_instances_why = "forced by RELAY_MANAGED_INSTANCES=on";
@@ -481,6 +485,20 @@ std::string printable_value(const std::string& key, const std::string& value) {
     }
   }
   return shown;
+}
+
+std::optional<bool> managed_instances_from_environment(
+    const std::map<std::string, std::string>& environment) {
+  if (auto file = environment.find("RELAY_CONFIG_FILE");
+      file != environment.end() && !trim(file->second).empty()) {
+    return std::nullopt;  // the file may set RELAY_MANAGED_INSTANCES
+  }
+  const auto setting = environment.find("RELAY_MANAGED_INSTANCES");
+  const std::string value = setting == environment.end() ? "auto" : lower(trim(setting->second));
+  if (value == "on") return true;
+  if (value == "off") return false;
+  // "auto", and anything invalid, which load_config reports and reads as auto.
+  return managed_instances_detected(environment);
 }
 
 std::map<std::string, std::string> process_environment() {

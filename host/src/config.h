@@ -73,6 +73,12 @@ struct Config {
 // AWS_LAMBDA_INITIALIZATION_TYPE to detect Managed Instances).
 Config load_config(const std::map<std::string, std::string>& environment);
 
+// Whether load_config(environment) will resolve to Lambda Managed Instances, decided from the
+// environment alone and cheaply, so the extension can register before it reads the rest of its
+// configuration; nullopt when RELAY_CONFIG_FILE is set (the file may decide it).
+std::optional<bool> managed_instances_from_environment(
+    const std::map<std::string, std::string>& environment);
+
 // "next-invoke", "end", "periodic:<ms>" or "continuous"; nullopt when text is none of them or the
 // period is outside kMinFlushPeriodMs..kMaxFlushPeriodMs.
 inline constexpr uint32_t kMinFlushPeriodMs = 10;

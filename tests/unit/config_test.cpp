@@ -377,6 +377,28 @@ TEST(ConfigManagedInstances, ForcedOnOrOff) {
                         "using auto instead"));
 }
 
+// main registers with the events this predicts before it reads the whole configuration.
+TEST(ConfigManagedInstances, TheEnvironmentAlonePredictsWhatLoadConfigResolves) {
+  for (const char* setting : {"", "auto", "on", " ON ", "off", "Off", "yes please"}) {
+    for (const char* type :
+         {"", "on-demand", "lambda-managed-instances", " lambda-managed-instances"}) {
+      Env env;
+      if (*setting != '\0') env["RELAY_MANAGED_INSTANCES"] = setting;
+      if (*type != '\0') env["AWS_LAMBDA_INITIALIZATION_TYPE"] = type;
+      const std::optional<bool> early = managed_instances_from_environment(env);
+      ASSERT_TRUE(early.has_value());
+      EXPECT_EQ(*early, load_config(env).managed_instances)
+          << "RELAY_MANAGED_INSTANCES='" << setting << "' type='" << type << "'";
+    }
+  }
+  Poco::TemporaryFile file;
+  std::ofstream(file.path()) << "RELAY_MANAGED_INSTANCES=on\n";
+  const Env with_file{{"RELAY_CONFIG_FILE", file.path()}};
+  EXPECT_FALSE(managed_instances_from_environment(with_file).has_value())
+      << "the file may decide it";
+  EXPECT_TRUE(load_config(with_file).managed_instances);
+}
+
 TEST(ConfigManagedInstances, ModesNeedingInvokeBecomeContinuousWithOneWarningEach) {
   const Config c = load_config({{"RELAY_MANAGED_INSTANCES", "on"},
                                 {"RELAY_SINKS", "http,a,b"},
