@@ -648,6 +648,7 @@ Summary Emulator::Impl::finish() {
     SenderStats stats = sender->stats();
     summary.delivered_by_type = stats.delivered_by_type;
     summary.events_delivered = stats.events_delivered;
+    summary.bytes_delivered = stats.bytes_delivered;
     summary.posts_ok = stats.posts_ok;
     summary.posts_failed = stats.posts_failed;
     summary.post_retries = stats.retries;

@@ -169,6 +169,7 @@ struct Summary {
   std::map<std::string, uint64_t> delivered_by_type;  // in POSTs answered 2xx
   uint64_t events_for_subscriber = 0;                 // matching the subscribed types
   uint64_t events_delivered = 0;
+  uint64_t bytes_delivered = 0;  // JSON of those events, as POSTed
   uint64_t posts_ok = 0;
   uint64_t posts_failed = 0;
   uint64_t post_retries = 0;

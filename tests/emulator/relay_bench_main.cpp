@@ -74,26 +74,14 @@ double number(const Poco::JSON::Object::Ptr& object, const std::string& key) {
   return value.isNumeric() ? value.convert<double>() : 0;
 }
 
-// INVOKE -> next of each invocation that follows a burst: the one whose INVOKE releases it.
-double after_burst_max_ms(const relay::emu::Summary& s, const relay::emu::Options& o) {
-  if (o.burst_events <= 0) return 0;
-  double worst = 0;
-  const auto& each = s.invoke_to_next_each_ms;
-  for (size_t i = 0; i + 1 < each.size(); ++i) {
-    const int index = static_cast<int>(i);
-    const bool burst = o.burst_every > 0 ? index % o.burst_every == 0 : index == 0;
-    if (burst) worst = std::max(worst, each[i + 1]);
-  }
-  return worst;
-}
-
-Values measure(const Run& r, const relay::emu::Options& options) {
+Values measure(const Run& r) {
   const relay::emu::Summary& s = r.summary;
   const double cpu_ms = s.cpu_user_ms + s.cpu_system_ms;
   const auto events = s.events_delivered;
   Values v{
       {"events_generated", double(s.events_generated())},
       {"events_to_listener", double(events)},
+      {"mb_to_listener", double(s.bytes_delivered) / 1e6},
       {"platform_dropped", double(s.events_dropped)},
       {"cpu_ms", cpu_ms},
       {"cpu_us_per_event", events ? cpu_ms * 1000.0 / double(events) : 0},
@@ -110,9 +98,6 @@ Values measure(const Run& r, const relay::emu::Options& options) {
       {"invoke_to_next_p99_ms", s.invoke_to_next_ms.p99},
       {"invoke_to_next_max_ms", s.invoke_to_next_ms.max},
   };
-  if (options.burst_events > 0) {
-    v.emplace_back("after_burst_invoke_to_next_max_ms", after_burst_max_ms(s, options));
-  }
   v.emplace_back("shutdown_ms", s.shutdown_duration_ms);
   v.emplace_back("receiver_events", double(r.receiver.events));
   v.emplace_back("lost", double(r.receiver.check.missing));
@@ -290,7 +275,7 @@ int main(int argc, char** argv) {
                 << ", fatal: " << run.summary.fatal_error << ", exit " << run.summary.exit_code
                 << ")\n";
     }
-    run.values = measure(run, options);
+    run.values = measure(run);
     runs.push_back(std::move(run));
   }
   if (!cert_dir.empty()) std::filesystem::remove_all(cert_dir);

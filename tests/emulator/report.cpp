@@ -120,6 +120,7 @@ Poco::JSON::Object::Ptr summary_object(const Summary& s, const ReceiverReport* r
   telemetry->set("generated_by_type", counts_object(s.generated_by_type));
   telemetry->set("for_subscriber", s.events_for_subscriber);
   telemetry->set("delivered", s.events_delivered);
+  telemetry->set("bytes_delivered", s.bytes_delivered);
   telemetry->set("delivered_by_type", counts_object(s.delivered_by_type));
   telemetry->set("posts_ok", s.posts_ok);
   telemetry->set("posts_failed", s.posts_failed);
