@@ -184,7 +184,7 @@ bool Summary::clean(int expected_invocations) const {
 struct Emulator::Impl {
   explicit Impl(Options opts)
       : options(std::move(opts)),
-        factory(options.function, options.managed_instances),
+        factory(options.function, options.managed_instances, options.event_style),
         log(options.keep_event_texts),
         expected_name(std::filesystem::path(options.extension_path).filename().string()) {}
 
@@ -210,8 +210,11 @@ struct Emulator::Impl {
 
   // Extensions and Telemetry API, on server threads.
   void handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
-  Answer on_register(const std::string& name, const std::string& features, const std::string& body);
-  void on_next(const std::string& id, Poco::Net::HTTPServerResponse& response);
+  // `arrived`: when the request reached its handler, before its body was read.
+  Answer on_register(const std::string& name, const std::string& features, const std::string& body,
+                     Clock::time_point arrived);
+  void on_next(const std::string& id, Poco::Net::HTTPServerResponse& response,
+               Clock::time_point arrived);
   Answer on_error_call(const std::string& id, const std::string& error_type,
                        const std::string& path, const std::string& body);
   Answer on_subscribe(const std::string& id, const std::string& body);
@@ -668,17 +671,19 @@ Summary Emulator::Impl::finish() {
 void Emulator::Impl::handle(Poco::Net::HTTPServerRequest& request,
                             Poco::Net::HTTPServerResponse& response) {
   using Poco::Net::HTTPRequest;
+  const auto arrived = Clock::now();
   const std::string path = Poco::URI(request.getURI()).getPath();
   const std::string& method = request.getMethod();
   const std::string id = request.get("Lambda-Extension-Identifier", "");
   if (method == HTTPRequest::HTTP_GET && path == kNextPath) {
-    on_next(id, response);
+    on_next(id, response, arrived);
     return;
   }
   Answer answer{404, ""};
   if (method == HTTPRequest::HTTP_POST && path == kRegisterPath) {
     answer = on_register(request.get("Lambda-Extension-Name", ""),
-                         request.get("Lambda-Extension-Accept-Feature", ""), read_body(request));
+                         request.get("Lambda-Extension-Accept-Feature", ""), read_body(request),
+                         arrived);
   } else if (method == HTTPRequest::HTTP_POST &&
              (path == kInitErrorPath || path == kExitErrorPath)) {
     answer =
@@ -691,7 +696,7 @@ void Emulator::Impl::handle(Poco::Net::HTTPServerRequest& request,
 }
 
 Answer Emulator::Impl::on_register(const std::string& name, const std::string& features,
-                                   const std::string& body) {
+                                   const std::string& body, Clock::time_point arrived) {
   if (options.register_status != 0) {
     return error_answer(options.register_status, "Emulator.InjectedFault",
                         "register answer injected by the emulator's options");
@@ -741,7 +746,7 @@ Answer Emulator::Impl::on_register(const std::string& name, const std::string& f
   const std::string id = new_uuid();
   if (external) {
     extension_id = id;
-    registered_at = Clock::now();
+    registered_at = arrived;
     summary.registered = true;
     summary.extension_name = name;
     summary.registered_events = events;
@@ -768,7 +773,8 @@ std::optional<Answer> Emulator::Impl::check_identifier_locked(const std::string&
   return std::nullopt;
 }
 
-void Emulator::Impl::on_next(const std::string& id, Poco::Net::HTTPServerResponse& response) {
+void Emulator::Impl::on_next(const std::string& id, Poco::Net::HTTPServerResponse& response,
+                             Clock::time_point arrived) {
   std::unique_lock lock(mu);
   if (auto error = check_identifier_locked(id)) {
     lock.unlock();
@@ -784,7 +790,7 @@ void Emulator::Impl::on_next(const std::string& id, Poco::Net::HTTPServerRespons
   }
   in_next = true;
   next_calls++;
-  last_next_at = Clock::now();
+  last_next_at = arrived;
   cv.notify_all();
   cv.wait(lock, [this] { return !pending_events.empty() || closing; });
   in_next = false;
