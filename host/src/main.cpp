@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "config.h"
@@ -111,20 +113,44 @@ int check(const Config& config) {
   std::_Exit(code);
 }
 
-int run(const std::string& extension_name, const Config& config) {
-  Poco::Logger& log = logger("main");
-  const char* runtime_api = std::getenv("AWS_LAMBDA_RUNTIME_API");
+// Spawn to the first `next` is the function's init time, and Lambda starts the runtime only once
+// every extension has registered. So register goes out first: it needs only the name and the
+// events. The configuration, the logging and the sinks are set up while Lambda answers; the
+// listener and the subscription, which Lambda needs before the first `next`, follow.
+int run(const std::string& extension_name, const std::map<std::string, std::string>& environment) {
   std::unique_ptr<ExtensionsClient> api;
+  std::string api_error;
+  const auto runtime_api = environment.find("AWS_LAMBDA_RUNTIME_API");
   try {
-    api = std::make_unique<ExtensionsClient>(runtime_api != nullptr ? runtime_api : "");
+    api = std::make_unique<ExtensionsClient>(runtime_api != environment.end() ? runtime_api->second
+                                                                              : std::string());
   } catch (const std::exception& e) {
-    log.error("cannot reach the Extensions API: %s", std::string(e.what()));
-    return 1;
+    api_error = e.what();
   }
 
+  // The events depend on Managed Instances, which the environment decides unless a
+  // configuration file may (then that file is read first).
+  std::optional<bool> managed_instances = managed_instances_from_environment(environment);
+  std::optional<Config> early_config;
+  if (!managed_instances) {
+    early_config = load_config(environment);
+    managed_instances = early_config->managed_instances;
+  }
+  if (api) api->start_register(extension_name, registration_events(*managed_instances));
+
+  const Config config = early_config ? std::move(*early_config) : load_config(environment);
+  configure_logging(config.log_level);
+  log_config_issues(config);
+  Poco::Logger& log = logger("main");
+  if (!api) {
+    log.error("cannot reach the Extensions API: %s", api_error);
+    return 1;
+  }
+  std::vector<LoadResult> failures;
+  std::vector<std::unique_ptr<Outlet>> outlets = load_outlets(config, failures);
+
   try {
-    const Registration registration =
-        api->register_extension(extension_name, registration_events(config.managed_instances));
+    const Registration registration = api->finish_register();
     log.information(
         "registered as %s for %s%s", extension_name, registration.function_name,
         std::string(config.managed_instances ? " (Lambda Managed Instances: SHUTDOWN only, " +
@@ -151,8 +177,7 @@ int run(const std::string& extension_name, const Config& config) {
                        "RELAY_STRICT: invalid configuration: " + config.issues.front().message);
   }
 
-  std::vector<LoadResult> failures;
-  Pipeline pipeline(load_outlets(config, failures), PipelineOptions{.drop_own_log_lines = true});
+  Pipeline pipeline(std::move(outlets), PipelineOptions{.drop_own_log_lines = true});
   if (config.strict && !failures.empty()) {
     return init_failed("Extension.PluginLoadFailed", "RELAY_STRICT: " + failures.front().message);
   }
@@ -244,9 +269,11 @@ int main(int argc, char** argv) {
 
   // A peer closing a TLS connection must be an error on that delivery, not the process's end.
   signal(SIGPIPE, SIG_IGN);
-  const Config config = load_config(process_environment());
-  configure_logging(config.log_level);
-  if (option == "--check") return check(config);
-  log_config_issues(config);
-  finish(run(extension_name, config));
+  const std::map<std::string, std::string> environment = process_environment();
+  if (option == "--check") {
+    const Config config = load_config(environment);
+    configure_logging(config.log_level);
+    return check(config);
+  }
+  finish(run(extension_name, environment));
 }
