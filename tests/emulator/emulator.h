@@ -46,6 +46,8 @@ struct Options {
   int burst_events = 0;
   int burst_every = 0;
   LogFormat log_format = LogFormat::kText;
+  // kPrettyReordered: every event pretty-printed with its keys reversed (a fault scenario).
+  EventStyle event_style = EventStyle::kCompact;
   int runtime_ms = 20;  // simulated handler time: INVOKE released -> platform.runtimeDone
   int gap_ms = 0;       // time spent frozen between invocations
   int function_timeout_ms = 30000;

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 namespace relay::emu {
 namespace {
@@ -156,6 +158,166 @@ int64_t epoch_ms(SystemTime t) {
 
 std::string new_uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
 
+EventStyle parse_event_style(std::string_view name) {
+  if (name == "compact") return EventStyle::kCompact;
+  if (name == "pretty") return EventStyle::kPrettyReordered;
+  throw std::invalid_argument("event style must be compact or pretty: " + std::string(name));
+}
+
+namespace {
+
+// A recursive-descent reader over JSON text that keeps every scalar token's bytes and writes the
+// value back pretty-printed with each object's members reversed. Emulator-side only: its inputs
+// are the factory's own events.
+class PrettyReordered {
+ public:
+  explicit PrettyReordered(std::string_view json) : in_(json) {}
+
+  std::string run() {
+    std::string out;
+    value(out, 0);
+    skip_space();
+    if (at_ != in_.size()) fail("content after the value");
+    return out;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 64;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw std::invalid_argument("pretty_reordered: " + what + " at byte " + std::to_string(at_));
+  }
+
+  void skip_space() {
+    while (at_ < in_.size() &&
+           (in_[at_] == ' ' || in_[at_] == '\n' || in_[at_] == '\r' || in_[at_] == '\t')) {
+      ++at_;
+    }
+  }
+
+  char peek() {
+    skip_space();
+    if (at_ >= in_.size()) fail("unexpected end");
+    return in_[at_];
+  }
+
+  void expect(char c) {
+    if (peek() != c) fail(std::string("expected '") + c + "'");
+    ++at_;
+  }
+
+  // A string token's exact bytes, quotes included.
+  std::string_view string_token() {
+    if (peek() != '"') fail("expected a string");
+    const size_t begin = at_++;
+    while (at_ < in_.size() && in_[at_] != '"') at_ += in_[at_] == '\\' ? 2 : 1;
+    if (at_ >= in_.size()) fail("unterminated string");
+    ++at_;
+    return in_.substr(begin, at_ - begin);
+  }
+
+  // A number, true, false or null: its bytes up to the next delimiter.
+  std::string_view scalar_token() {
+    const size_t begin = at_;
+    while (at_ < in_.size() &&
+           std::string_view(",}] \n\r\t").find(in_[at_]) == std::string_view::npos) {
+      ++at_;
+    }
+    if (at_ == begin) fail("expected a value");
+    return in_.substr(begin, at_ - begin);
+  }
+
+  static void indent(std::string& out, int depth) { out.append(size_t(depth) * 2, ' '); }
+
+  void value(std::string& out, int depth) {
+    if (depth > kMaxDepth) fail("nesting deeper than 64");
+    const char c = peek();
+    if (c == '{') {
+      object(out, depth);
+    } else if (c == '[') {
+      array(out, depth);
+    } else if (c == '"') {
+      out += string_token();
+    } else {
+      out += scalar_token();
+    }
+  }
+
+  void object(std::string& out, int depth) {
+    expect('{');
+    std::vector<std::pair<std::string_view, std::string>> members;
+    if (peek() != '}') {
+      for (;;) {
+        const std::string_view key = string_token();
+        expect(':');
+        std::string member;
+        value(member, depth + 1);
+        members.emplace_back(key, std::move(member));
+        if (peek() == ',') {
+          ++at_;
+          continue;
+        }
+        break;
+      }
+    }
+    expect('}');
+    if (members.empty()) {
+      out += "{}";
+      return;
+    }
+    out += "{\n";
+    for (size_t i = members.size(); i-- > 0;) {
+      indent(out, depth + 1);
+      out.append(members[i].first).append(" : ").append(members[i].second);
+      out += i > 0 ? ",\n" : "\n";
+    }
+    indent(out, depth);
+    out += '}';
+  }
+
+  void array(std::string& out, int depth) {
+    expect('[');
+    std::vector<std::string> items;
+    if (peek() != ']') {
+      for (;;) {
+        std::string item;
+        value(item, depth + 1);
+        items.push_back(std::move(item));
+        if (peek() == ',') {
+          ++at_;
+          continue;
+        }
+        break;
+      }
+    }
+    expect(']');
+    if (items.empty()) {
+      out += "[]";
+      return;
+    }
+    out += "[\n";
+    for (size_t i = 0; i < items.size(); ++i) {
+      indent(out, depth + 1);
+      out += items[i];
+      out += i + 1 < items.size() ? ",\n" : "\n";
+    }
+    indent(out, depth);
+    out += ']';
+  }
+
+  std::string_view in_;
+  size_t at_ = 0;
+};
+
+}  // namespace
+
+std::string pretty_reordered(std::string_view json) { return PrettyReordered(json).run(); }
+
+Event EventFactory::styled(Event event) const {
+  if (style_ == EventStyle::kPrettyReordered) event.text = pretty_reordered(event.text);
+  return event;
+}
+
 LogFormat parse_log_format(std::string_view name) {
   if (name == "text") return LogFormat::kText;
   if (name == "json") return LogFormat::kJson;
@@ -175,33 +337,33 @@ std::string make_trace_header() {
 }
 
 Event EventFactory::init_start() const {
-  return make_event("platform.initStart",
-                    R"({"initializationType":)" + json_quote(initialization_type()) +
-                        R"(,"phase":"init","runtimeVersion":"provided:al2023.v1","functionName":)" +
-                        json_quote(function_.name) + R"(,"functionVersion":)" +
-                        json_quote(function_.version) + R"(,"instanceMaxMemory":)" +
-                        std::to_string(function_.memory_mb) + "}");
+  return styled(make_event(
+      "platform.initStart",
+      R"({"initializationType":)" + json_quote(initialization_type()) +
+          R"(,"phase":"init","runtimeVersion":"provided:al2023.v1","functionName":)" +
+          json_quote(function_.name) + R"(,"functionVersion":)" + json_quote(function_.version) +
+          R"(,"instanceMaxMemory":)" + std::to_string(function_.memory_mb) + "}"));
 }
 
 Event EventFactory::telemetry_subscription(std::string_view extension,
                                            const std::vector<std::string>& types) const {
-  return make_event("platform.telemetrySubscription", R"({"name":)" + json_quote(extension) +
-                                                          R"(,"state":"Subscribed","types":)" +
-                                                          string_array(types) + "}");
+  return styled(make_event("platform.telemetrySubscription",
+                           R"({"name":)" + json_quote(extension) +
+                               R"(,"state":"Subscribed","types":)" + string_array(types) + "}"));
 }
 
 Event EventFactory::init_runtime_done(std::string_view status, std::string_view error_type) const {
   std::string record = R"({"initializationType":)" + json_quote(initialization_type()) +
                        R"(,"phase":"init","status":)" + json_quote(status);
   if (!error_type.empty()) record += R"(,"errorType":)" + json_quote(error_type);
-  return make_event("platform.initRuntimeDone", record + "}");
+  return styled(make_event("platform.initRuntimeDone", record + "}"));
 }
 
 Event EventFactory::extension(std::string_view name, std::string_view state,
                               const std::vector<std::string>& events) const {
-  return make_event("platform.extension", R"({"name":)" + json_quote(name) + R"(,"state":)" +
-                                              json_quote(state) + R"(,"events":)" +
-                                              string_array(events) + "}");
+  return styled(make_event("platform.extension", R"({"name":)" + json_quote(name) + R"(,"state":)" +
+                                                     json_quote(state) + R"(,"events":)" +
+                                                     string_array(events) + "}"));
 }
 
 Event EventFactory::init_report(std::string_view status, std::string_view error_type,
@@ -210,7 +372,7 @@ Event EventFactory::init_report(std::string_view status, std::string_view error_
                        R"(,"phase":"init","status":)" + json_quote(status);
   if (!error_type.empty()) record += R"(,"errorType":)" + json_quote(error_type);
   record += R"(,"metrics":{"durationMs":)" + fixed(duration_ms, 3) + "}}";
-  return make_event("platform.initReport", record);
+  return styled(make_event("platform.initReport", record));
 }
 
 Event EventFactory::start(std::string_view request_id, std::string_view trace,
@@ -220,7 +382,7 @@ Event EventFactory::start(std::string_view request_id, std::string_view trace,
   // RIE-LMI's InvokeStartData: requestId, version, functionArn, tracing.
   if (managed_instances_) record += R"(,"functionArn":)" + json_quote(function_.arn());
   record += R"(,"tracing":{"type":"X-Amzn-Trace-Id","value":)" + json_quote(trace) + "}";
-  return make_event("platform.start", record + tenant_field(tenant_id) + "}");
+  return styled(make_event("platform.start", record + tenant_field(tenant_id) + "}"));
 }
 
 Event EventFactory::function_log(std::string_view request_id, int invocation, int line,
@@ -229,26 +391,27 @@ Event EventFactory::function_log(std::string_view request_id, int invocation, in
   const std::string time = iso_time(now);
   const bool as_json = format == LogFormat::kJson || (format == LogFormat::kMixed && line % 2 == 1);
   if (as_json) {
-    return make_event(now, "function", json_record(time, request_id, tenant_id, invocation, line));
+    return styled(
+        make_event(now, "function", json_record(time, request_id, tenant_id, invocation, line)));
   }
   const char* level = line % 7 == 6 ? "ERROR" : "INFO";
-  return make_event(now, "function",
-                    json_quote(time + "\t" + std::string(request_id) + "\t" + level + "\t" +
-                               text_message(invocation, line)));
+  return styled(make_event(now, "function",
+                           json_quote(time + "\t" + std::string(request_id) + "\t" + level + "\t" +
+                                      text_message(invocation, line))));
 }
 
 Event EventFactory::extension_log(std::string_view line) const {
-  return make_event("extension", json_quote(line));
+  return styled(make_event("extension", json_quote(line)));
 }
 
 Event EventFactory::runtime_done(std::string_view request_id, std::string_view status,
                                  SystemTime started, double duration_ms,
                                  std::string_view tenant_id) const {
-  return make_event("platform.runtimeDone",
-                    R"({"requestId":)" + json_quote(request_id) + R"(,"status":)" +
-                        json_quote(status) + R"(,"spans":)" + response_spans(started, duration_ms) +
-                        R"(,"metrics":{"durationMs":)" + fixed(duration_ms, 3) +
-                        R"(,"producedBytes":8})" + tenant_field(tenant_id) + "}");
+  return styled(make_event(
+      "platform.runtimeDone",
+      R"({"requestId":)" + json_quote(request_id) + R"(,"status":)" + json_quote(status) +
+          R"(,"spans":)" + response_spans(started, duration_ms) + R"(,"metrics":{"durationMs":)" +
+          fixed(duration_ms, 3) + R"(,"producedBytes":8})" + tenant_field(tenant_id) + "}"));
 }
 
 Event EventFactory::report(std::string_view request_id, std::string_view status,
@@ -263,24 +426,25 @@ Event EventFactory::report(std::string_view request_id, std::string_view status,
             std::to_string(std::min(function_.memory_mb, 64));
   if (init_duration_ms > 0) record += R"(,"initDurationMs":)" + fixed(init_duration_ms, 3);
   record += "}" + tenant_field(tenant_id) + "}";
-  return make_event("platform.report", record);
+  return styled(make_event("platform.report", record));
 }
 
 Event EventFactory::managed_report(std::string_view request_id, std::string_view status,
                                    SystemTime started, double duration_ms,
                                    std::string_view tenant_id) const {
   // Key order of RIE-LMI's ReportData and of the production fixture in lambda-protocol.md §4.7.
-  return make_event("platform.report", R"({"requestId":)" + json_quote(request_id) +
-                                           R"(,"status":)" + json_quote(status) +
-                                           R"(,"metrics":{"durationMs":)" + fixed(duration_ms, 3) +
-                                           R"(},"spans":)" + response_spans(started, duration_ms) +
-                                           tenant_field(tenant_id) + "}");
+  return styled(make_event(
+      "platform.report", R"({"requestId":)" + json_quote(request_id) + R"(,"status":)" +
+                             json_quote(status) + R"(,"metrics":{"durationMs":)" +
+                             fixed(duration_ms, 3) + R"(},"spans":)" +
+                             response_spans(started, duration_ms) + tenant_field(tenant_id) + "}"));
 }
 
 Event EventFactory::logs_dropped(uint64_t records, uint64_t bytes, std::string_view reason) const {
-  return make_event("platform.logsDropped", R"({"droppedBytes":)" + std::to_string(bytes) +
-                                                R"(,"droppedRecords":)" + std::to_string(records) +
-                                                R"(,"reason":)" + json_quote(reason) + "}");
+  return styled(make_event("platform.logsDropped", R"({"droppedBytes":)" + std::to_string(bytes) +
+                                                       R"(,"droppedRecords":)" +
+                                                       std::to_string(records) + R"(,"reason":)" +
+                                                       json_quote(reason) + "}"));
 }
 
 void EventLog::generated(const Event& event) {

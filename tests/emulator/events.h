@@ -32,6 +32,17 @@ std::string new_uuid();
 enum class LogFormat { kText, kJson, kMixed };
 LogFormat parse_log_format(std::string_view name);  // throws std::invalid_argument
 
+// How the platform writes each event's JSON. Lambda writes it compact, keys in a fixed order;
+// kPrettyReordered is a fault scenario for consumers that search the text instead of parsing it.
+enum class EventStyle { kCompact, kPrettyReordered };
+EventStyle parse_event_style(std::string_view name);  // "compact" | "pretty"; throws
+
+// The same JSON value pretty-printed (two-space indent, one member per line, " : " between key
+// and value) with every object's keys in reverse order, e.g. "record" before "type" and "time",
+// and requestId after a record's nested objects. Strings and numbers keep their exact bytes.
+// Throws std::invalid_argument when `json` is not one valid JSON value (or nests deeper than 64).
+std::string pretty_reordered(std::string_view json);
+
 struct FunctionInfo {
   std::string name = "emulated-function";
   std::string version = "$LATEST";
@@ -46,8 +57,9 @@ struct FunctionInfo {
 // environment's kind, so it is safe to call from several threads.
 class EventFactory {
  public:
-  explicit EventFactory(FunctionInfo function, bool managed_instances = false)
-      : function_(std::move(function)), managed_instances_(managed_instances) {}
+  explicit EventFactory(FunctionInfo function, bool managed_instances = false,
+                        EventStyle style = EventStyle::kCompact)
+      : function_(std::move(function)), managed_instances_(managed_instances), style_(style) {}
 
   Event init_start() const;
   Event telemetry_subscription(std::string_view extension,
@@ -82,8 +94,11 @@ class EventFactory {
   }
 
  private:
+  Event styled(Event event) const;
+
   FunctionInfo function_;
   bool managed_instances_ = false;
+  EventStyle style_ = EventStyle::kCompact;
 };
 
 std::string make_trace_header();

@@ -19,6 +19,8 @@ constexpr const char* kUsage = R"(usage: lambda-emulator --extension PATH [optio
   --invocations N         invocations to run (default 3)
   --logs-per-invoke N     function log lines per invocation (default 5)
   --log-format F          text | json | mixed (default text)
+  --event-style S         compact | pretty: pretty-printed events with reversed key order
+                          (default compact, as Lambda writes them)
   --runtime-ms N          simulated handler duration (default 20)
   --gap-ms N              frozen time between invocations (default 0)
   --env KEY=VALUE         extra variable for the extension (repeatable)
@@ -69,6 +71,8 @@ Cli parse(int argc, char** argv) {
       o.logs_per_invoke = to_int(flag, value());
     } else if (flag == "--log-format") {
       o.log_format = relay::emu::parse_log_format(value());
+    } else if (flag == "--event-style") {
+      o.event_style = relay::emu::parse_event_style(value());
     } else if (flag == "--runtime-ms") {
       o.runtime_ms = to_int(flag, value());
     } else if (flag == "--gap-ms") {
