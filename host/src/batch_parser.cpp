@@ -2,7 +2,9 @@
 
 #include <simdjson.h>
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -46,6 +48,59 @@ bool is_json_number(std::string_view t) {
   return i == t.size();
 }
 
+// The PlatformType of an event type, if the host reads fields of it. Function and extension logs
+// leave at the first character.
+std::optional<PlatformType> platform_type(std::string_view type) {
+  constexpr std::string_view kPrefix = "platform.";
+  if (type.size() <= kPrefix.size() || type[0] != 'p' ||
+      type.substr(0, kPrefix.size()) != kPrefix) {
+    return std::nullopt;
+  }
+  type.remove_prefix(kPrefix.size());
+  if (type == "start") return PlatformType::kStart;
+  if (type == "runtimeDone") return PlatformType::kRuntimeDone;
+  if (type == "report") return PlatformType::kReport;
+  if (type == "logsDropped") return PlatformType::kLogsDropped;
+  return std::nullopt;
+}
+
+// The one field of a platform record the host reads.
+std::string_view wanted_field(PlatformType type) {
+  return type == PlatformType::kLogsDropped ? "droppedRecords" : "requestId";
+}
+
+// Stores that field's value. Another JSON type than expected leaves the fields as they are (a
+// record is forwarded, never refused, for what the host reads of it).
+simdjson::error_code store_platform_value(ondemand::value& value, PlatformFields& fields) {
+  ondemand::json_type type;
+  if (auto err = value.type().get(type)) return err;
+  if (fields.type != PlatformType::kLogsDropped) {
+    if (type == ondemand::json_type::string) {
+      const std::string_view token = trim_right(value.raw_json_token());
+      if (token.size() >= 2) fields.request_id = token.substr(1, token.size() - 2);
+    }
+  } else if (type == ondemand::json_type::number) {
+    uint64_t records = 0;
+    double approximate = 0;
+    if (value.get_uint64().get(records) == simdjson::SUCCESS) {
+      fields.dropped_records = records;
+    } else if (value.get_double().get(approximate) == simdjson::SUCCESS && approximate > 0) {
+      // 1.5e3, or beyond uint64: as near as a count can be.
+      fields.dropped_records = approximate >= 1.8e19 ? UINT64_MAX : uint64_t(approximate);
+    }
+  }
+  return simdjson::SUCCESS;
+}
+
+// Reads the PlatformFields of a record object: its top-level field only, wherever it is.
+simdjson::error_code extract_platform_fields(ondemand::object& object, PlatformFields& fields) {
+  ondemand::value value;
+  const simdjson::error_code err = object.find_field(wanted_field(fields.type)).get(value);
+  if (err == simdjson::NO_SUCH_FIELD) return simdjson::SUCCESS;
+  if (err) return err;
+  return store_platform_value(value, fields);
+}
+
 // On-Demand buffers are sized to the largest body seen, so one parser per listener thread
 // keeps steady-state parsing allocation free.
 ondemand::parser& thread_parser() {
@@ -59,7 +114,7 @@ class Parser {
 
   std::string error;
 
-  bool parse(std::vector<TelemetryEvent>& events) {
+  bool parse(std::vector<TelemetryEvent>& events, std::vector<PlatformFields>& platform) {
     ondemand::document doc;
     simdjson::padded_string_view input(body_.data(), body_.size(), body_.capacity());
     if (auto err = thread_parser().iterate(input).get(doc)) {
@@ -75,7 +130,7 @@ class Parser {
       if (auto err = element.get(value)) return fail_at(err, index, doc);
       const char* start = value.raw_json_token().data();
       TelemetryEvent event;
-      if (!parse_event(value, index, event)) return false;
+      if (!parse_event(value, index, event, platform)) return false;
       // object::raw_json() would consume the object before its fields are read, costing a
       // second pass; the fields loop ends with the cursor on the ',' or ']' after it instead.
       const char* end = nullptr;
@@ -90,11 +145,15 @@ class Parser {
       error = "trailing content after the array at byte " + std::to_string(offset(rest));
       return false;
     }
+    read_late_records(events, platform);
     return true;
   }
 
  private:
-  bool parse_event(ondemand::value& value, size_t index, TelemetryEvent& event) {
+  // The PlatformFields of an event are taken from a compact record at once (compact_request_id),
+  // otherwise read by read_late_records() once the whole body is parsed.
+  bool parse_event(ondemand::value& value, size_t index, TelemetryEvent& event,
+                   std::vector<PlatformFields>& platform) {
     ondemand::object object;
     if (auto err = value.get_object().get(object)) {
       if (err == simdjson::INCORRECT_TYPE) {
@@ -120,7 +179,59 @@ class Parser {
         if (!raw_value(field_value, index, event.record)) return false;
       }
     }
+    // Function and extension logs leave at the type's first byte.
+    if (event.type.size() > 9 && event.type[0] == 'p') note_platform(event, index, platform);
     return true;
+  }
+
+  // Kept out of parse_event(), whose loop is the hot path for every event.
+  [[gnu::noinline]] void note_platform(const TelemetryEvent& event, size_t index,
+                                       std::vector<PlatformFields>& platform) {
+    const std::optional<PlatformType> kind = platform_type(event.type);
+    if (!kind) return;
+    PlatformFields fields;
+    fields.type = *kind;
+    if (!compact_request_id(event.record, fields)) late_.push_back(Late{platform.size(), index});
+    platform.push_back(fields);
+  }
+
+  // Lambda writes requestId as the first key of these records, compact: {"requestId":"<uuid>",
+  // Anchored at the record's first byte, that key is certainly the record's own top-level one, and
+  // the value ends at the next quote when no backslash comes before it. Anything else (spacing,
+  // another key order, escapes, logsDropped) is left to read_late_records().
+  static bool compact_request_id(std::string_view record, PlatformFields& fields) {
+    constexpr std::string_view kPrefix = R"({"requestId":")";
+    if (fields.type == PlatformType::kLogsDropped || record.substr(0, kPrefix.size()) != kPrefix) {
+      return false;
+    }
+    const std::string_view rest = record.substr(kPrefix.size());
+    // Two memchr scans: find_first_of() would test every byte against the set one by one.
+    const size_t end = rest.find('"');
+    if (end == std::string_view::npos || rest.substr(0, end).find('\\') != std::string_view::npos) {
+      return false;
+    }
+    fields.request_id = rest.substr(0, end);
+    return true;
+  }
+
+  // The platform records compact_request_id() could not read, read now that the document is done
+  // with the parser: each lies inside the padded body, so it is iterated in place, and only its
+  // top-level keys count. A record that does not read as an object simply has no fields.
+  void read_late_records(const std::vector<TelemetryEvent>& events,
+                         std::vector<PlatformFields>& platform) {
+    for (const Late& late : late_) {
+      const std::string_view record = events[late.event].record;
+      if (record.empty() || record.front() != '{') continue;
+      const size_t capacity = body_.capacity() - offset(record.data());
+      simdjson::padded_string_view input(record.data(), record.size(), capacity);
+      ondemand::document doc;
+      ondemand::object object;
+      PlatformFields& fields = platform[late.fields];
+      if (thread_parser().iterate(input).get(doc) || doc.get_object().get(object) ||
+          extract_platform_fields(object, fields)) {
+        fields = PlatformFields{fields.type, {}, 0};
+      }
+    }
   }
 
   // The view keeps escapes as received: sinks get the producer's bytes, not a re-encoding.
@@ -170,6 +281,9 @@ class Parser {
         out = trim_right(value.raw_json_token());
         if (out != "null") err = simdjson::N_ATOM_ERROR;
         break;
+    }
+    if (err == simdjson::INCOMPLETE_ARRAY_OR_OBJECT || err == simdjson::OUT_OF_BOUNDS) {
+      return fail_document(simdjson::INCOMPLETE_ARRAY_OR_OBJECT);
     }
     if (err) {
       error = "event " + std::to_string(index) + ": bad \"record\" (" +
@@ -277,7 +391,13 @@ class Parser {
 
   size_t offset(const char* at) const { return size_t(at - body_.data()); }
 
+  struct Late {
+    size_t fields;  // index into the batch's platform
+    size_t event;   // index into its events
+  };
+
   const std::string& body_;
+  std::vector<Late> late_;
 };
 
 ParseResult failure(std::string message) { return ParseResult{std::nullopt, {std::move(message)}}; }
@@ -300,9 +420,34 @@ ParseResult parse_batch(std::string body) {
   TelemetryBatch batch;
   batch.events.reserve(shared->size() / kReserveBytesPerEvent + 1);
   Parser parser(*shared);
-  if (!parser.parse(batch.events)) return failure(std::move(parser.error));
+  if (!parser.parse(batch.events, batch.platform)) return failure(std::move(parser.error));
   batch.body = std::move(shared);
   return ParseResult{std::move(batch), {}};
+}
+
+std::optional<std::string_view> record_string_field(const TelemetryBatch& batch,
+                                                    std::string_view record, std::string_view key) {
+  if (!batch.body || record.empty() || record.front() != '{') return std::nullopt;
+  const std::string& body = *batch.body;
+  // Only a view into this body has the padding the parser reads past its end.
+  if (record.data() < body.data() || record.data() + record.size() > body.data() + body.size()) {
+    return std::nullopt;
+  }
+  const size_t capacity = body.capacity() - size_t(record.data() - body.data());
+  simdjson::padded_string_view input(record.data(), record.size(), capacity);
+  ondemand::document doc;
+  ondemand::object object;
+  if (thread_parser().iterate(input).get(doc) || doc.get_object().get(object)) return std::nullopt;
+  for (auto result : object) {
+    ondemand::field field;
+    if (std::move(result).get(field)) return std::nullopt;
+    if (field.key() != key) continue;
+    ondemand::json_type type;
+    if (field.value().type().get(type) || type != ondemand::json_type::string) return std::nullopt;
+    const std::string_view token = trim_right(field.value().raw_json_token());
+    return token.size() >= 2 ? token.substr(1, token.size() - 2) : std::string_view{};
+  }
+  return std::nullopt;
 }
 
 }  // namespace relay

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "telemetry_batch.h"
 
@@ -20,5 +21,12 @@ struct ParseResult {
   ParseError error;
 };
 ParseResult parse_batch(std::string body);
+
+// The contents of the top-level string field `key` of an object record, as received (escapes
+// kept), or nullopt when the record is not an object, has no such field or it is not a string.
+// `record` must be the record of an event parse_batch put in `batch` (it is read in place, in the
+// padded body). A parse of its own: for the occasional record, not for every event.
+std::optional<std::string_view> record_string_field(const TelemetryBatch& batch,
+                                                    std::string_view record, std::string_view key);
 
 }  // namespace relay

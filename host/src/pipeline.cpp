@@ -4,12 +4,13 @@
 #include <Poco/JSON/Stringifier.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <functional>
 #include <future>
+#include <optional>
 #include <sstream>
 
+#include "batch_parser.h"
 #include "logging.h"
 
 namespace relay {
@@ -17,36 +18,22 @@ namespace {
 
 constexpr size_t kRememberedReports = 16;
 
-// Our log lines start with this (logging.cpp). In text format the record is the line itself; in
-// JSON format Lambda wraps it as {"message": ...}.
-bool is_own_log_line(const TelemetryEvent& event) {
-  if (event.type != "extension") return false;
-  return event.record.rfind("\"telemetry-relay ", 0) == 0 ||
-         event.record.find("\"message\":\"telemetry-relay ") != std::string_view::npos;
-}
+// Our log lines start with this (logging.cpp). In text format the record is the line itself (a
+// JSON string); in JSON format Lambda wraps it as {"message": ...}, read here by the parser
+// (any spacing or key order) for the few records that mention us at all.
+constexpr std::string_view kOwnPrefix = "telemetry-relay ";
 
-// The value of a string field in a small JSON object, found textually: enough for requestId,
-// which Lambda writes as a plain UUID.
-std::string_view string_field(std::string_view json, std::string_view field) {
-  std::string key = "\"";
-  key.append(field).append("\":\"");
-  const size_t at = json.find(key);
-  if (at == std::string_view::npos) return {};
-  const size_t begin = at + key.size();
-  const size_t end = json.find('"', begin);
-  return end == std::string_view::npos ? std::string_view{} : json.substr(begin, end - begin);
-}
-
-uint64_t number_field(std::string_view json, std::string_view field) {
-  std::string key = "\"";
-  key.append(field).append("\":");
-  const size_t at = json.find(key);
-  if (at == std::string_view::npos) return 0;
-  size_t begin = at + key.size();
-  while (begin < json.size() && json[begin] == ' ') ++begin;
-  uint64_t value = 0;
-  std::from_chars(json.data() + begin, json.data() + json.size(), value);
-  return value;
+bool is_own_log_line(const TelemetryBatch& batch, const TelemetryEvent& event) {
+  if (event.type != "extension" || event.record.empty()) return false;
+  if (event.record.front() == '"') {
+    return event.record.substr(1, kOwnPrefix.size()) == kOwnPrefix;
+  }
+  if (event.record.front() != '{' || event.record.find(kOwnPrefix) == std::string_view::npos) {
+    return false;
+  }
+  const std::optional<std::string_view> message =
+      record_string_field(batch, event.record, "message");
+  return message && message->substr(0, kOwnPrefix.size()) == kOwnPrefix;
 }
 
 void remember(std::deque<std::string>& ids, std::vector<std::string>& seen) {
@@ -77,19 +64,30 @@ void Pipeline::consume(TelemetryBatch&& batch) {
   uint64_t own_lines = 0;
   if (options_.drop_own_log_lines) {
     const auto before = batch.events.size();
-    std::erase_if(batch.events, is_own_log_line);
+    std::erase_if(batch.events,
+                  [&batch](const TelemetryEvent& event) { return is_own_log_line(batch, event); });
     own_lines = before - batch.events.size();
   }
+  // The parser found these fields (batch.platform), whatever the records' spacing or key order.
   uint64_t logs_dropped = 0;
   std::vector<std::string> reports;
   std::vector<std::string> runtime_dones;
-  for (const TelemetryEvent& event : batch.events) {
-    if (event.type == "platform.report") {
-      reports.emplace_back(string_field(event.record, "requestId"));
-    } else if (event.type == "platform.runtimeDone") {
-      runtime_dones.emplace_back(string_field(event.record, "requestId"));
-    } else if (event.type == "platform.logsDropped") {
-      logs_dropped += number_field(event.record, "droppedRecords");
+  for (const PlatformFields& fields : batch.platform) {
+    switch (fields.type) {
+      case PlatformType::kReport:
+        reports.emplace_back(fields.request_id);
+        break;
+      case PlatformType::kRuntimeDone:
+        runtime_dones.emplace_back(fields.request_id);
+        break;
+      case PlatformType::kLogsDropped:
+        // Bounded: a hostile count saturates instead of wrapping.
+        logs_dropped = fields.dropped_records > UINT64_MAX - logs_dropped
+                           ? UINT64_MAX
+                           : logs_dropped + fields.dropped_records;
+        break;
+      case PlatformType::kStart:
+        break;
     }
   }
   if (logs_dropped > 0) {
@@ -186,6 +184,27 @@ std::string Pipeline::summary_json() const {
   summary.set("platform_logs_dropped", totals.platform_logs_dropped_records);
   summary.set("own_log_lines_dropped", totals.own_log_lines_dropped);
   if (totals.without_sink > 0) summary.set("dropped_no_sink", totals.without_sink);
+  if (const ListenerStats* stats = listener_stats_.load()) {
+    // Requests Lambda sent = accepted + rejected; bytes likewise (README "Loss summary").
+    const ListenerCounters l = stats->snapshot();
+    const RequestTally rejected = l.rejected();
+    Poco::JSON::Object listener(Poco::JSON_PRESERVE_KEY_ORDER);
+    listener.set("accepted_requests", l.accepted.requests);
+    listener.set("accepted_bytes", l.accepted.bytes);
+    listener.set("rejected_requests", rejected.requests);
+    listener.set("rejected_bytes", rejected.bytes);
+    auto tally = [](const RequestTally& t) {
+      Poco::JSON::Object o(Poco::JSON_PRESERVE_KEY_ORDER);
+      o.set("requests", t.requests);
+      o.set("bytes", t.bytes);
+      return o;
+    };
+    listener.set("bad_request", tally(l.bad_request));
+    listener.set("method_not_allowed", tally(l.method_not_allowed));
+    listener.set("too_large", tally(l.too_large));
+    listener.set("internal_error", tally(l.internal_error));
+    summary.set("listener", listener);
+  }
   Poco::JSON::Object sinks(Poco::JSON_PRESERVE_KEY_ORDER);
   for (const auto& outlet : outlets_) {
     const OutletCounters c = outlet->counters();

@@ -2,6 +2,7 @@
 // It owns no I/O: the listener calls consume(), the lifecycle loop calls the rest.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "batch_consumer.h"
+#include "listener_stats.h"
 #include "outlet.h"
 
 namespace relay {
@@ -51,6 +53,11 @@ class Pipeline final : public BatchConsumer {
   // dropped.
   bool shutdown(uint64_t deadline_unix_ms);
 
+  // The listener whose requests summary_json() reports (its `listener` section): what it accepted
+  // and what it refused, so the summary reconciles with what Lambda sent. `stats` must outlive
+  // every later summary_json() call.
+  void watch_listener(const ListenerStats& stats) { listener_stats_.store(&stats); }
+
   PipelineCounters counters() const;
   const std::vector<std::unique_ptr<Outlet>>& outlets() const { return outlets_; }
   // One JSON object: pipeline counters and one entry per sink.
@@ -59,6 +66,7 @@ class Pipeline final : public BatchConsumer {
  private:
   std::vector<std::unique_ptr<Outlet>> outlets_;
   PipelineOptions options_;
+  std::atomic<const ListenerStats*> listener_stats_{nullptr};
 
   mutable std::mutex mutex_;
   std::condition_variable arrived_;

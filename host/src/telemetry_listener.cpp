@@ -5,6 +5,7 @@
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
@@ -13,7 +14,10 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <istream>
+#include <ostream>
 #include <string>
 #include <thread>
 
@@ -44,7 +48,12 @@ void reply(HTTPServerResponse& response, HTTPResponse::HTTPStatus status,
            const std::string& text = {}) {
   response.setStatusAndReason(status);
   if (!text.empty()) response.setContentType("text/plain; charset=utf-8");
-  response.sendBuffer(text.data(), text.size());
+  response.setContentLength64(int64_t(text.size()));
+  // Not sendBuffer(): POCO holds that answer in a buffer until the handler returns, and some
+  // answers are followed by a shutdown of the sending side (discard_rest).
+  std::ostream& out = response.send();
+  out.write(text.data(), std::streamsize(text.size()));
+  out.flush();
 }
 
 class BatchHandler : public Poco::Net::HTTPRequestHandler {
@@ -55,21 +64,30 @@ class BatchHandler : public Poco::Net::HTTPRequestHandler {
     try {
       handle(request, response);
     } catch (const std::exception& e) {
-      internal_error(response, e.what());
+      internal_error(request, response, e.what());
     } catch (...) {
-      internal_error(response, "an unknown exception");
+      internal_error(request, response, "an unknown exception");
     }
   }
 
  private:
   void handle(HTTPServerRequest& request, HTTPServerResponse& response) {
     if (request.getMethod() != Poco::Net::HTTPRequest::HTTP_POST) {
-      ++s_.stats.rejected_method;
       if (s_.log.debug()) s_.log.debug("%s %s answered 405", request.getMethod(), request.getURI());
-      // The body, if any, stays unread, so this connection cannot carry another request.
-      if (has_body(request)) response.setKeepAlive(false);
       response.set("Allow", "POST");
+      if (!has_body(request)) {
+        count(s_.stats.rejected_method, s_.stats.rejected_method_bytes, 0);
+        reply(response, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "only POST is accepted\n");
+        return;
+      }
+      // The body stays unread, so this connection cannot carry another request.
+      const uint64_t declared = declared_length(request);
+      count(s_.stats.rejected_method, s_.stats.rejected_method_bytes, declared);
+      response.setKeepAlive(false);
       reply(response, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "only POST is accepted\n");
+      const uint64_t discarded = discard_rest(request);
+      // A chunked body announces no length: count what arrived.
+      if (discarded > declared) s_.stats.rejected_method_bytes += discarded - declared;
       return;
     }
 
@@ -77,25 +95,28 @@ class BatchHandler : public Poco::Net::HTTPRequestHandler {
     // Transfer-Encoding wins over Content-Length (RFC 9112 6.3), as in POCO's own stream choice.
     const bool sized = request.hasContentLength() && !request.getChunkedTransferEncoding();
     if (sized && request.getContentLength64() > 0 && uint64_t(request.getContentLength64()) > cap) {
-      too_large(response, "of " + std::to_string(request.getContentLength64()) + " bytes");
+      too_large(request, response, "of " + std::to_string(request.getContentLength64()) + " bytes",
+                0);
       return;
     }
 
     std::string body;
     if (!read_body(request, sized, cap, body)) {
-      too_large(response, "over " + std::to_string(cap) + " bytes (no Content-Length)");
+      too_large(request, response, "over " + std::to_string(cap) + " bytes (no Content-Length)",
+                body.size());
       return;
     }
     if (sized && body.size() != uint64_t(request.getContentLength64())) {
-      malformed(response, "body ended after " + std::to_string(body.size()) + " of " +
-                              std::to_string(request.getContentLength64()) + " bytes");
+      malformed(response, body.size(),
+                "body ended after " + std::to_string(body.size()) + " of " +
+                    std::to_string(request.getContentLength64()) + " bytes");
       return;
     }
 
     const size_t bytes = body.size();
     ParseResult parsed = parse_batch(std::move(body));
     if (!parsed.batch) {
-      malformed(response, parsed.error.message);
+      malformed(response, bytes, parsed.error.message);
       return;
     }
 
@@ -104,19 +125,30 @@ class BatchHandler : public Poco::Net::HTTPRequestHandler {
       s_.consumer.consume(std::move(*parsed.batch));
     } catch (const std::exception& e) {
       s_.log.error("consumer failed on a batch of %z events: %s", events, std::string(e.what()));
+      count(s_.stats.internal_errors, s_.stats.internal_error_bytes, bytes);
       reply(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
       return;
     }
-    ++s_.stats.batches;
-    s_.stats.events += events;
-    s_.stats.bytes += bytes;
+    count(s_.stats.batches, s_.stats.bytes, bytes);
+    s_.stats.events.fetch_add(events, std::memory_order_relaxed);
     if (s_.log.debug()) s_.log.debug("batch of %z events, %z bytes", events, bytes);
     reply(response, HTTPResponse::HTTP_OK);
   }
 
+  // Every request is counted once, under the answer it gets (internal_error() counts the rest).
+  void count(std::atomic<uint64_t>& requests, std::atomic<uint64_t>& bytes, uint64_t body_bytes) {
+    counted_ = true;
+    requests.fetch_add(1, std::memory_order_relaxed);
+    bytes.fetch_add(body_bytes, std::memory_order_relaxed);
+  }
+
   // A handler that throws would leave POCO to drop the connection without an answer.
-  void internal_error(HTTPServerResponse& response, const std::string& what) {
+  void internal_error(HTTPServerRequest& request, HTTPServerResponse& response,
+                      const std::string& what) {
     s_.log.error("telemetry request failed: %s", what);
+    if (!counted_) {
+      count(s_.stats.internal_errors, s_.stats.internal_error_bytes, declared_length(request));
+    }
     if (response.sent()) return;
     response.setKeepAlive(false);
     try {
@@ -154,24 +186,77 @@ class BatchHandler : public Poco::Net::HTTPRequestHandler {
     return false;
   }
 
-  void too_large(HTTPServerResponse& response, const std::string& size) {
-    ++s_.stats.rejected_too_large;
+  // What the client announced it sends (0 without a Content-Length, or when chunked).
+  static uint64_t declared_length(HTTPServerRequest& request) {
+    if (!request.hasContentLength() || request.getChunkedTransferEncoding()) return 0;
+    return uint64_t(std::max<int64_t>(request.getContentLength64(), 0));
+  }
+
+  // After the answer to a body left (partly) unread: shuts down the sending side, so a client
+  // reading the answer sees it end, then reads and throws away what the client still sends, until
+  // the end of this request's body, the client closing, or the discard bounds. A client that
+  // writes its whole body before it reads (most do) then finds the answer instead of a reset,
+  // which closing with unread data would send. Returns the bytes discarded. Never buffers more
+  // than one small scratch block; the connection closes after it (keep-alive is off).
+  uint64_t discard_rest(HTTPServerRequest& request) {
+    auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&request);
+    if (impl == nullptr) return 0;
+    uint64_t discarded = 0;
+    try {
+      Poco::Net::StreamSocket& socket = impl->socket();
+      // shutdown() only reads the descriptor, as the server's own stopAll() does concurrently;
+      // closing it here would race with that (POCO closes it once the handler returns).
+      socket.shutdownSend();
+      std::istream& in = request.stream();
+      const auto until =
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(s_.options.discard_max_ms);
+      char scratch[16 * 1024];
+      while (in && discarded < s_.options.discard_max_bytes) {
+        const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+            until - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        // Each read waits at most for what is left of the time bound.
+        socket.setReceiveTimeout(Poco::Timespan(left.count()));
+        const size_t want =
+            size_t(std::min<uint64_t>(sizeof scratch, s_.options.discard_max_bytes - discarded));
+        in.read(scratch, std::streamsize(want));
+        if (in.gcount() <= 0) break;
+        discarded += uint64_t(in.gcount());
+      }
+    } catch (const Poco::Exception& e) {
+      // A client that closed or reset: nothing left to discard.
+      if (s_.log.debug()) s_.log.debug("discarding an unread body ended: %s", e.displayText());
+    }
+    return discarded;
+  }
+
+  // body_read: bytes of the body already read (a chunked body grows past the cap before this).
+  void too_large(HTTPServerRequest& request, HTTPServerResponse& response, const std::string& size,
+                 uint64_t body_read) {
+    const uint64_t known = std::max(declared_length(request), body_read);
+    count(s_.stats.rejected_too_large, s_.stats.rejected_too_large_bytes, known);
     s_.log.warning("rejected a telemetry body %s: the cap is %z bytes", size,
                    s_.options.max_body_bytes);
-    // The rest of the body is never read, so the connection cannot be reused.
+    // The rest of the body is not kept, so the connection cannot be reused.
     response.setKeepAlive(false);
     reply(response, HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE,
           "body " + size + " exceeds the limit of " + std::to_string(s_.options.max_body_bytes) +
               " bytes\n");
+    const uint64_t discarded = discard_rest(request);
+    // A chunked body announces no length: count what arrived.
+    if (body_read + discarded > known) {
+      s_.stats.rejected_too_large_bytes += body_read + discarded - known;
+    }
   }
 
-  void malformed(HTTPServerResponse& response, const std::string& reason) {
-    ++s_.stats.rejected_malformed;
+  void malformed(HTTPServerResponse& response, uint64_t bytes, const std::string& reason) {
+    count(s_.stats.rejected_malformed, s_.stats.rejected_malformed_bytes, bytes);
     s_.log.warning("rejected a malformed telemetry batch: %s", reason);
     reply(response, HTTPResponse::HTTP_BAD_REQUEST, "malformed telemetry batch: " + reason + "\n");
   }
 
   const Shared& s_;
+  bool counted_ = false;
 };
 
 class HandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {

@@ -1,11 +1,11 @@
 // The local HTTP endpoint the Telemetry API POSTs batches to.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 
 #include "batch_consumer.h"
+#include "listener_stats.h"
 
 namespace Poco {
 class ThreadPool;
@@ -20,15 +20,12 @@ struct ListenerOptions {
   uint16_t port = 0;                   // 0: ephemeral
   size_t max_body_bytes = 4 * 262144;  // larger bodies answer 413
   int max_threads = 4;
-};
-
-struct ListenerStats {
-  std::atomic<uint64_t> batches{0};
-  std::atomic<uint64_t> events{0};
-  std::atomic<uint64_t> bytes{0};
-  std::atomic<uint64_t> rejected_malformed{0};  // answered 400
-  std::atomic<uint64_t> rejected_too_large{0};  // answered 413
-  std::atomic<uint64_t> rejected_method{0};     // answered 405
+  // A body the listener refuses without reading it (413, 405) is answered, the sending side of
+  // the connection is shut down, and what the client still sends is read and discarded, up to
+  // the end of that body or these bounds, before the connection closes: a client that writes its
+  // whole body before reading the answer then reads the answer instead of a reset.
+  size_t discard_max_bytes = 16u << 20;
+  int discard_max_ms = 2000;
 };
 
 class TelemetryListener {

@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace relay {
@@ -293,6 +296,177 @@ TEST(BatchParser, WhitespaceAroundTokensIsTrimmed) {
   EXPECT_EQ(batch.events[0].record.back(), '}');
   EXPECT_EQ(batch.events[1].record, R"("pretty\tprinted")");
   EXPECT_EQ(batch.events[1].json.back(), '}');
+}
+
+// The same platform events three ways: compact as Lambda writes them, pretty-printed with spaces
+// around ':' and ',', and with every object's keys in another order ("record" before "type",
+// requestId after nested objects that have a requestId of their own).
+const char* const kCompactPlatform =
+    R"([{"time":"t1","type":"platform.start","record":{"requestId":"id-1","version":"$LATEST"}},)"
+    R"({"time":"t2","type":"function","record":{"requestId":"fn-not-platform","message":"m"}},)"
+    R"({"time":"t3","type":"platform.runtimeDone","record":{"requestId":"id-1","status":"success","metrics":{"durationMs":1.5}}},)"
+    R"({"time":"t4","type":"platform.report","record":{"requestId":"id-1","metrics":{"durationMs":2}}},)"
+    R"({"time":"t5","type":"platform.logsDropped","record":{"droppedBytes":10,"droppedRecords":7,"reason":"r"}},)"
+    R"({"time":"t6","type":"platform.initStart","record":{"requestId":"not-read"}}])";
+
+const char* const kPrettyPlatform = R"([
+  {
+    "time" : "t1",
+    "type" : "platform.start",
+    "record" : {
+      "requestId" : "id-1" ,
+      "version" : "$LATEST"
+    }
+  } ,
+  {"time" : "t2", "type" : "function", "record" : {"requestId" : "fn-not-platform", "message" : "m"}},
+  {
+    "time" : "t3", "type" : "platform.runtimeDone",
+    "record" : { "requestId"	:	"id-1", "status" : "success", "metrics" : { "durationMs" : 1.5 } }
+  },
+  { "time" : "t4", "type" : "platform.report", "record" :
+    { "requestId"
+      :
+      "id-1", "metrics" : { "durationMs" : 2 } } },
+  { "time" : "t5", "type" : "platform.logsDropped",
+    "record" : { "droppedBytes" : 10, "droppedRecords" : 7 , "reason" : "r" } },
+  { "time" : "t6", "type" : "platform.initStart", "record" : { "requestId" : "not-read" } }
+]
+)";
+
+const char* const kReorderedPlatform =
+    R"([{"record":{"tracing":{"requestId":"nested"},"version":"$LATEST","requestId":"id-1"},"type":"platform.start","time":"t1"},)"
+    R"({"record":{"message":"m","requestId":"fn-not-platform"},"time":"t2","type":"function"},)"
+    R"({"time":"t3","record":{"metrics":{"durationMs":1.5,"requestId":"nested"},"status":"success","requestId":"id-1"},"type":"platform.runtimeDone"},)"
+    R"({"record" : {"spans":[{"requestId":"nested"}],"metrics":{"durationMs":2},"requestId" : "id-1"},"type" : "platform.report","time":"t4"},)"
+    R"({"type":"platform.logsDropped","record":{"reason":"droppedRecords: 99","nested":{"droppedRecords":99},"droppedRecords":7,"droppedBytes":10},"time":"t5"},)"
+    R"({"record":{"requestId":"not-read"},"type":"platform.initStart","time":"t6"}])";
+
+std::vector<std::tuple<PlatformType, std::string, uint64_t>> platform_of(const TelemetryBatch& b) {
+  std::vector<std::tuple<PlatformType, std::string, uint64_t>> out;
+  for (const PlatformFields& f : b.platform) {
+    out.emplace_back(f.type, std::string(f.request_id), f.dropped_records);
+  }
+  return out;
+}
+
+TEST(BatchParser, PlatformFieldsAreFoundWhateverTheSpacingAndKeyOrder) {
+  const std::vector<std::tuple<PlatformType, std::string, uint64_t>> expected = {
+      {PlatformType::kStart, "id-1", 0},
+      {PlatformType::kRuntimeDone, "id-1", 0},
+      {PlatformType::kReport, "id-1", 0},
+      {PlatformType::kLogsDropped, "", 7},
+  };
+  for (const char* body : {kCompactPlatform, kPrettyPlatform, kReorderedPlatform}) {
+    TelemetryBatch batch = parse_ok(body);
+    ASSERT_EQ(batch.events.size(), 6u) << body;
+    EXPECT_EQ(platform_of(batch), expected) << body;
+    for (size_t i = 0; i < batch.events.size(); ++i) {
+      EXPECT_EQ(batch.events[i].time, "t" + std::to_string(i + 1)) << body;
+      // Records end exactly at their closing brace, whatever follows them.
+      EXPECT_EQ(batch.events[i].record.front(), '{') << body;
+      EXPECT_EQ(batch.events[i].record.back(), '}') << body;
+      EXPECT_EQ(batch.events[i].json.front(), '{') << body;
+      EXPECT_EQ(batch.events[i].json.back(), '}') << body;
+    }
+  }
+  // A record read in place keeps its exact bytes, as a skipped one does.
+  TelemetryBatch pretty = parse_ok(kPrettyPlatform);
+  EXPECT_EQ(pretty.events[0].record,
+            "{\n      \"requestId\" : \"id-1\" ,\n      \"version\" : "
+            "\"$LATEST\"\n    }");
+  EXPECT_EQ(pretty.events[3].record,
+            "{ \"requestId\"\n      :\n      \"id-1\", \"metrics\" : { \"durationMs\" : 2 } }");
+  TelemetryBatch compact = parse_ok(kCompactPlatform);
+  EXPECT_EQ(compact.events[2].record,
+            R"({"requestId":"id-1","status":"success","metrics":{"durationMs":1.5}})");
+  EXPECT_EQ(
+      compact.events[4].json,
+      R"({"time":"t5","type":"platform.logsDropped","record":{"droppedBytes":10,"droppedRecords":7,"reason":"r"}})");
+}
+
+TEST(BatchParser, PlatformFieldsToleratePartialAndOddRecords) {
+  TelemetryBatch batch =
+      parse_ok(R"([{"type":"platform.report","record":{"status":"timeout"}},)"  // no requestId
+               R"({"type":"platform.report","record":{"requestId":42}},)"       // not a string
+               R"({"type":"platform.report","record":"a string record"},)"
+               R"({"type":"platform.start","record":{"requestId":"esc\"aped\u0041"}},)"
+               R"({"type":"platform.logsDropped","record":{"droppedRecords":-3}},)"
+               R"({"type":"platform.logsDropped","record":{"droppedRecords":"12"}},)"
+               R"({"type":"platform.logsDropped","record":{"droppedRecords":1.5e3}},)"
+               R"({"type":"platform.logsDropped","record":{"droppedRecords":1e30}},)"
+               R"({"record":{"droppedRecords":5},"type":"platform.logsDropped"},)"
+               R"({"record":"late string","type":"platform.report"},)"
+               R"({"type":"platform.startX","record":{"requestId":"x"}},)"
+               R"({"type":"platform.","record":{"requestId":"x"}},)"
+               R"({"type":"platform.report"}])");
+  const std::vector<std::tuple<PlatformType, std::string, uint64_t>> expected = {
+      {PlatformType::kReport, "", 0},
+      {PlatformType::kReport, "", 0},
+      {PlatformType::kReport, "", 0},
+      {PlatformType::kStart, R"(esc\"aped\u0041)", 0},  // as received, like `type`
+      {PlatformType::kLogsDropped, "", 0},
+      {PlatformType::kLogsDropped, "", 0},
+      {PlatformType::kLogsDropped, "", 1500},
+      {PlatformType::kLogsDropped, "", UINT64_MAX},
+      {PlatformType::kLogsDropped, "", 5},
+      {PlatformType::kReport, "", 0},
+      {PlatformType::kReport, "", 0},  // the last event, without a record
+  };
+  EXPECT_EQ(platform_of(batch), expected);
+  EXPECT_EQ(batch.events[2].record, R"("a string record")");
+  EXPECT_EQ(batch.events[3].record, R"({"requestId":"esc\"aped\u0041"})");
+}
+
+TEST(BatchParser, FunctionAndExtensionEventsGetNoPlatformFields) {
+  TelemetryBatch batch = parse_ok(read_fixture("json_function_records.json"));
+  EXPECT_TRUE(batch.platform.empty());
+  TelemetryBatch cold = parse_ok(read_fixture("cold_invoke.json"));
+  size_t wanted = 0;
+  for (const TelemetryEvent& event : cold.events) {
+    if (event.type == "platform.start" || event.type == "platform.runtimeDone" ||
+        event.type == "platform.report" || event.type == "platform.logsDropped") {
+      ++wanted;
+    }
+  }
+  EXPECT_GT(wanted, 0u);
+  EXPECT_EQ(cold.platform.size(), wanted);
+}
+
+// Records are forwarded as they are, never checked member by member (only their nesting): one
+// whose wanted field does not read simply has no fields, as before the host read any.
+TEST(BatchParser, AnUnreadablePlatformRecordPassesWithoutFields) {
+  TelemetryBatch batch =
+      parse_ok(R"([{"type":"platform.start","record":{"version":1,"requestId":}},)"
+               R"({"type":"platform.logsDropped","record":{"droppedBytes":1,"droppedRecords"}}])");
+  ASSERT_EQ(batch.platform.size(), 2u);
+  for (const PlatformFields& fields : batch.platform) {
+    EXPECT_TRUE(fields.request_id.empty());
+    EXPECT_EQ(fields.dropped_records, 0u);
+  }
+  EXPECT_EQ(batch.events[0].record, R"({"version":1,"requestId":})");
+  // What skipping the record itself notices is refused, as for any record.
+  ParseResult bad = parse_batch(R"([{"type":"platform.report","record":{"requestId" "x"}}])");
+  EXPECT_FALSE(bad.batch.has_value());
+  EXPECT_THAT(bad.error.message, HasSubstr("event 0: bad \"record\""));
+  ParseResult truncated = parse_batch(R"([{"type":"platform.report","record":{"requestId":"x")");
+  EXPECT_FALSE(truncated.batch.has_value());
+  EXPECT_THAT(truncated.error.message, HasSubstr("truncated"));
+}
+
+TEST(BatchParser, RecordStringFieldReadsTheTopLevelFieldOnly) {
+  TelemetryBatch batch = parse_ok(
+      R"([{"type":"extension","record":{ "nested" : {"message":"no"} , "message" : "telemetry-relay x" }},)"
+      R"({"type":"extension","record":"telemetry-relay plain"},)"
+      R"({"type":"extension","record":{"message":{"not":"a string"}}},)"
+      R"({"type":"extension","record":{"level":"INFO"}}])");
+  ASSERT_EQ(batch.events.size(), 4u);
+  EXPECT_EQ(record_string_field(batch, batch.events[0].record, "message"), "telemetry-relay x");
+  EXPECT_EQ(record_string_field(batch, batch.events[1].record, "message"), std::nullopt);
+  EXPECT_EQ(record_string_field(batch, batch.events[2].record, "message"), std::nullopt);
+  EXPECT_EQ(record_string_field(batch, batch.events[3].record, "message"), std::nullopt);
+  // A view that is not into the batch's body is refused rather than read past its end.
+  const std::string elsewhere = R"({"message":"telemetry-relay x"})";
+  EXPECT_EQ(record_string_field(batch, elsewhere, "message"), std::nullopt);
 }
 
 TEST(BatchParser, ShortBodiesStayValidAfterTheMove) {

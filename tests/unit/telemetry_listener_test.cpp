@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "batch_parser.h"
+#include "test_support.h"
 
 namespace relay {
 namespace {
@@ -209,6 +211,82 @@ TEST_F(ListenerTest, ChunkedBodyOverTheCapIs413) {
   EXPECT_EQ(listener_.stats().rejected_too_large, 1u);
 }
 
+// A client that writes its whole body before it reads the answer, as HTTP clients do: the
+// listener refuses the body on its Content-Length at once, but must read and discard the rest,
+// or closing the connection with unread data resets it and the client never sees the 413.
+TEST_F(ListenerTest, AClientSendingAWholeOverLimitBodyReads413) {
+  ::signal(SIGPIPE, SIG_IGN);  // a reset connection must fail the send, not end the test
+  EXPECT_CALL(consumer_, consume(_)).Times(0);
+  const std::string body(5'800'000, 'x');  // far beyond the socket buffers
+  auto s = session();
+  Answer answer;
+  ASSERT_NO_THROW(answer = send(*s, "POST", "/", body));
+  EXPECT_EQ(answer.status, 413);
+  EXPECT_THAT(answer.body, HasSubstr("of 5800000 bytes exceeds the limit of 4096 bytes"));
+  EXPECT_FALSE(answer.response.getKeepAlive());
+  EXPECT_EQ(listener_.stats().rejected_too_large, 1u);
+  EXPECT_EQ(listener_.stats().rejected_too_large_bytes, body.size());
+}
+
+TEST_F(ListenerTest, AClientSendingAWholeOverLimitChunkedBodyReads413) {
+  ::signal(SIGPIPE, SIG_IGN);
+  EXPECT_CALL(consumer_, consume(_)).Times(0);
+  const std::string body(5'800'000, 'x');
+  auto s = session();
+  Answer answer;
+  ASSERT_NO_THROW(answer = send(*s, "POST", "/", body, /*chunked=*/true));
+  EXPECT_EQ(answer.status, 413);
+  EXPECT_THAT(answer.body, HasSubstr("over 4096 bytes (no Content-Length)"));
+  // Without a length, the bytes counted are those that arrived; the listener finishes counting
+  // after the client has its answer.
+  EXPECT_TRUE(testing::eventually([&] {
+    return listener_.stats().rejected_too_large_bytes == body.size();
+  })) << listener_.stats().rejected_too_large_bytes;
+  EXPECT_EQ(listener_.stats().rejected_too_large, 1u);
+}
+
+TEST_F(ListenerTest, AClientSendingAWholeBodyWithTheWrongMethodReads405) {
+  ::signal(SIGPIPE, SIG_IGN);
+  EXPECT_CALL(consumer_, consume(_)).Times(0);
+  const std::string body(3'000'000, 'x');
+  auto s = session();
+  Answer answer;
+  ASSERT_NO_THROW(answer = send(*s, "PUT", "/", body));
+  EXPECT_EQ(answer.status, 405);
+  EXPECT_EQ(listener_.stats().rejected_method, 1u);
+  EXPECT_EQ(listener_.stats().rejected_method_bytes, body.size());
+}
+
+// Every request is counted once, under its answer, with its body's bytes.
+TEST_F(ListenerTest, RequestsAreCountedByAnswerWithTheirBytes) {
+  EXPECT_CALL(consumer_, consume(_))
+      .WillOnce([](TelemetryBatch&&) {})
+      .WillOnce([](TelemetryBatch&&) { throw std::runtime_error("pipeline broke"); });
+  auto s = session();
+  ASSERT_EQ(send(*s, "POST", "/", "[]").status, 200);
+  ASSERT_EQ(send(*s, "POST", "/", "[ ]").status, 500);
+  ASSERT_EQ(send(*s, "POST", "/", "[1]").status, 400);
+  ASSERT_EQ(send(*s, "POST", "/", "{\"a\":1}").status, 400);
+  ASSERT_EQ(send(*s, "GET", "/", "").status, 405);
+  EXPECT_THAT(raw_exchange(listener_.port(),
+                           "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"),
+              StartsWith("HTTP/1.1 413"));
+
+  const ListenerCounters c = listener_.stats().snapshot();
+  EXPECT_EQ(c.accepted.requests, 1u);
+  EXPECT_EQ(c.accepted.bytes, 2u);
+  EXPECT_EQ(c.internal_error.requests, 1u);
+  EXPECT_EQ(c.internal_error.bytes, 3u);
+  EXPECT_EQ(c.bad_request.requests, 2u);
+  EXPECT_EQ(c.bad_request.bytes, 3u + 7u);
+  EXPECT_EQ(c.method_not_allowed.requests, 1u);
+  EXPECT_EQ(c.method_not_allowed.bytes, 0u);
+  EXPECT_EQ(c.too_large.requests, 1u);
+  EXPECT_EQ(c.too_large.bytes, 100000u);  // as announced: what the client meant to send
+  EXPECT_EQ(c.rejected().requests, 5u);
+  EXPECT_EQ(c.rejected().bytes, 3u + 10u + 100000u);
+}
+
 TEST_F(ListenerTest, ChunkedBodyUnderTheCapIsDelivered) {
   EXPECT_CALL(consumer_, consume(_)).Times(1);
   auto s = session();
@@ -370,6 +448,67 @@ TEST(TelemetryListener, ReportsTheEphemeralPortItBound) {
               StartsWith("HTTP/1.1 405"));
   a.stop();
   EXPECT_THROW(raw_exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Poco::Exception);
+}
+
+// Discarding is bounded in bytes: a client announcing 100 MB is cut off after the bound (here
+// 1 MiB), so its send fails long before it could send everything.
+TEST(ListenerDiscardTest, DiscardingStopsAtTheByteBound) {
+  ::signal(SIGPIPE, SIG_IGN);
+  ::testing::StrictMock<MockConsumer> consumer;
+  TelemetryListener listener{
+      consumer, ListenerOptions{.max_body_bytes = 4096,
+                                .discard_max_bytes = 1u << 20,
+                                .discard_max_ms = 600'000}};  // only the byte bound can end it
+  listener.start();
+  Poco::Net::StreamSocket socket(Poco::Net::SocketAddress("127.0.0.1", listener.port()));
+  socket.setSendTimeout(Poco::Timespan(60, 0));
+  const std::string head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n";
+  socket.sendBytes(head.data(), int(head.size()));
+  const std::string block(64 * 1024, 'x');
+  uint64_t sent = 0;
+  bool failed = false;
+  while (sent < 100'000'000 && !failed) {
+    try {
+      const int n = socket.sendBytes(block.data(), int(block.size()));
+      if (n <= 0) break;
+      sent += uint64_t(n);
+    } catch (const Poco::Exception&) {
+      failed = true;  // reset or broken pipe: the listener closed after the bound
+    }
+  }
+  EXPECT_TRUE(failed) << "sent " << sent << " bytes without the listener closing";
+  EXPECT_LT(sent, 100'000'000u);
+  listener.stop();
+  EXPECT_EQ(listener.stats().rejected_too_large, 1u);
+  EXPECT_EQ(listener.stats().rejected_too_large_bytes, 100'000'000u);
+}
+
+// Discarding is bounded in time: a client that announces a body, never sends it and never closes
+// holds the listener's only thread for discard_max_ms (300 ms), not for POCO's 60 s receive
+// timeout; the next client is then served.
+TEST(ListenerDiscardTest, DiscardingStopsAtTheTimeBound) {
+  ::testing::StrictMock<MockConsumer> consumer;
+  EXPECT_CALL(consumer, consume(_)).Times(1);
+  TelemetryListener listener{consumer, ListenerOptions{.max_body_bytes = 4096,
+                                                       .max_threads = 1,
+                                                       .discard_max_bytes = 16u << 20,
+                                                       .discard_max_ms = 300}};
+  listener.start();
+  Poco::Net::StreamSocket silent(Poco::Net::SocketAddress("127.0.0.1", listener.port()));
+  const std::string head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+  silent.sendBytes(head.data(), int(head.size()));
+  silent.setReceiveTimeout(Poco::Timespan(30, 0));
+  char buffer[512];
+  const int n = silent.receiveBytes(buffer, sizeof buffer);  // the 413 arrives; we never close
+  ASSERT_GT(n, 0);
+  EXPECT_THAT(std::string(buffer, size_t(n)), StartsWith("HTTP/1.1 413"));
+
+  Poco::Net::HTTPClientSession next("127.0.0.1", listener.port());
+  next.setTimeout(Poco::Timespan(10, 0));  // far below the 60 s an unbounded discard takes
+  Answer answer;
+  ASSERT_NO_THROW(answer = send(next, "POST", "/", "[]"));
+  EXPECT_EQ(answer.status, 200);
+  listener.stop();
 }
 
 }  // namespace

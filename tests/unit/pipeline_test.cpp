@@ -1,0 +1,171 @@
+// Pipeline::consume reads platform fields and own log lines from the parser, whatever the JSON's
+// spacing or key order; summary_json reports the listener's accepted and rejected requests.
+#include "pipeline.h"
+
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "batch_parser.h"
+#include "test_support.h"
+
+namespace relay {
+namespace {
+
+TelemetryBatch parsed(std::string body) {
+  ParseResult result = parse_batch(std::move(body));
+  EXPECT_TRUE(result.batch.has_value()) << result.error.message;
+  return result.batch ? std::move(*result.batch) : TelemetryBatch{};
+}
+
+// One invocation's platform events, and lines of ours and of another extension, written three
+// ways. The function log carries a requestId of its own that must not count as anything.
+const char* const kCompact =
+    R"([{"time":"t","type":"platform.start","record":{"requestId":"req-1","version":"$LATEST"}},)"
+    R"({"time":"t","type":"function","record":{"requestId":"req-fn","message":"hello"}},)"
+    R"({"time":"t","type":"platform.runtimeDone","record":{"requestId":"req-1","status":"success"}},)"
+    R"({"time":"t","type":"platform.logsDropped","record":{"droppedBytes":100,"droppedRecords":7,"reason":"r"}},)"
+    R"({"time":"t","type":"platform.logsDropped","record":{"droppedBytes":10,"droppedRecords":3,"reason":"r"}},)"
+    R"({"time":"t","type":"extension","record":"telemetry-relay Information [relay.main] x"},)"
+    R"({"time":"t","type":"extension","record":{"level":"INFO","message":"telemetry-relay Error [relay.x] y"}},)"
+    R"({"time":"t","type":"extension","record":{"message":"another extension says telemetry-relay is fine"}},)"
+    R"({"time":"t","type":"platform.report","record":{"requestId":"req-1","metrics":{"durationMs":1.5}}}])";
+
+const char* const kPretty = R"([
+  { "time" : "t", "type" : "platform.start", "record" : { "requestId" : "req-1", "version" : "$LATEST" } },
+  { "time" : "t", "type" : "function", "record" : { "requestId" : "req-fn", "message" : "hello" } },
+  { "time" : "t", "type" : "platform.runtimeDone",
+    "record" : {
+      "requestId" : "req-1",
+      "status" : "success"
+    }
+  },
+  { "time" : "t", "type" : "platform.logsDropped", "record" : { "droppedBytes" : 100, "droppedRecords" : 7, "reason" : "r" } },
+  { "time" : "t", "type" : "platform.logsDropped", "record" : { "droppedBytes" : 10, "droppedRecords" :	3, "reason" : "r" } },
+  { "time" : "t", "type" : "extension", "record" : "telemetry-relay Information [relay.main] x" },
+  { "time" : "t", "type" : "extension", "record" : { "level" : "INFO", "message" : "telemetry-relay Error [relay.x] y" } },
+  { "time" : "t", "type" : "extension", "record" : { "message" : "another extension says telemetry-relay is fine" } },
+  { "time" : "t", "type" : "platform.report", "record" : { "requestId" : "req-1", "metrics" : { "durationMs" : 1.5 } } }
+])";
+
+const char* const kReordered =
+    R"([{"record":{"version":"$LATEST","requestId":"req-1"},"type":"platform.start","time":"t"},)"
+    R"({"record":{"message":"hello","requestId":"req-fn"},"time":"t","type":"function"},)"
+    R"({"record":{"status":"success","requestId":"req-1"},"time":"t","type":"platform.runtimeDone"},)"
+    R"({"record":{"reason":"r","droppedRecords":7,"droppedBytes":100},"type":"platform.logsDropped","time":"t"},)"
+    R"({"type":"platform.logsDropped","record":{"reason":"r","droppedRecords":3,"droppedBytes":10},"time":"t"},)"
+    R"({"record":"telemetry-relay Information [relay.main] x","type":"extension","time":"t"},)"
+    R"({"record":{"message":"telemetry-relay Error [relay.x] y","level":"INFO"},"time":"t","type":"extension"},)"
+    R"({"time":"t","record":{"nested":{"message":"telemetry-relay z"},"message":"another extension says telemetry-relay is fine"},"type":"extension"},)"
+    R"({"record":{"metrics":{"durationMs":1.5,"requestId":"not-this-one"},"requestId":"req-1"},"time":"t","type":"platform.report"}])";
+
+struct Observed {
+  PipelineCounters counters;
+  bool runtime_done_seen = false;
+  bool report_seen = false;
+  bool function_request_id_seen = false;
+};
+
+Observed consume(const char* body) {
+  Pipeline pipeline({}, PipelineOptions{.drop_own_log_lines = true});
+  pipeline.consume(parsed(body));
+  Observed seen;
+  seen.counters = pipeline.counters();
+  // The deadlines are already past: only what consume() noted can make these true.
+  seen.runtime_done_seen = pipeline.wait_for_runtime_done("req-1", 0);
+  seen.report_seen = pipeline.wait_for_report("req-1", 0, 0);
+  seen.function_request_id_seen =
+      pipeline.wait_for_report("req-fn", 0, 0) || pipeline.wait_for_runtime_done("req-fn", 0);
+  return seen;
+}
+
+TEST(PipelinePlatformFields, PrettyAndReorderedJsonGiveTheSameResultsAsCompact) {
+  for (const char* body : {kCompact, kPretty, kReordered}) {
+    const Observed seen = consume(body);
+    EXPECT_TRUE(seen.runtime_done_seen) << body;
+    EXPECT_TRUE(seen.report_seen) << body;
+    EXPECT_FALSE(seen.function_request_id_seen) << body;
+    EXPECT_EQ(seen.counters.platform_logs_dropped_records, 10u) << body;
+    EXPECT_EQ(seen.counters.own_log_lines_dropped, 2u) << body;
+    EXPECT_EQ(seen.counters.events, 7u) << body;
+    EXPECT_EQ(seen.counters.batches, 1u) << body;
+  }
+}
+
+TEST(PipelinePlatformFields, OwnLogLinesAreKeptWhenTheGuardIsOff) {
+  Pipeline pipeline({}, PipelineOptions{.drop_own_log_lines = false});
+  pipeline.consume(parsed(kPretty));
+  EXPECT_EQ(pipeline.counters().own_log_lines_dropped, 0u);
+  EXPECT_EQ(pipeline.counters().events, 9u);
+}
+
+TEST(PipelinePlatformFields, OnlyTheTopLevelMessageMarksAnOwnLine) {
+  Pipeline pipeline({}, PipelineOptions{.drop_own_log_lines = true});
+  pipeline.consume(parsed(
+      R"([{"type":"extension","record":{"data":{"message":"telemetry-relay nested"}}},)"
+      R"({"type":"extension","record":{"message":"says \"telemetry-relay x\""}},)"
+      R"({"type":"extension","record":"another line: telemetry-relay x"},)"
+      R"({"type":"function","record":"telemetry-relay Information [relay.main] a function's line"},)"
+      R"({"type":"extension","record":{ "message"  :  "telemetry-relay Warning [relay.y] z" }}])"));
+  EXPECT_EQ(pipeline.counters().own_log_lines_dropped, 1u);
+  EXPECT_EQ(pipeline.counters().events, 4u);
+}
+
+TEST(PipelinePlatformFields, AHostileDroppedRecordsCountSaturates) {
+  Pipeline pipeline({}, PipelineOptions{});
+  pipeline.consume(
+      parsed(R"([{"type":"platform.logsDropped","record":{"droppedRecords":18446744073709551615}},)"
+             R"({"type":"platform.logsDropped","record":{"droppedRecords":5}}])"));
+  EXPECT_EQ(pipeline.counters().platform_logs_dropped_records, UINT64_MAX);
+}
+
+Poco::JSON::Object::Ptr summary_of(const Pipeline& pipeline) {
+  return Poco::JSON::Parser().parse(pipeline.summary_json()).extract<Poco::JSON::Object::Ptr>();
+}
+
+TEST(PipelineSummary, HasTheListenerSectionOnceWatched) {
+  Pipeline pipeline({}, PipelineOptions{});
+  EXPECT_FALSE(summary_of(pipeline)->has("listener"));
+
+  ListenerStats stats;
+  stats.batches = 9;
+  stats.bytes = 9000;
+  stats.events = 90;
+  stats.rejected_malformed = 2;
+  stats.rejected_malformed_bytes = 20;
+  stats.rejected_method = 1;
+  stats.rejected_too_large = 3;
+  stats.rejected_too_large_bytes = 3'000'000;
+  stats.internal_errors = 4;
+  stats.internal_error_bytes = 400;
+  pipeline.watch_listener(stats);
+  Poco::JSON::Object::Ptr listener = summary_of(pipeline)->getObject("listener");
+  ASSERT_TRUE(listener);
+  EXPECT_EQ(listener->getValue<uint64_t>("accepted_requests"), 9u);
+  EXPECT_EQ(listener->getValue<uint64_t>("accepted_bytes"), 9000u);
+  EXPECT_EQ(listener->getValue<uint64_t>("rejected_requests"), 2u + 1u + 3u + 4u);
+  EXPECT_EQ(listener->getValue<uint64_t>("rejected_bytes"), 20u + 3'000'000u + 400u);
+  auto tally = [&](const std::string& name, const std::string& field) {
+    Poco::JSON::Object::Ptr reason = listener->getObject(name);
+    return reason ? reason->getValue<uint64_t>(field) : UINT64_MAX;
+  };
+  EXPECT_EQ(tally("bad_request", "requests"), 2u);
+  EXPECT_EQ(tally("bad_request", "bytes"), 20u);
+  EXPECT_EQ(tally("method_not_allowed", "requests"), 1u);
+  EXPECT_EQ(tally("method_not_allowed", "bytes"), 0u);
+  EXPECT_EQ(tally("too_large", "requests"), 3u);
+  EXPECT_EQ(tally("too_large", "bytes"), 3'000'000u);
+  EXPECT_EQ(tally("internal_error", "requests"), 4u);
+  EXPECT_EQ(tally("internal_error", "bytes"), 400u);
+  // Read live: a later rejection shows in the next summary.
+  ++stats.rejected_method;
+  EXPECT_EQ(summary_of(pipeline)->getObject("listener")->getValue<uint64_t>("rejected_requests"),
+            11u);
+}
+
+}  // namespace
+}  // namespace relay
