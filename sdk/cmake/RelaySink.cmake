@@ -36,6 +36,39 @@ function(relay_lambda_arch out)
   endif()
 endfunction()
 
+# relay_sink_library(<target> NAME <sink name> VERSION <v> OUTPUT_NAME <base> OUTPUT_DIRECTORY <dir>
+#                    [SHARED_CXX_RUNTIME])
+# The settings of relay_add_sink for an existing MODULE library <target>, written as
+# lib<base>.so: the one exported symbol, hidden everything else, its own C++ runtime. For a
+# library a sink loads itself that speaks the same ABI (the http sink's TLS build); a sink
+# plugin is made with relay_add_sink.
+function(relay_sink_library target)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "SHARED_CXX_RUNTIME" "NAME;VERSION;OUTPUT_NAME;OUTPUT_DIRECTORY" "")
+  set(version_script "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/relay_sink.version")
+  target_link_libraries(${target} PRIVATE TelemetryRelay::sdk)
+  target_compile_features(${target} PRIVATE cxx_std_20)
+  target_compile_definitions(${target} PRIVATE RELAY_SINK_NAME="${arg_NAME}"
+                                               RELAY_SINK_VERSION="${arg_VERSION}")
+  set_target_properties(${target} PROPERTIES
+    PREFIX "lib"
+    OUTPUT_NAME "${arg_OUTPUT_NAME}"
+    SUFFIX ".so"
+    LIBRARY_OUTPUT_DIRECTORY "${arg_OUTPUT_DIRECTORY}"
+    C_VISIBILITY_PRESET hidden
+    CXX_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON
+    POSITION_INDEPENDENT_CODE ON
+    LINK_DEPENDS "${version_script}")
+  target_link_options(${target} PRIVATE
+    "LINKER:--version-script=${version_script}"
+    "LINKER:--no-undefined"
+    "LINKER:--exclude-libs,ALL"
+    "LINKER:--gc-sections")
+  if(RELAY_SINK_STATIC_RUNTIME AND NOT arg_SHARED_CXX_RUNTIME)
+    target_link_options(${target} PRIVATE -static-libstdc++ -static-libgcc)
+  endif()
+endfunction()
+
 function(relay_add_sink)
   cmake_parse_arguments(PARSE_ARGV 0 arg "SHARED_CXX_RUNTIME" "NAME;VERSION;OUTPUT_DIRECTORY;LAYER_DIRECTORY" "SOURCES")
   if(arg_UNPARSED_ARGUMENTS)
@@ -70,30 +103,13 @@ function(relay_add_sink)
   endif()
 
   set(target relay-sink-${arg_NAME})
-  set(version_script "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/relay_sink.version")
-
   add_library(${target} MODULE ${arg_SOURCES})
-  target_link_libraries(${target} PRIVATE TelemetryRelay::sdk)
-  target_compile_features(${target} PRIVATE cxx_std_20)
-  target_compile_definitions(${target} PRIVATE RELAY_SINK_NAME="${arg_NAME}"
-                                               RELAY_SINK_VERSION="${arg_VERSION}")
-  set_target_properties(${target} PROPERTIES
-    PREFIX "lib"
-    OUTPUT_NAME "relay-sink-${arg_NAME}"
-    SUFFIX ".so"
-    LIBRARY_OUTPUT_DIRECTORY "${arg_OUTPUT_DIRECTORY}"
-    C_VISIBILITY_PRESET hidden
-    CXX_VISIBILITY_PRESET hidden
-    VISIBILITY_INLINES_HIDDEN ON
-    POSITION_INDEPENDENT_CODE ON
-    LINK_DEPENDS "${version_script}")
-  target_link_options(${target} PRIVATE
-    "LINKER:--version-script=${version_script}"
-    "LINKER:--no-undefined"
-    "LINKER:--exclude-libs,ALL")
-  if(RELAY_SINK_STATIC_RUNTIME AND NOT arg_SHARED_CXX_RUNTIME)
-    target_link_options(${target} PRIVATE -static-libstdc++ -static-libgcc)
+  set(runtime)
+  if(arg_SHARED_CXX_RUNTIME)
+    set(runtime SHARED_CXX_RUNTIME)
   endif()
+  relay_sink_library(${target} NAME ${arg_NAME} VERSION ${arg_VERSION}
+    OUTPUT_NAME relay-sink-${arg_NAME} OUTPUT_DIRECTORY "${arg_OUTPUT_DIRECTORY}" ${runtime})
 
   relay_lambda_arch(arch)
   set(zip "${arg_LAYER_DIRECTORY}/telemetry-relay-sink-${arg_NAME}-${arg_VERSION}-${arch}.zip")

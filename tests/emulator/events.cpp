@@ -21,7 +21,8 @@ std::string fixed(double value, int decimals) {
 std::string string_array(const std::vector<std::string>& items) {
   std::string out = "[";
   for (size_t i = 0; i < items.size(); ++i) {
-    out += (i ? "," : "") + json_quote(items[i]);
+    if (i) out += ',';  // not `(i ? "," : "") + ...`: GCC 12 -O3 flags that with -Wrestrict
+    out += json_quote(items[i]);
   }
   return out + "]";
 }

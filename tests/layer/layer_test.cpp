@@ -289,6 +289,9 @@ TEST_F(LayerTest, ZipsHaveTheLambdaLayout) {
   EXPECT_TRUE(fs::is_regular_file(root_ / "opt/extensions/lib/librelay-sink-http.so"));
   EXPECT_TRUE(fs::is_regular_file(root_ / "opt/extensions/lib/librelay-sink-stdout.so"));
   EXPECT_TRUE(fs::is_regular_file(root_ / "opt/telemetry-relay/lib" / loader_name()));
+  // The http sink's TLS build is runtime, not a sink: outside the plugin folder.
+  EXPECT_TRUE(fs::is_regular_file(root_ / "opt/telemetry-relay/lib/librelay-http-tls.so"));
+  EXPECT_FALSE(fs::exists(root_ / "opt/extensions/lib/librelay-http-tls.so"));
 }
 
 // The executable runs on the bundled loader with an RPATH (which LD_LIBRARY_PATH does not
@@ -306,6 +309,13 @@ TEST_F(LayerTest, BinariesUseOnlyTheBundledRuntime) {
     const ElfInfo info = read_elf(opt / "extensions/lib" / plugin);
     EXPECT_THAT(info.rpath, ElementsAre("$ORIGIN/../../telemetry-relay/lib")) << plugin;
     EXPECT_THAT(info.runpath, IsEmpty()) << plugin;
+  }
+  // Its own folder, whatever LD_LIBRARY_PATH says, for anything it may need there.
+  const ElfInfo tls = read_elf(lib / "librelay-http-tls.so");
+  EXPECT_THAT(tls.rpath, ElementsAre("$ORIGIN"));
+  // librelay-sink-http.so itself needs no OpenSSL: that is the TLS build's.
+  for (const auto& needed : read_elf(opt / "extensions/lib/librelay-sink-http.so").needed) {
+    EXPECT_THAT(needed, ::testing::Not(::testing::AnyOf(HasSubstr("ssl"), HasSubstr("crypto"))));
   }
 
   std::vector<fs::path> binaries = {opt / "extensions/telemetry-relay"};
@@ -358,6 +368,27 @@ TEST_F(LayerTest, LibrariesOnLambdasLibraryPathAreNeverLoaded) {
   EXPECT_THAT(result.output, HasSubstr("loaded: /opt/extensions/lib/librelay-sink-http.so"));
 }
 
+// https: the plain plugin loads the TLS build from the runtime folder (create fails otherwise).
+TEST_F(LayerTest, HttpsLoadsTheTlsBuildFromTheRuntimeFolder) {
+  ASSERT_NO_FATAL_FAILURE(make_root({base_zip()}));
+  const ProcessResult result = run(wrapper_.string(), {"--check"},
+                                   {{"LD_LIBRARY_PATH", kLambdaLibraryPath},
+                                    {"DISPATCH_POST_URI", "https://127.0.0.1:9/"},
+                                    {"RELAY_LOG_LEVEL", "debug"}});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("loaded: /opt/extensions/lib/librelay-sink-http.so"));
+  EXPECT_THAT(result.output, HasSubstr("/telemetry-relay/lib/librelay-http-tls.so"));
+}
+
+// Lines of /proc/<pid>/maps naming a file that contains `part`.
+std::vector<std::string> mapped(pid_t pid, const std::string& part) {
+  std::vector<std::string> found;
+  for (const auto& line : read_lines("/proc/" + std::to_string(pid) + "/maps")) {
+    if (line.find(part) != std::string::npos) found.push_back(line);
+  }
+  return found;
+}
+
 // The proof: register, subscribe, receive telemetry over several invocations, deliver it
 // all to a collector outside the root, and exit cleanly at SHUTDOWN with nothing lost.
 TEST_F(LayerTest, ExtensionRunsInAnEmptyRootAndDelivers) {
@@ -366,7 +397,22 @@ TEST_F(LayerTest, ExtensionRunsInAnEmptyRootAndDelivers) {
   receiver.start();
   Options options = relay_options(4);
   options.env["DISPATCH_POST_URI"] = receiver.url() + "/telemetry";  // 127.0.0.1: no /etc/hosts
-  const Summary summary = Emulator(options).run();
+  // http:// maps no OpenSSL: neither libssl/libcrypto nor the http sink's TLS build (which links
+  // them), checked in the running extension after its first invocation.
+  std::vector<std::string> plugin_maps, tls_maps;
+  Emulator* running = nullptr;
+  options.between_invocations = [&](int next) {
+    if (next != 2 || running == nullptr) return;
+    plugin_maps = mapped(running->extension_pid(), "librelay-sink-http.so");
+    for (const char* part : {"libssl", "libcrypto", "librelay-http-tls"}) {
+      for (auto& line : mapped(running->extension_pid(), part)) tls_maps.push_back(line);
+    }
+  };
+  Emulator emulator(options);
+  running = &emulator;
+  const Summary summary = emulator.run();
+  EXPECT_THAT(plugin_maps, ::testing::Not(IsEmpty())) << "the maps check saw no http sink";
+  EXPECT_THAT(tls_maps, IsEmpty()) << "an http:// run mapped OpenSSL";
 
   ASSERT_TRUE(summary.registered);
   EXPECT_EQ(summary.extension_name, "telemetry-relay");

@@ -1,0 +1,173 @@
+// The entry point of librelay-sink-http.so: OpenSSL only for https.
+//
+// The http sink is built twice from http_sink.cpp (plugins/http/CMakeLists.txt):
+//   librelay-sink-http.so  (extensions/lib)     against a NetSSL stand-in without TLS
+//                                                (no_tls/), so it needs neither NetSSL nor
+//                                                OpenSSL; its own entry is renamed
+//                                                relay_http_plain_entry and this file exports
+//                                                relay_sink_entry instead;
+//   librelay-http-tls.so   (telemetry-relay/lib) the same sink with TLS (POCO NetSSL, OpenSSL).
+// create() picks one per instance by the scheme of post_uri: https loads librelay-http-tls.so
+// (once, never unloaded) and forwards the whole C ABI to it; anything else (http, or no
+// post_uri: discard) runs the plain build. So an http:// or discard-only extension never maps
+// libssl or libcrypto, and the TLS variant, outside the plugin folder, is never taken for a sink.
+#include <dlfcn.h>
+#include <telemetry_relay/sink_abi.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <string_view>
+
+extern "C" const relay_sink_descriptor* relay_http_plain_entry(uint32_t host_abi_major,
+                                                               uint32_t host_abi_minor);
+
+namespace {
+
+constexpr const char* kTlsLibrary = "librelay-http-tls.so";
+
+struct Instance {
+  const relay_sink_descriptor* impl;  // the plain or the TLS build's descriptor
+  void* instance;                     // that build's instance
+};
+
+void set_error(relay_error* err, const std::string& message) {
+  if (err != nullptr && err->message != nullptr && err->capacity > 0) {
+    std::snprintf(err->message, err->capacity, "%s", message.c_str());
+  }
+}
+
+// post_uri's scheme is https (case-insensitive, as URI schemes are).
+bool wants_tls(const relay_kv* config, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    const std::string_view key(config[i].key.data, config[i].key.size);
+    if (key != "post_uri") continue;
+    std::string_view value(config[i].value.data, config[i].value.size);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    constexpr std::string_view kHttps = "https:";
+    if (value.size() < kHttps.size()) return false;
+    for (size_t c = 0; c < kHttps.size(); ++c) {
+      const char lower =
+          value[c] >= 'A' && value[c] <= 'Z' ? static_cast<char>(value[c] + 32) : value[c];
+      if (lower != kHttps[c]) return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+// Where librelay-http-tls.so is: the layer's runtime folder (this plugin is
+// /opt/extensions/lib/librelay-sink-http.so, the runtime /opt/telemetry-relay/lib), else beside
+// this plugin (a build tree).
+std::string tls_library_path(std::string& tried) {
+  Dl_info info{};
+  std::string dir = ".";
+  if (::dladdr(reinterpret_cast<void*>(&wants_tls), &info) != 0 && info.dli_fname != nullptr) {
+    const std::string self = info.dli_fname;
+    const auto slash = self.rfind('/');
+    if (slash != std::string::npos) dir = self.substr(0, slash);
+  }
+  for (const std::string& candidate :
+       {dir + "/../../telemetry-relay/lib/" + kTlsLibrary, dir + "/" + kTlsLibrary}) {
+    if (!tried.empty()) tried += ", ";
+    tried += candidate;
+    if (::access(candidate.c_str(), F_OK) == 0) return candidate;
+  }
+  return {};
+}
+
+// The TLS build's descriptor, loaded on first use; NULL with err set when it cannot be.
+const relay_sink_descriptor* tls_descriptor(const relay_host* host, relay_error* err) {
+  static std::mutex mutex;
+  static const relay_sink_descriptor* descriptor = nullptr;
+  std::lock_guard lock(mutex);
+  if (descriptor != nullptr) return descriptor;
+
+  std::string tried;
+  const std::string path = tls_library_path(tried);
+  if (path.empty()) {
+    set_error(err, std::string("https needs ") + kTlsLibrary + ", which is missing (looked for " +
+                       tried + ")");
+    return nullptr;
+  }
+  // Never unloaded: OpenSSL registers exit handlers.
+  void* library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+  if (library == nullptr) {
+    const char* why = ::dlerror();
+    set_error(err, "https: cannot load " + path + ": " + (why != nullptr ? why : "unknown error"));
+    return nullptr;
+  }
+  auto entry = reinterpret_cast<relay_sink_entry_fn>(::dlsym(library, RELAY_SINK_ENTRY_SYMBOL));
+  const relay_sink_descriptor* found =
+      entry != nullptr ? entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR) : nullptr;
+  const relay_sink_descriptor* plain = relay_http_plain_entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR);
+  if (found == nullptr || found->abi_major != RELAY_ABI_MAJOR ||
+      found->struct_size < sizeof(relay_sink_descriptor) || found->create == nullptr ||
+      found->deliver == nullptr || found->destroy == nullptr || found->version == nullptr ||
+      std::strcmp(found->version, plain->version) != 0) {
+    set_error(err, "https: " + path + " is not the TLS build of this http sink (version " +
+                       plain->version + ")");
+    return nullptr;
+  }
+  if (host != nullptr && host->log != nullptr) {
+    host->log(host->host_ctx, RELAY_LOG_DEBUG, ("https: TLS from " + path).c_str());
+  }
+  descriptor = found;
+  return descriptor;
+}
+
+relay_status create(const relay_host* host, const relay_kv* config, size_t config_count,
+                    void** out_instance, relay_error* err) {
+  const relay_sink_descriptor* impl =
+      wants_tls(config, config_count) ? tls_descriptor(host, err)
+                                      : relay_http_plain_entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR);
+  if (impl == nullptr) return RELAY_FATAL;
+  auto* wrapper = new (std::nothrow) Instance{impl, nullptr};
+  if (wrapper == nullptr) {
+    set_error(err, "out of memory");
+    return RELAY_FATAL;
+  }
+  const relay_status status = impl->create(host, config, config_count, &wrapper->instance, err);
+  if (status != RELAY_OK) {
+    delete wrapper;
+    return status;
+  }
+  *out_instance = wrapper;
+  return RELAY_OK;
+}
+
+relay_status deliver(void* instance, const relay_batch* batch, uint64_t deadline_unix_ms,
+                     relay_error* err) {
+  auto* wrapper = static_cast<Instance*>(instance);
+  return wrapper->impl->deliver(wrapper->instance, batch, deadline_unix_ms, err);
+}
+
+relay_status flush(void* instance, uint64_t deadline_unix_ms, relay_error* err) {
+  auto* wrapper = static_cast<Instance*>(instance);
+  return wrapper->impl->flush != nullptr
+             ? wrapper->impl->flush(wrapper->instance, deadline_unix_ms, err)
+             : RELAY_OK;
+}
+
+void destroy(void* instance) {
+  auto* wrapper = static_cast<Instance*>(instance);
+  wrapper->impl->destroy(wrapper->instance);
+  delete wrapper;
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) const relay_sink_descriptor* relay_sink_entry(
+    uint32_t host_abi_major, uint32_t host_abi_minor) {
+  const relay_sink_descriptor* plain = relay_http_plain_entry(host_abi_major, host_abi_minor);
+  if (plain == nullptr) return nullptr;
+  static const relay_sink_descriptor kDescriptor = {
+      RELAY_ABI_MAJOR, RELAY_ABI_MINOR, sizeof(relay_sink_descriptor),
+      plain->name,     plain->version,  &create,
+      &deliver,        &flush,          &destroy};
+  return &kDescriptor;
+}
