@@ -647,6 +647,26 @@ TEST_F(FaultTest, BurstWithReceiverDownStaysUnderTheMemoryCap) {
 #else
   EXPECT_LT(summary.max_rss_kb, bound_kb);
 #endif
+
+  EXPECT_GT(dropped(counters, "http"), 0u) << "the burst did not overflow the spool";
+
+  // Nothing else lost: a new process with a healthy collector delivers all that was spooled.
+  const uint64_t left_in_spool = counter(counters, "http", "still_spooled");
+  ASSERT_GT(left_in_spool, 0u);
+  end_run();
+  Receiver receiver;
+  receiver.start();
+  Options after = relay_options(1, receiver.url());
+  after.logs_per_invoke = 1;
+  after.env["RELAY_TELEMETRY_TYPES"] = "function";
+  const Summary replayed = Emulator(after).run();
+  ASSERT_TRUE(replayed.clean(1)) << describe(replayed);
+  const auto after_counters = relay_summary();
+  expect_balanced(after_counters, "http");
+  EXPECT_EQ(counter(after_counters, "http", "inherited"), left_in_spool);
+  EXPECT_EQ(counter(after_counters, "http", "replayed"), left_in_spool);
+  EXPECT_EQ(dropped(after_counters, "http"), 0u);
+  EXPECT_EQ(receiver.event_texts().size(), left_in_spool + replayed.subscriber_events.size());
 }
 
 // SHUTDOWN while the collector hangs on every request: the extension still exits 0 before the
