@@ -139,21 +139,6 @@ ExtensionsClient::Reply ExtensionsClient::exchange(Poco::Net::HTTPClientSession&
                                                    const std::string& path, const Headers& headers,
                                                    const std::string& body, const std::string& call,
                                                    const std::vector<std::string>& wanted_headers) {
-  send(session, method, path, headers, body, call);
-  return receive(session, call, wanted_headers);
-}
-
-void ExtensionsClient::transport_error(Poco::Net::HTTPClientSession& session,
-                                       const std::string& call, const std::string& what) {
-  session.reset();  // a half-used connection would garble the next exchange
-  throw LambdaApiError(call + ": cannot reach the Lambda API at " + host_ + ":" +
-                           std::to_string(port_) + ": " + what,
-                       0, "");
-}
-
-void ExtensionsClient::send(Poco::Net::HTTPClientSession& session, const std::string& method,
-                            const std::string& path, const Headers& headers,
-                            const std::string& body, const std::string& call) {
   try {
     Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
     for (const auto& [name, value] : headers) request.set(name, value);
@@ -165,17 +150,7 @@ void ExtensionsClient::send(Poco::Net::HTTPClientSession& session, const std::st
     out << body;
     out.flush();
     if (!out) throw Poco::IOException("sending the request body failed");
-  } catch (const Poco::Exception& e) {
-    transport_error(session, call, e.displayText());
-  } catch (const std::exception& e) {
-    transport_error(session, call, e.what());
-  }
-}
 
-ExtensionsClient::Reply ExtensionsClient::receive(Poco::Net::HTTPClientSession& session,
-                                                  const std::string& call,
-                                                  const std::vector<std::string>& wanted_headers) {
-  try {
     Poco::Net::HTTPResponse response;
     std::istream& in = session.receiveResponse(response);
     Reply reply;
@@ -186,50 +161,32 @@ ExtensionsClient::Reply ExtensionsClient::receive(Poco::Net::HTTPClientSession& 
     }
     return reply;
   } catch (const Poco::Exception& e) {
-    transport_error(session, call, e.displayText());
+    session.reset();  // a half-used connection would garble the next exchange
+    throw LambdaApiError(call + ": cannot reach the Lambda API at " + host_ + ":" +
+                             std::to_string(port_) + ": " + e.displayText(),
+                         0, "");
   } catch (const std::exception& e) {
-    transport_error(session, call, e.what());
+    session.reset();
+    throw LambdaApiError(call + ": cannot reach the Lambda API at " + host_ + ":" +
+                             std::to_string(port_) + ": " + e.what(),
+                         0, "");
   }
 }
 
 Registration ExtensionsClient::register_extension(const std::string& name,
                                                   const std::vector<std::string>& events) {
-  start_register(name, events);
-  return finish_register();
-}
-
-void ExtensionsClient::start_register(const std::string& name,
-                                      const std::vector<std::string>& events) {
   Poco::JSON::Array event_list;
   for (const std::string& event : events) event_list.add(event);
   Poco::JSON::Object body(Poco::JSON_PRESERVE_KEY_ORDER);
   body.set("events", event_list);
 
-  if (register_lock_.owns_lock()) {  // a second start without finish: forget the first answer
-    api_session_->reset();
-    register_lock_.unlock();
-  }
-  register_lock_ = std::unique_lock<std::mutex>(api_mutex_);
-  register_send_error_.clear();
-  try {
-    send(*api_session_, Poco::Net::HTTPRequest::HTTP_POST, "/2020-01-01/extension/register",
-         {{"Lambda-Extension-Name", name}, {"Lambda-Extension-Accept-Feature", "accountId"}},
-         stringify(body), "register");
-  } catch (const std::exception& e) {
-    register_send_error_ = e.what();
-    if (register_send_error_.empty()) register_send_error_ = "register: sending failed";
-  }
-}
-
-Registration ExtensionsClient::finish_register() {
   Reply reply;
   {
-    std::unique_lock<std::mutex> lock = std::move(register_lock_);
-    if (!lock.owns_lock()) {
-      throw LambdaApiError("register: finish_register without start_register", 0, "");
-    }
-    if (!register_send_error_.empty()) throw LambdaApiError(register_send_error_, 0, "");
-    reply = receive(*api_session_, "register", {kIdHeader});
+    std::lock_guard<std::mutex> lock(api_mutex_);
+    reply = exchange(
+        *api_session_, Poco::Net::HTTPRequest::HTTP_POST, "/2020-01-01/extension/register",
+        {{"Lambda-Extension-Name", name}, {"Lambda-Extension-Accept-Feature", "accountId"}},
+        stringify(body), "register", {kIdHeader});
   }
   if (reply.status != 200) {
     throw LambdaApiError(

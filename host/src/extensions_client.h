@@ -35,12 +35,6 @@ class ExtensionsClient : public ExtensionsApi {
 
   Registration register_extension(const std::string& name,
                                   const std::vector<std::string>& events) override;
-  // register_extension in two halves, so that the extension works on while Lambda answers:
-  // start_register sends the request and never throws (a failure is kept for
-  // finish_register, which reads the answer and returns or throws as register_extension).
-  // Between the two, every other call but next waits.
-  void start_register(const std::string& name, const std::vector<std::string>& events);
-  Registration finish_register();
   LifecycleEvent next() override;
   SubscribeResult subscribe(const SubscribeRequest& request) override;
   // Never throw: these run on the way out, where nothing is left to handle an exception.
@@ -63,14 +57,6 @@ class ExtensionsClient : public ExtensionsApi {
   Reply exchange(Poco::Net::HTTPClientSession& session, const std::string& method,
                  const std::string& path, const Headers& headers, const std::string& body,
                  const std::string& call, const std::vector<std::string>& wanted_headers = {});
-  // exchange() in its two halves; the same errors.
-  void send(Poco::Net::HTTPClientSession& session, const std::string& method,
-            const std::string& path, const Headers& headers, const std::string& body,
-            const std::string& call);
-  Reply receive(Poco::Net::HTTPClientSession& session, const std::string& call,
-                const std::vector<std::string>& wanted_headers);
-  [[noreturn]] void transport_error(Poco::Net::HTTPClientSession& session, const std::string& call,
-                                    const std::string& what);
   bool report_error(const std::string& phase, const std::string& error_type,
                     const std::string& message);
 
@@ -80,9 +66,6 @@ class ExtensionsClient : public ExtensionsApi {
 
   std::mutex api_mutex_;  // register, subscribe, init/exit error
   std::unique_ptr<Poco::Net::HTTPClientSession> api_session_;
-  // From start_register to finish_register: api_mutex_ held, and the send's failure if any.
-  std::unique_lock<std::mutex> register_lock_;
-  std::string register_send_error_;
   std::mutex next_mutex_;  // next has its own connection: it blocks for as long as Lambda likes
   std::unique_ptr<Poco::Net::HTTPClientSession> next_session_;
   mutable std::mutex id_mutex_;

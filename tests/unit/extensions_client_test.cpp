@@ -201,29 +201,6 @@ TEST_F(ExtensionsClientTest, RegisterWithoutAccountIdOrWithAnUnreadableBodyKeeps
   EXPECT_EQ(stub_.last().body, R"({"events":[]})");
 }
 
-// main sends register first and reads the answer once its plugins are loaded.
-TEST_F(ExtensionsClientTest, StartRegisterSendsAndFinishRegisterReadsTheAnswer) {
-  stub_.answer({200,
-                R"({"functionName":"f","functionVersion":"$LATEST"})",
-                {{"Lambda-Extension-Identifier", kId}}});
-  client_.start_register("telemetry-relay", {"INVOKE", "SHUTDOWN"});
-  // The request is on its way before anyone reads the answer.
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (stub_.requests().empty() && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  ASSERT_EQ(stub_.requests().size(), 1u);
-  EXPECT_EQ(stub_.last().uri, "/2020-01-01/extension/register");
-  EXPECT_EQ(stub_.last().headers["Lambda-Extension-Name"], "telemetry-relay");
-  EXPECT_EQ(stub_.last().body, R"({"events":["INVOKE","SHUTDOWN"]})");
-  EXPECT_EQ(client_.extension_id(), "") << "not registered until the answer is read";
-
-  const Registration registration = client_.finish_register();
-  EXPECT_EQ(registration.extension_id, kId);
-  EXPECT_EQ(client_.extension_id(), kId);
-  EXPECT_THROW(client_.finish_register(), LambdaApiError) << "one answer per start";
-}
-
 TEST_F(ExtensionsClientTest, RegisterRefusedCarriesStatusAndBody) {
   const std::string body =
       R"({"errorMessage":"Extension limit (10) reached","errorType":"Extension.TooManyExtensions"})";
@@ -530,8 +507,6 @@ TEST(ExtensionsClient, TransportErrorsHaveStatusZero) {
     }
   };
   expect_status_zero([&] { client.register_extension("x", {"INVOKE"}); });
-  client.start_register("x", {"INVOKE"});  // never throws: the failure waits for the answer
-  expect_status_zero([&] { client.finish_register(); });
   expect_status_zero([&] { client.next(); });
   expect_status_zero([&] { client.subscribe(SubscribeRequest{}); });
   EXPECT_FALSE(client.init_error("Extension.Failed", "x"));
