@@ -114,9 +114,11 @@ int check(const Config& config) {
 }
 
 // Spawn to the first `next` is the function's init time, and Lambda starts the runtime only once
-// every extension has registered. So register goes out first: it needs only the name and the
-// events. The configuration, the logging and the sinks are set up while Lambda answers; the
-// listener and the subscription, which Lambda needs before the first `next`, follow.
+// every extension has registered. So register comes first: it needs only the name and the
+// events, and while it waits for Lambda's answer the process is idle, leaving the CPU to Lambda
+// (its API server shares the sandbox's CPUs). The configuration, the logging and the sinks
+// follow, while the runtime starts too; then the listener and the subscription, which Lambda
+// needs before the first `next`.
 int run(const std::string& extension_name, const std::map<std::string, std::string>& environment) {
   std::unique_ptr<ExtensionsClient> api;
   std::string api_error;
@@ -136,7 +138,16 @@ int run(const std::string& extension_name, const std::map<std::string, std::stri
     early_config = load_config(environment);
     managed_instances = early_config->managed_instances;
   }
-  if (api) api->start_register(extension_name, registration_events(*managed_instances));
+  std::optional<Registration> registration;
+  std::optional<LambdaApiError> refused;
+  if (api) {
+    try {
+      registration =
+          api->register_extension(extension_name, registration_events(*managed_instances));
+    } catch (const LambdaApiError& e) {
+      refused = e;
+    }
+  }
 
   const Config config = early_config ? std::move(*early_config) : load_config(environment);
   configure_logging(config.log_level);
@@ -146,26 +157,21 @@ int run(const std::string& extension_name, const std::map<std::string, std::stri
     log.error("cannot reach the Extensions API: %s", api_error);
     return 1;
   }
-  std::vector<LoadResult> failures;
-  std::vector<std::unique_ptr<Outlet>> outlets = load_outlets(config, failures);
-
-  try {
-    const Registration registration = api->finish_register();
-    log.information(
-        "registered as %s for %s%s", extension_name, registration.function_name,
-        std::string(config.managed_instances ? " (Lambda Managed Instances: SHUTDOWN only, " +
-                                                   config.managed_instances_why + ")"
-                                             : ""));
-  } catch (const LambdaApiError& e) {
+  if (refused) {
     // Nothing to report to: Lambda sees the failed init when we exit.
-    if (e.status() == 0) {
-      log.error("registration as '%s' failed: %s", extension_name, std::string(e.what()));
+    if (refused->status() == 0) {
+      log.error("registration as '%s' failed: %s", extension_name, std::string(refused->what()));
     } else {
-      log.error("registration as '%s' refused (status %d): %s", extension_name, e.status(),
-                one_line(e.body()));
+      log.error("registration as '%s' refused (status %d): %s", extension_name, refused->status(),
+                one_line(refused->body()));
     }
     return 1;
   }
+  log.information(
+      "registered as %s for %s%s", extension_name, registration->function_name,
+      std::string(config.managed_instances ? " (Lambda Managed Instances: SHUTDOWN only, " +
+                                                 config.managed_instances_why + ")"
+                                           : ""));
 
   auto init_failed = [&](const std::string& type, const std::string& message) {
     log.error(message);
@@ -177,7 +183,8 @@ int run(const std::string& extension_name, const std::map<std::string, std::stri
                        "RELAY_STRICT: invalid configuration: " + config.issues.front().message);
   }
 
-  Pipeline pipeline(std::move(outlets), PipelineOptions{.drop_own_log_lines = true});
+  std::vector<LoadResult> failures;
+  Pipeline pipeline(load_outlets(config, failures), PipelineOptions{.drop_own_log_lines = true});
   if (config.strict && !failures.empty()) {
     return init_failed("Extension.PluginLoadFailed", "RELAY_STRICT: " + failures.front().message);
   }
@@ -189,7 +196,6 @@ int run(const std::string& extension_name, const std::map<std::string, std::stri
   listener_options.port = config.listener_port;
   listener_options.max_body_bytes = config.listener_max_body_bytes;
   TelemetryListener listener(pipeline, listener_options);
-  pipeline.watch_listener(listener.stats());  // the summary's `listener` section
   try {
     listener.start();
   } catch (const std::exception& e) {
