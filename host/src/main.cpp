@@ -196,6 +196,7 @@ int run(const std::string& extension_name, const std::map<std::string, std::stri
   listener_options.port = config.listener_port;
   listener_options.max_body_bytes = config.listener_max_body_bytes;
   TelemetryListener listener(pipeline, listener_options);
+  pipeline.watch_listener(listener.stats());  // the summary's `listener` section
   try {
     listener.start();
   } catch (const std::exception& e) {
