@@ -1,5 +1,6 @@
 #include "receiver.h"
 
+#include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
@@ -262,7 +263,11 @@ void Receiver::handle(Poco::Net::HTTPServerRequest& request,
     delay_ms = delay_ms_;
   }
 
-  // The connection itself, to end it without an answer (hang released, reset).
+  // The connection itself, to end it without an answer (hang released, reset). It is never
+  // closed here: POCO's server may touch the same socket from another thread meanwhile (stopAll()
+  // shuts every connection down), and closing it under POCO's feet is a data race on its
+  // descriptor. The handler shuts it down or sets it to reset, turns keep-alive off and returns
+  // without an answer; POCO then closes it on this thread.
   auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&request);
   if (fault.kind == Fault::Kind::kReset) {
     const std::streamsize length = request.getContentLength64();
@@ -277,10 +282,10 @@ void Receiver::handle(Poco::Net::HTTPServerRequest& request,
       requests_.push_back(std::move(received));
       cv_.notify_all();
     }
-    if (impl) {
-      impl->socket().setLinger(true, 0);  // close() then sends RST, not FIN
-      impl->socket().close();
-    }
+    // POCO's close() after this handler then sends RST, not FIN; the unread rest of the body
+    // would make it a reset anyway.
+    if (impl) impl->socket().setLinger(true, 0);
+    response.setKeepAlive(false);
     return;
   }
 
@@ -297,12 +302,22 @@ void Receiver::handle(Poco::Net::HTTPServerRequest& request,
     cv_.notify_all();
     const uint64_t generation = hang_generation_;
     cv_.wait(lock, [&] { return hang_generation_ != generation || stopping_; });
-    --hung_;
     const bool stopping = stopping_;
-    cv_.notify_all();
     lock.unlock();
-    // Released: end the connection without an answer. Stopping: stopAll() closes it.
-    if (impl && !stopping) impl->socket().close();
+    // Released: the client sees the connection end without an answer. Stopping: stopAll() shuts
+    // it down. Still counted as held meanwhile, so stop() waits for this shutdown (on a TLS
+    // socket it writes the TLS close alert, which must not run beside stopAll()'s).
+    if (impl && !stopping) {
+      try {
+        impl->socket().shutdown();
+      } catch (const Poco::Exception&) {
+        // The client is gone already.
+      }
+    }
+    response.setKeepAlive(false);
+    lock.lock();
+    --hung_;
+    cv_.notify_all();
     return;
   }
 
