@@ -247,7 +247,7 @@ class HttpSink final : public relay::sdk::Sink {
     }
     path_ = uri_.getPathAndQuery();
     if (path_.empty()) {
-      path_ = "/";
+      path_ += '/';  // not `path_ = "/"`: GCC 12 -O3 flags that with a false -Wrestrict
     }
     std::string userinfo = uri_.getUserInfo();
     if (!userinfo.empty()) {

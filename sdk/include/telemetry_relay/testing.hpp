@@ -112,7 +112,8 @@ class BatchBuilder {
   }
 
   const relay_batch& build() {
-    json_ = "[";
+    json_.clear();  // not `json_ = "["`: GCC 12 -O3 flags that with a false -Wrestrict
+    json_ += '[';
     views_.clear();
     for (const std::string& event : events_) {
       if (json_.size() > 1) {
