@@ -16,12 +16,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "receiver.h"
@@ -688,6 +691,71 @@ TEST(DeliveryCheckTest, CountsMissingDuplicatesAndUnexpected) {
   EXPECT_EQ(check.unexpected, 1u);
   EXPECT_FALSE(check.exact());
   EXPECT_TRUE(check_delivery({"a", "b"}, {"b", "a"}).exact());
+}
+
+// Whitespace outside strings removed: what a compact writer would have produced.
+std::string without_layout(std::string_view json) {
+  std::string out;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < json.size()) {
+        out += json[++i];
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+      out += c;
+    } else if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Every kind of event, as the pretty style writes it: spaced and multi-line, keys reversed (so
+// "record" comes first and a record's requestId after its nested objects), and otherwise the
+// same bytes: reversing again and dropping the layout gives back the compact event exactly.
+TEST(EventStyle, PrettyReorderedEventsAreTheCompactOnesRespacedAndReordered) {
+  const FunctionInfo function;
+  const EventFactory compact(function);
+  const EventFactory pretty(function, false, EventStyle::kPrettyReordered);
+  const auto started = std::chrono::system_clock::now();
+  std::vector<std::pair<Event, Event>> pairs;
+  auto both = [&](auto make) { pairs.emplace_back(make(compact), make(pretty)); };
+  both([](const EventFactory& f) { return f.init_start(); });
+  both([](const EventFactory& f) { return f.telemetry_subscription("ext", {"platform"}); });
+  both([](const EventFactory& f) { return f.start("req-1", "Root=1-a", "tenant"); });
+  for (int line = 0; line < 8; ++line) {
+    both(
+        [&](const EventFactory& f) { return f.function_log("req-1", 1, line, LogFormat::kMixed); });
+  }
+  both([](const EventFactory& f) { return f.extension_log("telemetry-relay Information x"); });
+  both([&](const EventFactory& f) { return f.runtime_done("req-1", "success", started, 12.5); });
+  both([](const EventFactory& f) { return f.report("req-1", "success", "", 12.5, 3.25); });
+  both([](const EventFactory& f) { return f.logs_dropped(7, 700, "slow"); });
+  for (const auto& [plain, styled] : pairs) {
+    EXPECT_EQ(styled.type, plain.type);
+    EXPECT_NE(styled.text.find("\n  \"record\" : "), std::string::npos) << styled.text;
+    EXPECT_LT(styled.text.find("\"record\""), styled.text.find("\"type\"")) << styled.text;
+    EXPECT_LT(styled.text.find("\"type\""), styled.text.find("\"time\"")) << styled.text;
+    // The factories ran at different instants, so compare the styling of the compact event
+    // itself, and the pretty factory's event by size (timestamps have one length).
+    const std::string restyled = pretty_reordered(plain.text);
+    EXPECT_EQ(without_layout(pretty_reordered(restyled)), plain.text) << restyled;
+    EXPECT_EQ(without_layout(pretty_reordered(styled.text)).size(), plain.text.size());
+  }
+  const std::string& report = pairs[pairs.size() - 2].second.text;
+  EXPECT_GT(report.find("\"requestId\" : \"req-1\""), report.find("\"metrics\" : {")) << report;
+  EXPECT_THROW(pretty_reordered(R"({"a":1)"), std::invalid_argument);
+  EXPECT_THROW(pretty_reordered(R"({"a":1} x)"), std::invalid_argument);
+  EXPECT_THROW(pretty_reordered(std::string(100, '[') + std::string(100, ']')),
+               std::invalid_argument);
+  EXPECT_EQ(parse_event_style("pretty"), EventStyle::kPrettyReordered);
+  EXPECT_THROW(parse_event_style("fancy"), std::invalid_argument);
 }
 
 }  // namespace

@@ -872,5 +872,128 @@ TEST_F(DamagedSpoolTest, TruncatedSpoolFileEventsAreCountedAsDropped) {
       << "a truncated spool file's events are not counted";
 }
 
+// Lambda writes its events compact with the keys in one order; a producer may not. The same run
+// with every event pretty-printed and its keys reversed ("record" before "type", a record's
+// requestId after its nested objects, " : " between key and value) must come out the same: each
+// invocation's platform.runtimeDone found by request id (`end` mode waits for it), the last
+// platform.report found at SHUTDOWN, Lambda's platform.logsDropped counted, the extension's own
+// log lines dropped, and every event delivered byte for byte.
+TEST_F(FaultTest, PrettyPrintedReorderedEventsGiveTheSameResultsAsCompact) {
+  struct Run {
+    bool clean = false;
+    std::string why;
+    size_t runtime_done_seen = 0;
+    size_t no_runtime_done = 0;
+    size_t report_seen = 0;
+    DeliveryCheck delivery;
+    size_t platform_and_function = 0;  // generated for the subscriber
+    Poco::JSON::Object::Ptr summary;
+  };
+  constexpr int kInvocations = 3;
+  const std::string logs_dropped =
+      R"({"time":"2024-05-14T09:12:05.000Z","type":"platform.logsDropped","record":)"
+      R"({"droppedBytes":4200,"droppedRecords":42,"reason":"slow consumer"}})";
+  auto run = [&](EventStyle style) {
+    Receiver receiver;
+    receiver.start();
+    Options options = relay_options(kInvocations, receiver.url());
+    options.event_style = style;
+    options.env["RELAY_FLUSH"] = "end";
+    // Waits for each runtimeDone as long as it takes: only a missed request id ends it early.
+    options.env["RELAY_INVOKE_BUDGET_MS"] = "20000";
+    options.env["RELAY_LOG_LEVEL"] = "debug";
+    options.env["RELAY_TELEMETRY_TYPES"] = "platform,function,extension";
+    const bool pretty = style == EventStyle::kPrettyReordered;
+    options.raw_posts = {
+        RawPost{1, "[" + (pretty ? pretty_reordered(logs_dropped) : logs_dropped) + "]"}};
+    const Summary summary = Emulator(options).run();
+    Run result;
+    result.clean = summary.clean(kInvocations);
+    result.why = describe(summary);
+    result.runtime_done_seen = log_lines_with(": platform.runtimeDone seen");
+    result.no_runtime_done = log_lines_with(": no platform.runtimeDone");
+    result.report_seen = log_lines_with("shutdown drain ended: last platform.report seen");
+    // Everything generated for the subscriber but the extension's own lines, which it drops.
+    std::vector<std::string> expected;
+    for (const std::string& text : summary.subscriber_events) {
+      const auto event = Poco::JSON::Parser().parse(text).extract<Poco::JSON::Object::Ptr>();
+      const bool own_line =
+          event->getValue<std::string>("type") == "extension" &&
+          event->getValue<std::string>("record").rfind("telemetry-relay ", 0) == 0;
+      if (!own_line) expected.push_back(text);
+      if (event->getValue<std::string>("type") != "extension") ++result.platform_and_function;
+    }
+    expected.push_back(pretty ? pretty_reordered(logs_dropped) : logs_dropped);  // the raw POST
+    result.delivery = check_delivery(expected, receiver.event_texts());
+    result.summary = relay_summary();
+    receiver.stop();
+    end_run();
+    return result;
+  };
+
+  const Run compact = run(EventStyle::kCompact);
+  const Run pretty = run(EventStyle::kPrettyReordered);
+  for (const Run* r : {&compact, &pretty}) {
+    const char* which = r == &compact ? "compact" : "pretty";
+    ASSERT_TRUE(r->clean) << which << ": " << r->why;
+    EXPECT_EQ(r->runtime_done_seen, size_t(kInvocations)) << which;
+    EXPECT_EQ(r->no_runtime_done, 0u) << which;
+    EXPECT_EQ(r->report_seen, 1u) << which;
+    EXPECT_TRUE(r->delivery.exact())
+        << which << ": missing " << r->delivery.missing << ", duplicates " << r->delivery.duplicates
+        << ", unexpected " << r->delivery.unexpected;
+    ASSERT_TRUE(r->summary) << which;
+    expect_balanced(r->summary, "http");
+    EXPECT_EQ(r->summary->getValue<uint64_t>("platform_logs_dropped"), 42u) << which;
+    EXPECT_GT(r->summary->getValue<uint64_t>("own_log_lines_dropped"), 0u) << which;
+    EXPECT_EQ(dropped(r->summary, "http"), 0u) << which;
+    const Poco::JSON::Object::Ptr listener = r->summary->getObject("listener");
+    ASSERT_TRUE(listener) << which;
+    EXPECT_EQ(listener->getValue<uint64_t>("rejected_requests"), 0u) << which;
+  }
+  // The same run: the same platform and function events, all received and delivered (the
+  // number of the extension's own lines, and so of batches, varies with timing).
+  EXPECT_EQ(pretty.platform_and_function, compact.platform_and_function);
+  for (const Run* r : {&compact, &pretty}) {
+    EXPECT_EQ(r->summary->getValue<uint64_t>("received_events"), r->delivery.expected);
+    EXPECT_EQ(counter(r->summary, "http", "delivered"), r->delivery.expected);
+  }
+}
+
+// What Lambda sent reconciles with the summary: requests the listener refused are counted by
+// reason, with their bytes, beside what it accepted.
+TEST_F(FaultTest, RefusedTelemetryIsCountedInTheSummary) {
+  Receiver receiver;
+  receiver.start();
+  Options options = relay_options(2, receiver.url());
+  options.env["RELAY_TELEMETRY_MAX_BYTES"] = "262144";
+  options.env["RELAY_LISTENER_MAX_BODY_BYTES"] = std::to_string(2 * 262144 + 65536);
+  const std::string malformed = R"([{"time":"t","type":"function","record":"x"},)";
+  const std::string too_large = "[" + std::string(2 * 262144 + 65537, ' ') + "]";
+  options.raw_posts = {RawPost{0, malformed}, RawPost{1, too_large}, RawPost{1, "[]"}};
+  const Summary summary = Emulator(options).run();
+
+  ASSERT_TRUE(summary.clean(2)) << describe(summary);
+  ASSERT_EQ(summary.raw_post_statuses, (std::vector<int>{400, 413, 200}));
+  expect_nothing_lost(summary.subscriber_events, receiver.requests());
+  const auto counters = relay_summary();
+  expect_balanced(counters, "http");
+  const Poco::JSON::Object::Ptr listener = counters->getObject("listener");
+  ASSERT_TRUE(listener);
+  auto tally = [&](const std::string& reason, const std::string& field) {
+    const Poco::JSON::Object::Ptr r = listener->getObject(reason);
+    return r ? r->getValue<uint64_t>(field) : UINT64_MAX;
+  };
+  EXPECT_EQ(listener->getValue<uint64_t>("rejected_requests"), 2u);
+  EXPECT_EQ(listener->getValue<uint64_t>("rejected_bytes"), malformed.size() + too_large.size());
+  EXPECT_EQ(tally("bad_request", "requests"), 1u);
+  EXPECT_EQ(tally("bad_request", "bytes"), malformed.size());
+  EXPECT_EQ(tally("too_large", "requests"), 1u);
+  EXPECT_EQ(tally("too_large", "bytes"), too_large.size());
+  EXPECT_EQ(tally("method_not_allowed", "requests"), 0u);
+  // Every POST the platform's sender made was answered 200, plus the empty raw one.
+  EXPECT_EQ(listener->getValue<uint64_t>("accepted_requests"), summary.posts_ok + 1);
+}
+
 }  // namespace
 }  // namespace relay::emu
