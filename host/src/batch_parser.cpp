@@ -51,16 +51,21 @@ bool is_json_number(std::string_view t) {
 // The PlatformType of an event type, if the host reads fields of it. Function and extension logs
 // leave at the first character.
 std::optional<PlatformType> platform_type(std::string_view type) {
-  constexpr std::string_view kPrefix = "platform.";
-  if (type.size() <= kPrefix.size() || type[0] != 'p' ||
-      type.substr(0, kPrefix.size()) != kPrefix) {
-    return std::nullopt;
+  // By length first: each case is then one comparison with a constant of known size.
+  switch (type.size()) {
+    case 14:
+      if (type == "platform.start") return PlatformType::kStart;
+      break;
+    case 15:
+      if (type == "platform.report") return PlatformType::kReport;
+      break;
+    case 20:
+      if (type == "platform.runtimeDone") return PlatformType::kRuntimeDone;
+      if (type == "platform.logsDropped") return PlatformType::kLogsDropped;
+      break;
+    default:
+      break;
   }
-  type.remove_prefix(kPrefix.size());
-  if (type == "start") return PlatformType::kStart;
-  if (type == "runtimeDone") return PlatformType::kRuntimeDone;
-  if (type == "report") return PlatformType::kReport;
-  if (type == "logsDropped") return PlatformType::kLogsDropped;
   return std::nullopt;
 }
 
