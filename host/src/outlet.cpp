@@ -1,5 +1,8 @@
 #include "outlet.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <limits>
@@ -31,6 +34,8 @@ namespace {
 // A server asking for longer than this is treated as asking for this: the data is safe in the
 // spool meanwhile, and a wrong header must not park a sink for hours.
 constexpr uint64_t kMaxRetryAfterMs = 60000;
+
+constexpr int kDeliveryNice = 10;
 
 std::chrono::system_clock::time_point to_time_point(uint64_t unix_ms) {
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(unix_ms));
@@ -691,6 +696,10 @@ void Outlet::settle_result(std::unique_lock<std::mutex>& lock, const DeliveryRes
 }
 
 void Outlet::run() {
+  // Delivery work yields the CPU to the lifecycle thread and the listener: on a busy core an
+  // INVOKE must not wait for a time slice behind the copy and the POST of a burst. (Any thread
+  // may lower its own priority; it only matters when the CPU is contended.)
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kDeliveryNice);
   std::unique_lock lock(mutex_);
   while (!stop_) {
     const uint64_t now = now_unix_ms();
