@@ -39,6 +39,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (event.json.empty() || event.json.front() != '{' || event.json.back() != '}')
       __builtin_trap();
   }
+  // The platform fields the host reads: at most one per event, views inside the body too.
+  if (batch.platform.size() > batch.events.size()) __builtin_trap();
+  for (const relay::PlatformFields& fields : batch.platform) {
+    const std::string_view id = fields.request_id;
+    if (!id.empty() &&
+        (id.data() < body.data() || id.data() + id.size() > body.data() + body.size())) {
+      __builtin_trap();
+    }
+    sink = sink + touch(id) + fields.dropped_records;
+  }
   // A delivery is the events joined into one array (what the http sink POSTs): it must parse
   // back into the very same events, or a collector would get something else than Lambda sent.
   std::string joined = "[";
@@ -53,6 +63,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const relay::TelemetryEvent& a = batch.events[i];
     const relay::TelemetryEvent& b = again.batch->events[i];
     if (a.json != b.json || a.type != b.type || a.time != b.time || a.record != b.record) {
+      __builtin_trap();
+    }
+  }
+  // The same events give the same platform fields, read from the joined copy.
+  if (again.batch->platform.size() != batch.platform.size()) __builtin_trap();
+  for (size_t i = 0; i < batch.platform.size(); ++i) {
+    const relay::PlatformFields& a = batch.platform[i];
+    const relay::PlatformFields& b = again.batch->platform[i];
+    if (a.type != b.type || a.request_id != b.request_id ||
+        a.dropped_records != b.dropped_records) {
       __builtin_trap();
     }
   }
