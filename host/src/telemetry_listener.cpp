@@ -12,6 +12,7 @@
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/ThreadPool.h>
 #include <simdjson.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -204,8 +205,9 @@ class BatchHandler : public Poco::Net::HTTPRequestHandler {
     uint64_t discarded = 0;
     try {
       Poco::Net::StreamSocket& socket = impl->socket();
-      // shutdown() only reads the descriptor, as the server's own stopAll() does concurrently;
+      // shutdown only reads the descriptor, as the server's own stopAll() does concurrently;
       // closing it here would race with that (POCO closes it once the handler returns).
+      // StreamSocket::shutdownSend() is out of line, like setOption() below.
       socket.shutdownSend();
       std::istream& in = request.stream();
       const auto until =
@@ -215,8 +217,11 @@ class BatchHandler : public Poco::Net::HTTPRequestHandler {
         const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
             until - std::chrono::steady_clock::now());
         if (left.count() <= 0) break;
-        // Each read waits at most for what is left of the time bound.
-        socket.setReceiveTimeout(Poco::Timespan(left.count()));
+        // Each read waits at most for what is left of the time bound. Through SocketImpl's
+        // out-of-line setOption: POCO's inline setters read the socket object in this (maybe
+        // TSan-instrumented) code while POCO's own, uninstrumented, code frees it later, which
+        // ThreadSanitizer reports as a race it cannot see the ordering of.
+        socket.impl()->setOption(SOL_SOCKET, SO_RCVTIMEO, Poco::Timespan(left.count()));
         const size_t want =
             size_t(std::min<uint64_t>(sizeof scratch, s_.options.discard_max_bytes - discarded));
         in.read(scratch, std::streamsize(want));

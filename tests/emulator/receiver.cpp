@@ -284,7 +284,9 @@ void Receiver::handle(Poco::Net::HTTPServerRequest& request,
     }
     // POCO's close() after this handler then sends RST, not FIN; the unread rest of the body
     // would make it a reset anyway.
-    if (impl) impl->socket().setLinger(true, 0);
+    // SocketImpl::setLinger is out of line: POCO's inline Socket::setLinger would read the socket
+    // object in instrumented code, which TSan then reports against POCO's uninstrumented free.
+    if (impl) impl->socket().impl()->setLinger(true, 0);
     response.setKeepAlive(false);
     return;
   }
