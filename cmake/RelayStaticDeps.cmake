@@ -1,4 +1,4 @@
-# Static POCO and simdjson, built by scripts/static-deps from Debian's source packages into a cache
+# Static POCO, simdjson and a trimmed OpenSSL, built by scripts/static-deps from Debian's source packages into a cache
 # outside the build tree (see that script), and the lean link of what ships in the layer.
 #
 # RELAY_STATIC_DEPS (default ON): link POCO and simdjson statically from that cache. At configure
@@ -9,8 +9,9 @@
 #   RELAY_DEPS_CACHE   the cache root (default: $ENV{RELAY_DEPS_CACHE}, else
 #                      $XDG_CACHE_HOME or ~/.cache, /telemetry-relay/deps)
 # Sets RELAY_USING_STATIC_DEPS and, when ON, Poco_DIR / simdjson_DIR for the find_package() calls
-# that follow, OpenSSL's static libraries (OPENSSL_USE_STATIC_LIBS) and, for a cross build, the
-# prefix as a find root.
+# that follow, the prefix's static OpenSSL (OPENSSL_USE_STATIC_LIBS and OPENSSL_* paths; the one
+# POCO NetSSL and Crypto were compiled against, configured for TLS clients only) and, for a cross
+# build, the prefix as a find root.
 include_guard(GLOBAL)
 
 option(RELAY_STATIC_DEPS "Link POCO and simdjson statically (scripts/static-deps' cache)" ON)
@@ -68,6 +69,16 @@ if(RELAY_STATIC_DEPS)
     message(STATUS "Static POCO and simdjson: ${_relay_deps_prefix}")
     set(Poco_DIR "${_relay_deps_prefix}/lib/cmake/Poco" CACHE PATH "" FORCE)
     set(simdjson_DIR "${_relay_deps_prefix}/lib/cmake/simdjson" CACHE PATH "" FORCE)
+    # Each POCO component is a package of its own, whose <component>_DIR a previous configuration
+    # (Debian's shared POCO, another prefix) may have cached: a mixed link otherwise.
+    file(GLOB _relay_poco_configs RELATIVE "${_relay_deps_prefix}/lib/cmake/Poco"
+      "${_relay_deps_prefix}/lib/cmake/Poco/Poco*Config.cmake")
+    foreach(config ${_relay_poco_configs})
+      string(REGEX REPLACE "Config\\.cmake$" "" package "${config}")
+      if(NOT package STREQUAL "Poco")
+        set(${package}_DIR "${_relay_deps_prefix}/lib/cmake/Poco" CACHE PATH "" FORCE)
+      endif()
+    endforeach()
     set(RELAY_STATIC_DEPS_PREFIX "${_relay_deps_prefix}")
     if(CMAKE_CROSSCOMPILING)
       # The toolchain finds packages only under its roots; a path already under a root is used as is.
@@ -75,14 +86,27 @@ if(RELAY_STATIC_DEPS)
     endif()
     if(RELAY_STATIC_OPENSSL)
       set(OPENSSL_USE_STATIC_LIBS TRUE)
+      if(EXISTS "${_relay_deps_prefix}/lib/libcrypto.a" AND EXISTS "${_relay_deps_prefix}/lib/libssl.a")
+        set(OPENSSL_ROOT_DIR "${_relay_deps_prefix}")
+        set(OPENSSL_INCLUDE_DIR "${_relay_deps_prefix}/include" CACHE PATH "" FORCE)
+        set(OPENSSL_CRYPTO_LIBRARY "${_relay_deps_prefix}/lib/libcrypto.a" CACHE FILEPATH "" FORCE)
+        set(OPENSSL_SSL_LIBRARY "${_relay_deps_prefix}/lib/libssl.a" CACHE FILEPATH "" FORCE)
+      endif()
     endif()
   endif()
 endif()
 if(NOT RELAY_USING_STATIC_DEPS)
   # A previous static configuration must not leave its prefix behind.
-  foreach(var Poco_DIR simdjson_DIR)
+  get_cmake_property(_relay_cache_vars CACHE_VARIABLES)
+  list(FILTER _relay_cache_vars INCLUDE REGEX "^Poco[A-Za-z]*_DIR$")
+  foreach(var ${_relay_cache_vars} simdjson_DIR)
     if(DEFINED CACHE{${var}} AND "$CACHE{${var}}" MATCHES "/lib/cmake/(Poco|simdjson)$"
        AND EXISTS "$CACHE{${var}}/../../../.complete")
+      unset(${var} CACHE)
+    endif()
+  endforeach()
+  foreach(var OPENSSL_INCLUDE_DIR OPENSSL_CRYPTO_LIBRARY OPENSSL_SSL_LIBRARY)
+    if(DEFINED CACHE{${var}} AND EXISTS "$CACHE{${var}}/../../.complete")
       unset(${var} CACHE)
     endif()
   endforeach()
