@@ -36,7 +36,7 @@ const std::vector<std::pair<std::string, std::string>> kDefaults = {
     {"RELAY_TELEMETRY_MAX_ITEMS", "1000"},
     {"RELAY_TELEMETRY_MAX_BYTES", "262144"},
     {"RELAY_TELEMETRY_TIMEOUT_MS", "100"},
-    {"RELAY_BUFFER_MAX_BYTES", "8388608"},
+    {"RELAY_BUFFER_MAX_BYTES", "4194304"},
     {"RELAY_BUFFER_FLUSH_BYTES", "1048576"},
     {"RELAY_DELIVERY_MAX_BYTES", "1048576"},
     {"RELAY_FLUSH", "next-invoke"},
@@ -253,9 +253,9 @@ void read_globals(Reader& in, Config& config) {
   }
 
   config.min_batch_size = in.integer("DISPATCH_MIN_BATCH_SIZE", 0, 1000000, 0);
-  // At least one Telemetry API batch; 8 MiB keeps a 128 MB function healthy (see outlet.h).
+  // At least one Telemetry API batch; 4 MiB keeps a 128 MB function healthy (see outlet.h).
   config.buffer_max_bytes =
-      static_cast<size_t>(in.integer("RELAY_BUFFER_MAX_BYTES", 262144, int64_t{1} << 30, 8 << 20));
+      static_cast<size_t>(in.integer("RELAY_BUFFER_MAX_BYTES", 262144, int64_t{1} << 30, 4 << 20));
   config.delivery_max_bytes =
       static_cast<size_t>(in.integer("RELAY_DELIVERY_MAX_BYTES", 65536, 16 << 20, 1 << 20));
   // The high-water mark must leave room below the cap for what arrives while it is delivered.

@@ -39,7 +39,7 @@ struct Config {
   SubscribeRequest subscription;       // destination filled in once the listener is bound
 
   int64_t min_batch_size = 0;            // DISPATCH_MIN_BATCH_SIZE
-  size_t buffer_max_bytes = 8u << 20;    // per outlet, in memory
+  size_t buffer_max_bytes = 4u << 20;    // per outlet, in memory
   size_t buffer_flush_bytes = 1u << 20;  // held this much, an outlet delivers whatever the mode
   size_t delivery_max_bytes = 1u << 20;
   uint32_t shutdown_quiet_ms = 250;

@@ -1,5 +1,6 @@
 #include "outlet.h"
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -36,6 +37,19 @@ namespace {
 constexpr uint64_t kMaxRetryAfterMs = 60000;
 
 constexpr int kDeliveryNice = 10;
+
+// What memory really holds for telemetry, for the cap: the bytes, the per-event views
+// (TelemetryEvent, 64 bytes: more than a short log line's share) and a per-batch constant
+// (control block, string and vector headers, queue entry).
+constexpr size_t kPerBatchBytes = 192;
+
+size_t held_cost(const TelemetryBatch& batch) {
+  return batch.byte_size() + batch.events.capacity() * sizeof(TelemetryEvent) + kPerBatchBytes;
+}
+
+size_t delivery_cost(size_t json_bytes, uint64_t events) {
+  return json_bytes + events * sizeof(TelemetryEvent) + kPerBatchBytes;
+}
 
 std::chrono::system_clock::time_point to_time_point(uint64_t unix_ms) {
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(unix_ms));
@@ -121,7 +135,8 @@ uint64_t Outlet::memory_pending_locked() const {
 
 size_t Outlet::memory_bytes_locked() const {
   const bool in_memory = current_ && !current_->spool_seq;
-  return queue_bytes_ + aside_bytes_ + (in_memory ? current_->delivery.json.size() : 0);
+  return queue_bytes_ + aside_bytes_ +
+         (in_memory ? delivery_cost(current_->delivery.json.size(), current_->events) : 0);
 }
 
 void Outlet::release_all_locked() {
@@ -150,13 +165,13 @@ Outlet::Taken Outlet::take_locked(uint64_t max_events) {
     taken.slices.push_back(Slice{held.batch, begin, end});
     held.next_event = end;
     if (end < held.end_event) break;  // the delivery is full
-    queue_bytes_ -= held.batch->byte_size();
+    queue_bytes_ -= held_cost(*held.batch);
     queue_.pop_front();
   }
   queued_events_ -= taken.events;
   released_events_ -= std::min(released_events_, taken.events);
   aside_events_ += taken.events;
-  aside_bytes_ += taken.bytes;
+  aside_bytes_ += delivery_cost(taken.bytes, taken.events);
   return taken;
 }
 
@@ -165,11 +180,11 @@ void Outlet::put_back_locked(Taken&& taken) {
   // meanwhile. (A batch split this way counts its bytes twice until it leaves: conservative.)
   for (auto it = taken.slices.rbegin(); it != taken.slices.rend(); ++it) {
     queue_.push_front(Held{it->batch, it->begin, it->end});
-    queue_bytes_ += it->batch->byte_size();
+    queue_bytes_ += held_cost(*it->batch);
   }
   queued_events_ += taken.events;
   aside_events_ -= taken.events;
-  aside_bytes_ -= taken.bytes;
+  aside_bytes_ -= delivery_cost(taken.bytes, taken.events);
 }
 
 Delivery Outlet::build_delivery(const Taken& taken, std::string batch_id) {
@@ -255,7 +270,7 @@ void Outlet::spill(std::unique_lock<std::mutex>& lock, size_t target_bytes,
       dropped += events;
       queued_events_ -= events;
       released_events_ -= std::min(released_events_, events);
-      queue_bytes_ -= oldest.batch->byte_size();
+      queue_bytes_ -= held_cost(*oldest.batch);
       queue_.pop_front();
       continue;
     }
@@ -263,7 +278,7 @@ void Outlet::spill(std::unique_lock<std::mutex>& lock, size_t target_bytes,
     Taken taken = take_locked(queue_.front().end_event - queue_.front().next_event);
     if (taken.events == 0) break;
     const uint64_t events = taken.events;
-    const size_t bytes = taken.bytes;
+    const size_t bytes = delivery_cost(taken.bytes, taken.events);
     const std::string batch_id = make_batch_id(random_);
     lock.unlock();
     const Delivery delivery = build_delivery(taken, batch_id);
@@ -322,7 +337,7 @@ size_t Outlet::spool_arrival(std::unique_lock<std::mutex>& lock,
   // Returns the index of the first event not written (the rest stays in memory).
   const uint64_t events = batch->events.size();
   aside_events_ += events;
-  aside_bytes_ += batch->byte_size();
+  aside_bytes_ += held_cost(*batch);
   size_t begin = 0;
   uint64_t files = 0;
   while (begin < batch->events.size()) {
@@ -350,7 +365,7 @@ size_t Outlet::spool_arrival(std::unique_lock<std::mutex>& lock,
     begin = end;
   }
   aside_events_ -= events;
-  aside_bytes_ -= batch->byte_size();
+  aside_bytes_ -= held_cost(*batch);
   if (files > 0) {
     idle_.notify_all();
     wake_.notify_all();
@@ -362,7 +377,7 @@ void Outlet::enqueue(TelemetryBatch batch) {
   if (batch.events.empty()) return;
   auto shared = std::make_shared<const TelemetryBatch>(std::move(batch));
   const size_t events = shared->events.size();
-  const size_t bytes = shared->byte_size();
+  const size_t bytes = held_cost(*shared);
   std::unique_lock lock(mutex_);
   counters_.received += events;
   size_t first_held = 0;
@@ -382,6 +397,7 @@ void Outlet::enqueue(TelemetryBatch batch) {
     }
     return;
   }
+  if (queue_bytes_ >= options_.flush_high_water_bytes) trim_after_burst_ = true;
   if (shutting_down_ || options_.flush.mode == FlushMode::kContinuous ||
       queue_bytes_ >= options_.flush_high_water_bytes) {
     release_all_locked();  // flush on pressure: a full buffer goes now, whatever the mode says
@@ -584,7 +600,7 @@ std::shared_ptr<Outlet::Current> Outlet::next_current(std::unique_lock<std::mute
   lock.lock();
   phase_ = Phase::kIdle;
   aside_events_ -= taken.events;  // now counted as the current delivery
-  aside_bytes_ -= taken.bytes;
+  aside_bytes_ -= delivery_cost(taken.bytes, taken.events);
   idle_.notify_all();
   return current;
 }
@@ -748,6 +764,15 @@ void Outlet::run() {
       nothing_to_send = true;
     }
     idle_.notify_all();
+    if (trim_after_burst_ && nothing_to_send && memory_pending_locked() == 0) {
+      // A burst is over: give what the allocator kept of it back to the system (idle RSS),
+      // here at low priority rather than on the listener or the lifecycle thread.
+      trim_after_burst_ = false;
+      lock.unlock();
+      ::malloc_trim(0);
+      lock.lock();
+      continue;
+    }
     uint64_t wake_at = std::numeric_limits<uint64_t>::max();
     if (options_.flush.mode == FlushMode::kPeriodic) wake_at = next_tick_ms_;
     // Waiting out a backoff or Retry-After. (Disabled, or past the shutdown deadline: only a

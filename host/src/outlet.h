@@ -54,10 +54,12 @@ struct OutletOptions {
   // held, all of it is released at once. The flush mode and min_batch_size decide when small
   // amounts go; they never make telemetry wait until the memory cap drops it.
   size_t flush_high_water_bytes = 1u << 20;
-  // Telemetry held in memory (RELAY_BUFFER_MAX_BYTES). Beyond it the oldest data is spooled, or
-  // dropped and counted when the spool is off or full: reached only when the sink is slower than
-  // the telemetry, or down.
-  size_t buffer_max_bytes = 8u << 20;
+  // Telemetry held in memory (RELAY_BUFFER_MAX_BYTES), counted as what it really costs (bytes,
+  // per-event views, per-batch overhead). Beyond it the oldest data is spooled, or dropped and
+  // counted when the spool is off or full: reached only when the sink is slower than the
+  // telemetry, or down. 4 MiB: flush on pressure keeps a healthy sink's share near the
+  // high-water mark, and a 128 MB function keeps its memory.
+  size_t buffer_max_bytes = 4u << 20;
   size_t delivery_max_bytes = 1u << 20;  // one delivery holds at most this much (at least 1 event)
   uint32_t retry_base_ms = 100;
   uint32_t retry_max_ms = 5000;
@@ -227,10 +229,12 @@ class Outlet {
     uint64_t gone = 0;  // events that had left memory by then (received - pending)
   } deferred_mark_;
   uint32_t consecutive_failures_ = 0;
-  bool outage_spill_pending_ = false;  // a failing streak began: move what is held to the spool
-  std::string last_error_;             // of the current failure streak, for the shutdown report
-  bool overflow_logged_ = false;       // one warning per overflow streak
-  bool spool_error_logged_ = false;    // one warning per spool failure streak
+  bool outage_spill_pending_ = false;
+  bool trim_after_burst_ = false;    // memory reached the high-water mark: trim once drained  // a
+                                     // failing streak began: move what is held to the spool
+  std::string last_error_;           // of the current failure streak, for the shutdown report
+  bool overflow_logged_ = false;     // one warning per overflow streak
+  bool spool_error_logged_ = false;  // one warning per spool failure streak
   OutletCounters counters_;
   std::mt19937_64 random_{std::random_device{}()};  // backoff jitter and batch ids
   std::thread thread_;

@@ -176,7 +176,8 @@ TEST(ConfigFlush, DefaultsAreNextInvokeWithSpoolOnAndAutoDetection) {
   EXPECT_EQ(c.flush.mode, FlushMode::kNextInvoke);
   EXPECT_EQ(c.sink_flush.at("http").mode, FlushMode::kNextInvoke);
   EXPECT_EQ(c.invoke_budget_ms, 100u);
-  EXPECT_EQ(c.buffer_max_bytes, 8u << 20);
+  EXPECT_EQ(c.buffer_max_bytes, 4u << 20);
+  EXPECT_EQ(c.buffer_flush_bytes, 1u << 20);
   EXPECT_TRUE(c.spool);
   EXPECT_EQ(c.spool_dir, "/tmp/telemetry-relay-spool");
   EXPECT_EQ(c.spool_max_bytes, 16u << 20);
@@ -288,7 +289,7 @@ TEST(ConfigBounds, SizesCountsAndBudgetAreBounded) {
                                 {"RELAY_SPOOL_MAX_BYTES", "1"},
                                 {"RELAY_SPOOL_MAX_FILES", "0"}});
   EXPECT_EQ(d.invoke_budget_ms, 100u);
-  EXPECT_EQ(d.buffer_max_bytes, 8u << 20);
+  EXPECT_EQ(d.buffer_max_bytes, 4u << 20);
   EXPECT_EQ(d.spool_max_bytes, 16u << 20);
   EXPECT_EQ(d.spool_max_files, 256u);
 
@@ -301,6 +302,21 @@ TEST(ConfigBounds, SizesCountsAndBudgetAreBounded) {
   EXPECT_EQ(good.buffer_max_bytes, 262144u);
   EXPECT_EQ(good.spool_max_bytes, uint64_t{10} << 30);
   EXPECT_EQ(good.spool_max_files, 1u);
+}
+
+TEST(ConfigBuffer, TheHighWaterMarkFollowsTheCapAndStaysBelowHalfOfIt) {
+  const Config small = load_config({{"RELAY_BUFFER_MAX_BYTES", "524288"}});
+  EXPECT_TRUE(small.issues.empty());
+  EXPECT_EQ(small.buffer_flush_bytes, 131072u);  // unset: a quarter of a smaller cap
+  const Config set = load_config({{"RELAY_BUFFER_FLUSH_BYTES", "65536"}});
+  EXPECT_TRUE(set.issues.empty());
+  EXPECT_EQ(outlet_options(set, "http").flush_high_water_bytes, 65536u);
+  const Config too_high =
+      load_config({{"RELAY_BUFFER_MAX_BYTES", "1048576"}, {"RELAY_BUFFER_FLUSH_BYTES", "1048576"}});
+  ASSERT_EQ(too_high.issues.size(), 1u);
+  EXPECT_EQ(too_high.issues[0].key, "RELAY_BUFFER_FLUSH_BYTES");
+  EXPECT_THAT(too_high.issues[0].message, ::testing::HasSubstr("at most half"));
+  EXPECT_EQ(too_high.buffer_flush_bytes, 262144u);
 }
 
 TEST(ConfigSpool, OnOffAndAFolderPerSink) {

@@ -160,6 +160,15 @@ class OutletTest : public ::testing::Test {
     return sink_answering([](int) { return DeliveryResult{}; });
   }
 
+  // What the outlet counts in memory for one batch (bytes, per-event views, a constant): caps
+  // and marks below are multiples of it.
+  static size_t held_bytes(int events, const std::string& prefix = "line") {
+    auto sink = std::make_unique<NiceMock<MockSink>>();
+    Outlet probe(std::move(sink), no_spool({.min_batch_size = 1000000}));
+    probe.enqueue(make_batch(events, prefix));
+    return probe.counters().queued_bytes;
+  }
+
   Recorder seen;
   std::atomic<int> calls{0};
   Gate gate;
@@ -469,9 +478,9 @@ TEST_F(OutletTest, ANewOutletReplaysTheSpoolInOrderWithTheSameIds) {
 
 TEST_F(OutletTest, MemoryCapSpillsTheOldestToTheSpool) {
   const std::string dir = new_spool_dir();
-  const TelemetryBatch sample = make_batch(10);
+  const size_t batch = held_bytes(10, "first");
   // Room for two batches of this size, not three.
-  const size_t cap = sample.byte_size() * 2 + sample.byte_size() / 2;
+  const size_t cap = batch * 2 + batch / 2;
   auto sink = sink_answering([this](int) {
     gate.wait();  // the spilled batch is replayed at once: hold it to look at the counters
     return DeliveryResult{};
@@ -495,8 +504,8 @@ TEST_F(OutletTest, MemoryCapSpillsTheOldestToTheSpool) {
 }
 
 TEST_F(OutletTest, MemoryCapDropsTheOldestWithoutASpool) {
-  const TelemetryBatch sample = make_batch(10);
-  const size_t cap = sample.byte_size() * 2 + sample.byte_size() / 2;
+  const size_t batch = held_bytes(10, "first");
+  const size_t cap = batch * 2 + batch / 2;
   Outlet& outlet = make(accepting_sink(), no_spool({.buffer_max_bytes = cap}));
   outlet.enqueue(make_batch(10, "first"));
   outlet.enqueue(make_batch(10, "second"));
@@ -513,8 +522,7 @@ TEST_F(OutletTest, MemoryCapDropsTheOldestWithoutASpool) {
 
 TEST_F(OutletTest, MemoryCapDropsAndCountsWhenTheSpoolIsFull) {
   const std::string dir = new_spool_dir();
-  const TelemetryBatch sample = make_batch(10);
-  OutletOptions options = spooling(dir, {.buffer_max_bytes = sample.byte_size() + 1});
+  OutletOptions options = spooling(dir, {.buffer_max_bytes = held_bytes(10, "a") + 1});
   options.spool.max_files = 1;
   auto sink = sink_answering([this](int) {
     gate.wait();  // keeps the spooled file from being replayed and removed
@@ -666,7 +674,7 @@ TEST_F(OutletTest, BatchesArrivingAfterShutdownSettledAreSpooledOrCounted) {
 class PressureTest : public OutletTest, public ::testing::WithParamInterface<FlushPolicy> {};
 
 TEST_P(PressureTest, HeldTelemetryAtTheHighWaterMarkGoesWithoutAnInvoke) {
-  const size_t batch_bytes = make_batch(10, "a").byte_size();
+  const size_t batch_bytes = held_bytes(10, "a");
   Outlet& outlet = make(accepting_sink(), no_spool({.min_batch_size = 1000000,
                                                     .flush = GetParam(),
                                                     .flush_high_water_bytes = batch_bytes * 2}));
@@ -687,7 +695,7 @@ TEST_F(OutletTest, ABurstManyTimesTheCapLosesNothingWhileTheSinkAccepts) {
   // The seed's rule alone would hold all of it until the next INVOKE, and the cap would drop
   // most of it (the spool here takes two files).
   const std::string dir = new_spool_dir();
-  const size_t batch_bytes = make_batch(50).byte_size();
+  const size_t batch_bytes = held_bytes(50, "burst100");
   OutletOptions options = spooling(dir, {.min_batch_size = 1000000,
                                          .flush_high_water_bytes = batch_bytes * 2,
                                          .buffer_max_bytes = batch_bytes * 8});
@@ -816,7 +824,7 @@ TEST_F(OutletTest, TheInvokePathIsNotHeldByASpoolWriteInItsFsync) {
 TEST_F(OutletTest, TheInvokePathIsNotHeldByAnOverflowBeingSpooled) {
   // The listener thread spills over the cap into the spool; an INVOKE meanwhile is not held.
   const std::string dir = new_spool_dir();
-  const size_t batch_bytes = make_batch(10).byte_size();
+  const size_t batch_bytes = held_bytes(10, "a");
   Gate fsync_gate;
   std::atomic<int> in_fsync{0};
   OutletOptions options = spooling(
