@@ -9,7 +9,10 @@
 //   librelay-http-tls.so   (telemetry-relay/lib) the same sink with TLS (POCO NetSSL, OpenSSL).
 // create() picks one per instance by the scheme of post_uri: https loads librelay-http-tls.so
 // (once, never unloaded) and forwards the whole C ABI to it; anything else (http, or no
-// post_uri: discard) runs the plain build. So an http:// or discard-only extension never maps
+// post_uri: discard) runs the plain build. For https, create() checks the configuration with the
+// plain build (it parses everything and sets up no TLS) and only the first delivery, on the
+// sink's thread, loads the TLS build and creates its instance: mapping and relocating OpenSSL
+// stays off Lambda's init. So an http:// or discard-only extension never maps
 // libssl or libcrypto, and the TLS variant, outside the plugin folder, is never taken for a sink.
 #include <dlfcn.h>
 #include <telemetry_relay/sink_abi.h>
@@ -21,6 +24,8 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 extern "C" const relay_sink_descriptor* relay_http_plain_entry(uint32_t host_abi_major,
                                                                uint32_t host_abi_minor);
@@ -30,8 +35,13 @@ namespace {
 constexpr const char* kTlsLibrary = "librelay-http-tls.so";
 
 struct Instance {
-  const relay_sink_descriptor* impl;  // the plain or the TLS build's descriptor
+  const relay_sink_descriptor* impl;  // the plain or the TLS build's; null until https's first use
   void* instance;                     // that build's instance
+  // https until its first delivery: what create() was given, to create the TLS build's instance.
+  const relay_host* host = nullptr;
+  std::vector<std::pair<std::string, std::string>> config{};
+  relay_host tls_host{};  // host, but quiet below warnings while the TLS instance is created
+  bool creating_tls = false;
 };
 
 void set_error(relay_error* err, const std::string& message) {
@@ -122,32 +132,87 @@ const relay_sink_descriptor* tls_descriptor(const relay_host* host, relay_error*
 
 relay_status create(const relay_host* host, const relay_kv* config, size_t config_count,
                     void** out_instance, relay_error* err) {
-  const relay_sink_descriptor* impl =
-      wants_tls(config, config_count) ? tls_descriptor(host, err)
-                                      : relay_http_plain_entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR);
-  if (impl == nullptr) return RELAY_FATAL;
-  auto* wrapper = new (std::nothrow) Instance{impl, nullptr};
+  const relay_sink_descriptor* plain = relay_http_plain_entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR);
+  const bool tls = wants_tls(config, config_count);
+  if (tls) {
+    std::string tried;
+    const std::string path = tls_library_path(tried);
+    if (path.empty()) {
+      set_error(err, std::string("https needs ") + kTlsLibrary + ", which is missing (looked for " +
+                         tried + ")");
+      return RELAY_FATAL;
+    }
+    if (host != nullptr && host->log != nullptr) {
+      host->log(host->host_ctx, RELAY_LOG_DEBUG,
+                ("https: TLS from " + path + " (loaded by the first delivery)").c_str());
+    }
+  }
+  auto* wrapper = new (std::nothrow) Instance{plain, nullptr};
   if (wrapper == nullptr) {
     set_error(err, "out of memory");
     return RELAY_FATAL;
   }
-  const relay_status status = impl->create(host, config, config_count, &wrapper->instance, err);
+  // For https this instance only checks the configuration (and logs where telemetry goes).
+  const relay_status status = plain->create(host, config, config_count, &wrapper->instance, err);
   if (status != RELAY_OK) {
     delete wrapper;
     return status;
   }
+  if (tls) {
+    plain->destroy(wrapper->instance);
+    *wrapper = Instance{nullptr, nullptr};
+    wrapper->host = host;
+    for (size_t i = 0; i < config_count; ++i) {
+      wrapper->config.emplace_back(std::string(config[i].key.data, config[i].key.size),
+                                   std::string(config[i].value.data, config[i].value.size));
+    }
+  }
   *out_instance = wrapper;
+  return RELAY_OK;
+}
+
+void tls_host_log(void* ctx, relay_log_level level, const char* message) {
+  // The plain build's create() already said what the TLS build's create() would say again.
+  auto* wrapper = static_cast<Instance*>(ctx);
+  if (wrapper->creating_tls && level != RELAY_LOG_ERROR && level != RELAY_LOG_WARN) return;
+  wrapper->host->log(wrapper->host->host_ctx, level, message);
+}
+
+// https: the TLS build and its instance, on the first call that needs them.
+relay_status ensure_tls(Instance* wrapper, relay_error* err) {
+  if (wrapper->impl != nullptr) return RELAY_OK;
+  const relay_sink_descriptor* tls = tls_descriptor(wrapper->host, err);
+  if (tls == nullptr) return RELAY_FATAL;
+  wrapper->tls_host = *wrapper->host;
+  if (wrapper->host->log != nullptr) {
+    wrapper->tls_host.host_ctx = wrapper;
+    wrapper->tls_host.log = &tls_host_log;
+  }
+  std::vector<relay_kv> config;
+  for (const auto& [key, value] : wrapper->config) {
+    config.push_back(relay_kv{{key.data(), key.size()}, {value.data(), value.size()}});
+  }
+  void* instance = nullptr;
+  wrapper->creating_tls = true;
+  const relay_status status =
+      tls->create(&wrapper->tls_host, config.data(), config.size(), &instance, err);
+  wrapper->creating_tls = false;
+  if (status != RELAY_OK) return RELAY_FATAL;  // the plain build accepted the same configuration
+  wrapper->impl = tls;
+  wrapper->instance = instance;
   return RELAY_OK;
 }
 
 relay_status deliver(void* instance, const relay_batch* batch, uint64_t deadline_unix_ms,
                      relay_error* err) {
   auto* wrapper = static_cast<Instance*>(instance);
+  if (const relay_status ready = ensure_tls(wrapper, err); ready != RELAY_OK) return ready;
   return wrapper->impl->deliver(wrapper->instance, batch, deadline_unix_ms, err);
 }
 
 relay_status flush(void* instance, uint64_t deadline_unix_ms, relay_error* err) {
   auto* wrapper = static_cast<Instance*>(instance);
+  if (wrapper->impl == nullptr) return RELAY_OK;  // https, never delivered: nothing to flush
   return wrapper->impl->flush != nullptr
              ? wrapper->impl->flush(wrapper->instance, deadline_unix_ms, err)
              : RELAY_OK;
@@ -155,7 +220,7 @@ relay_status flush(void* instance, uint64_t deadline_unix_ms, relay_error* err) 
 
 void destroy(void* instance) {
   auto* wrapper = static_cast<Instance*>(instance);
-  wrapper->impl->destroy(wrapper->instance);
+  if (wrapper->impl != nullptr) wrapper->impl->destroy(wrapper->instance);
   delete wrapper;
 }
 

@@ -368,7 +368,8 @@ TEST_F(LayerTest, LibrariesOnLambdasLibraryPathAreNeverLoaded) {
   EXPECT_THAT(result.output, HasSubstr("loaded: /opt/extensions/lib/librelay-sink-http.so"));
 }
 
-// https: the plain plugin loads the TLS build from the runtime folder (create fails otherwise).
+// https: the plain plugin finds the TLS build in the runtime folder (create fails otherwise; the
+// first delivery loads it).
 TEST_F(LayerTest, HttpsLoadsTheTlsBuildFromTheRuntimeFolder) {
   ASSERT_NO_FATAL_FAILURE(make_root({base_zip()}));
   const ProcessResult result = run(wrapper_.string(), {"--check"},
