@@ -133,6 +133,14 @@ void expect_nothing_lost(const std::vector<std::string>& expected,
   EXPECT_EQ(delivered.requests_without_id, 0u) << delivered;
 }
 
+// The events the listener acknowledged before the process died: the emulator posts one batch at
+// a time, in generation order, so they are the first events_delivered of subscriber_events.
+std::vector<std::string> acknowledged(const Summary& summary) {
+  const auto n = std::min<size_t>(summary.events_delivered, summary.subscriber_events.size());
+  return {summary.subscriber_events.begin(),
+          summary.subscriber_events.begin() + static_cast<std::ptrdiff_t>(n)};
+}
+
 class FaultTest : public ExtensionRunFixture {
  protected:
   FaultTest() : ExtensionRunFixture("relay_faults") {}
@@ -200,6 +208,23 @@ class FaultTest : public ExtensionRunFixture {
     EXPECT_TRUE(summary->getObject("sinks")->getObject(sink)->optValue<bool>("balanced", false))
         << "counters do not reconcile for " << sink;
     EXPECT_EQ(counter(summary, sink, "queued"), 0u) << "nothing stays in memory after shutdown";
+  }
+
+  // The collector answers 503 to everything; the extension is SIGKILLed, frozen, after three
+  // invocations. Returns what its listener had acknowledged.
+  std::vector<std::string> outage_then_sigkill(Receiver& receiver) {
+    receiver.set_default_status(503);
+    Options options = relay_options(5, receiver.url());
+    options.runtime_ms = 100;
+    Emulator* running = nullptr;
+    options.between_invocations = [&](int next) {
+      if (next == 3) running->kill_extension();
+    };
+    Emulator run(options);
+    running = &run;
+    const Summary killed = run.run();
+    EXPECT_EQ(killed.fatal_error, "Extension.Crash") << describe(killed);
+    return acknowledged(killed);
   }
 
   std::vector<fs::path> spool_files(const std::string& dir) const {
@@ -464,32 +489,14 @@ TEST_F(FaultTest, SigkillWhileDeliveringThenNewProcessReplaysTheSpool) {
   EXPECT_TRUE(spool_files(http_spool()).empty());
 }
 
-// The events the listener acknowledged before the process died: the emulator posts one batch at
-// a time, in generation order, so they are the first events_delivered of subscriber_events.
-std::vector<std::string> acknowledged(const Summary& summary) {
-  const auto n = std::min<size_t>(summary.events_delivered, summary.subscriber_events.size());
-  return {summary.subscriber_events.begin(),
-          summary.subscriber_events.begin() + static_cast<std::ptrdiff_t>(n)};
-}
-
 // The collector answers 503 to everything; the extension is SIGKILLed between invocations (so
 // several batches arrived during the outage, after its first failed delivery). Everything the
 // listener acknowledged was on disk: a new process with a healthy collector delivers all of it.
 TEST_F(FaultTest, SigkillDuringAnOutageLosesNothingAcknowledged) {
   Receiver receiver;
   receiver.start();
-  receiver.set_default_status(503);
-  Options options = relay_options(5, receiver.url());
-  options.runtime_ms = 100;
-  Emulator* running = nullptr;
-  options.between_invocations = [&](int next) {
-    if (next == 3) running->kill_extension();
-  };
-  Emulator first(options);
-  running = &first;
-  const Summary killed = first.run();
-  ASSERT_EQ(killed.fatal_error, "Extension.Crash") << describe(killed);
-  const std::vector<std::string> acked = acknowledged(killed);
+  std::vector<std::string> acked;
+  ASSERT_NO_FATAL_FAILURE(acked = outage_then_sigkill(receiver));
   ASSERT_GT(acked.size(), 20u);
   EXPECT_GT(receiver.requests().size(), 0u) << "no delivery was attempted before the kill";
   EXPECT_FALSE(spool_files(http_spool()).empty());
@@ -515,18 +522,8 @@ TEST_F(FaultTest, SigkillDuringAnOutageLosesNothingAcknowledged) {
 TEST_F(FaultTest, SigkillDuringReplayDuplicatesOnlyUnderTheSameBatchId) {
   Receiver receiver;
   receiver.start();
-  receiver.set_default_status(503);
-  Options outage = relay_options(4, receiver.url());
-  Options outage_kill = outage;
-  Emulator* outage_run = nullptr;
-  outage_kill.between_invocations = [&](int next) {
-    if (next == 3) outage_run->kill_extension();
-  };
-  Emulator first(outage_kill);
-  outage_run = &first;
-  const Summary killed = first.run();
-  ASSERT_EQ(killed.fatal_error, "Extension.Crash") << describe(killed);
-  const std::vector<std::string> acked = acknowledged(killed);
+  std::vector<std::string> acked;
+  ASSERT_NO_FATAL_FAILURE(acked = outage_then_sigkill(receiver));
   ASSERT_GE(spool_files(http_spool()).size(), 2u) << "the outage left too little to replay";
   end_run();
 
