@@ -90,6 +90,17 @@ std::string tls_library_path(std::string& tried) {
   return {};
 }
 
+// tls_library_path(), or empty with err saying where it looked.
+std::string find_tls_library(relay_error* err) {
+  std::string tried;
+  std::string path = tls_library_path(tried);
+  if (path.empty()) {
+    set_error(err, std::string("https needs ") + kTlsLibrary + ", which is missing (looked for " +
+                       tried + ")");
+  }
+  return path;
+}
+
 // The TLS build's descriptor, loaded on first use; NULL with err set when it cannot be.
 const relay_sink_descriptor* tls_descriptor(const relay_host* host, relay_error* err) {
   static std::mutex mutex;
@@ -97,13 +108,8 @@ const relay_sink_descriptor* tls_descriptor(const relay_host* host, relay_error*
   std::lock_guard lock(mutex);
   if (descriptor != nullptr) return descriptor;
 
-  std::string tried;
-  const std::string path = tls_library_path(tried);
-  if (path.empty()) {
-    set_error(err, std::string("https needs ") + kTlsLibrary + ", which is missing (looked for " +
-                       tried + ")");
-    return nullptr;
-  }
+  const std::string path = find_tls_library(err);
+  if (path.empty()) return nullptr;
   // Never unloaded: OpenSSL registers exit handlers.
   void* library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (library == nullptr) {
@@ -135,13 +141,8 @@ relay_status create(const relay_host* host, const relay_kv* config, size_t confi
   const relay_sink_descriptor* plain = relay_http_plain_entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR);
   const bool tls = wants_tls(config, config_count);
   if (tls) {
-    std::string tried;
-    const std::string path = tls_library_path(tried);
-    if (path.empty()) {
-      set_error(err, std::string("https needs ") + kTlsLibrary + ", which is missing (looked for " +
-                         tried + ")");
-      return RELAY_FATAL;
-    }
+    const std::string path = find_tls_library(err);
+    if (path.empty()) return RELAY_FATAL;
     if (host != nullptr && host->log != nullptr) {
       host->log(host->host_ctx, RELAY_LOG_DEBUG,
                 ("https: TLS from " + path + " (loaded by the first delivery)").c_str());
