@@ -145,24 +145,29 @@ void Outlet::release_all_locked() {
   wake_.notify_all();
 }
 
+size_t Outlet::add_slice(Taken& taken, const std::shared_ptr<const TelemetryBatch>& batch,
+                         size_t begin, size_t end_limit, uint64_t max_events) const {
+  // Events from begin while the delivery has room (at least one event in all); the end index.
+  size_t end = begin;
+  while (end < end_limit && taken.events < max_events) {
+    const size_t size = batch->events[end].json.size() + (taken.events > 0 ? 1 : 0);
+    if (taken.events > 0 && taken.bytes + size > options_.delivery_max_bytes) break;
+    taken.bytes += size;
+    ++taken.events;
+    ++end;
+  }
+  if (end > begin) taken.slices.push_back(Slice{batch, begin, end});
+  return end;
+}
+
 Outlet::Taken Outlet::take_locked(uint64_t max_events) {
   // From the front, up to delivery_max_bytes (always at least one event).
   Taken taken;
-  taken.bytes = 2;
   while (!queue_.empty() && taken.events < max_events) {
     Held& held = queue_.front();
-    const std::vector<TelemetryEvent>& events = held.batch->events;
     const size_t begin = held.next_event;
-    size_t end = begin;
-    while (end < held.end_event && taken.events < max_events) {
-      const size_t size = events[end].json.size() + (taken.events > 0 ? 1 : 0);
-      if (taken.events > 0 && taken.bytes + size > options_.delivery_max_bytes) break;
-      taken.bytes += size;
-      ++taken.events;
-      ++end;
-    }
+    const size_t end = add_slice(taken, held.batch, begin, held.end_event, max_events);
     if (end == begin) break;  // the delivery is full
-    taken.slices.push_back(Slice{held.batch, begin, end});
     held.next_event = end;
     if (end < held.end_event) break;  // the delivery is full
     queue_bytes_ -= held_cost(*held.batch);
@@ -223,6 +228,19 @@ void Outlet::note_spool_error_locked(const std::string& error, uint64_t events, 
                error);
 }
 
+bool Outlet::write_to_spool(const Taken& taken, std::string batch_id, std::string* error) {
+  // [no lock] One file of exactly these events, under a new id.
+  const Delivery delivery = build_delivery(taken, std::move(batch_id));
+  return spool_->put(delivery.batch_id, delivery.json, taken.events, error);
+}
+
+void Outlet::note_spooled_locked(uint64_t events) {
+  spool_error_logged_ = false;
+  counters_.spooled += events;
+  spool_events_ += events;
+  ++spool_files_;
+}
+
 bool Outlet::spool_current(std::unique_lock<std::mutex>& lock, const char* why) {
   // [outlet thread, lock held on entry and exit] The delivery in memory goes to the spool under
   // its own id; on success it leaves memory.
@@ -240,20 +258,19 @@ bool Outlet::spool_current(std::unique_lock<std::mutex>& lock, const char* why) 
     note_spool_error_locked(error, current->events, why);
     return false;
   }
-  spool_error_logged_ = false;
-  counters_.spooled += current->events;
-  spool_events_ += current->events;
-  ++spool_files_;
+  note_spooled_locked(current->events);
   if (current_ == current) current_.reset();
   return true;
 }
 
-void Outlet::remove_spooled(std::unique_lock<std::mutex>& lock, uint64_t seq) {
+void Outlet::remove_spooled(std::unique_lock<std::mutex>& lock, uint64_t seq, uint64_t events) {
   phase_ = Phase::kReading;
   lock.unlock();
   spool_->remove(seq);
   lock.lock();
   phase_ = Phase::kIdle;
+  spool_events_ -= std::min(spool_events_, events);
+  spool_files_ -= std::min<uint64_t>(spool_files_, 1);
   idle_.notify_all();
 }
 
@@ -279,11 +296,10 @@ void Outlet::spill(std::unique_lock<std::mutex>& lock, size_t target_bytes,
     if (taken.events == 0) break;
     const uint64_t events = taken.events;
     const size_t bytes = delivery_cost(taken.bytes, taken.events);
-    const std::string batch_id = make_batch_id(random_);
+    std::string batch_id = make_batch_id(random_);
     lock.unlock();
-    const Delivery delivery = build_delivery(taken, batch_id);
     std::string error;
-    const bool stored = spool_->put(delivery.batch_id, delivery.json, events, &error);
+    const bool stored = write_to_spool(taken, std::move(batch_id), &error);
     lock.lock();
     if (!stored) note_spool_error_locked(error, events, why);
     if (!stored && keep_on_failure) {
@@ -293,15 +309,12 @@ void Outlet::spill(std::unique_lock<std::mutex>& lock, size_t target_bytes,
     aside_events_ -= events;
     aside_bytes_ -= bytes;
     if (stored) {
-      spool_error_logged_ = false;
+      note_spooled_locked(events);
       spooled += events;
-      spool_events_ += events;
-      ++spool_files_;
     } else {
       dropped += events;
     }
   }
-  counters_.spooled += spooled;
   counters_.*drop_counter += dropped;
   if (spooled > 0) wake_.notify_all();  // a healthy sink replays it at once
   if (spooled > 0 || dropped > 0) {
@@ -318,18 +331,6 @@ bool Outlet::failing_locked(uint64_t now) const {
   return consecutive_failures_ > 0 || now < retry_after_until_ms_;
 }
 
-size_t Outlet::delivery_end(const TelemetryBatch& batch, size_t begin) const {
-  size_t bytes = 2;
-  size_t end = begin;
-  while (end < batch.events.size()) {
-    const size_t size = batch.events[end].json.size() + (end > begin ? 1 : 0);
-    if (end > begin && bytes + size > options_.delivery_max_bytes) break;
-    bytes += size;
-    ++end;
-  }
-  return end;
-}
-
 size_t Outlet::spool_arrival(std::unique_lock<std::mutex>& lock,
                              const std::shared_ptr<const TelemetryBatch>& batch) {
   // [listener thread] The sink is failing: the batch goes to disk before the listener answers,
@@ -341,26 +342,19 @@ size_t Outlet::spool_arrival(std::unique_lock<std::mutex>& lock,
   size_t begin = 0;
   uint64_t files = 0;
   while (begin < batch->events.size()) {
-    const size_t end = delivery_end(*batch, begin);
     Taken part;
-    part.slices.push_back(Slice{batch, begin, end});
-    part.events = end - begin;
-    part.bytes = 2;
-    for (size_t i = begin; i < end; ++i) part.bytes += batch->events[i].json.size() + 1;
+    const size_t end =
+        add_slice(part, batch, begin, batch->events.size(), std::numeric_limits<uint64_t>::max());
     std::string batch_id = make_batch_id(random_);
     lock.unlock();
-    const Delivery delivery = build_delivery(part, std::move(batch_id));
     std::string error;
-    const bool stored = spool_->put(delivery.batch_id, delivery.json, part.events, &error);
+    const bool stored = write_to_spool(part, std::move(batch_id), &error);
     lock.lock();
     if (!stored) {
       note_spool_error_locked(error, part.events, "the sink is failing");
       break;
     }
-    spool_error_logged_ = false;
-    counters_.spooled += part.events;
-    spool_events_ += part.events;
-    ++spool_files_;
+    note_spooled_locked(part.events);
     ++files;
     begin = end;
   }
@@ -631,9 +625,7 @@ void Outlet::settle_result(std::unique_lock<std::mutex>& lock, const DeliveryRes
   switch (result.status) {
     case DeliveryStatus::kOk:
       if (current->spool_seq) {
-        remove_spooled(lock, *current->spool_seq);
-        spool_events_ -= std::min(spool_events_, events);
-        spool_files_ -= std::min<uint64_t>(spool_files_, 1);
+        remove_spooled(lock, *current->spool_seq, events);
         counters_.replayed += events;
       }
       if (result.discarded) {
@@ -688,11 +680,7 @@ void Outlet::settle_result(std::unique_lock<std::mutex>& lock, const DeliveryRes
     }
     case DeliveryStatus::kDrop:
       counters_.dropped_by_sink += events;
-      if (current->spool_seq) {
-        remove_spooled(lock, *current->spool_seq);
-        spool_events_ -= std::min(spool_events_, events);
-        spool_files_ -= std::min<uint64_t>(spool_files_, 1);
-      }
+      if (current->spool_seq) remove_spooled(lock, *current->spool_seq, events);
       log_.warning("sink %s dropped %Lu events (batch %s): %s", name(), events,
                    current->delivery.batch_id, result.error);
       break;

@@ -155,7 +155,7 @@ class Outlet {
   struct Taken {
     std::vector<Slice> slices;
     uint64_t events = 0;
-    size_t bytes = 0;  // of the JSON array they make
+    size_t bytes = 2;  // of the JSON array they make ("[]" and commas included)
   };
   // The delivery being attempted. One from the spool (seq set) is re-read for each attempt.
   // Shared: a shutdown may let go of it while a stuck sink still reads it.
@@ -173,8 +173,12 @@ class Outlet {
   static Delivery build_delivery(const Taken& taken, std::string batch_id);
   // Returns events that were set aside but could not be spooled to the front of memory.
   void put_back_locked(Taken&& taken);
-  // One delivery's worth of events of `batch` from `begin`: the end index.
-  size_t delivery_end(const TelemetryBatch& batch, size_t begin) const;
+  // Adds the events of `batch` from `begin` (before end_limit, at most max_events in all) that
+  // fit in one delivery to `taken`; returns where it stopped.
+  size_t add_slice(Taken& taken, const std::shared_ptr<const TelemetryBatch>& batch, size_t begin,
+                   size_t end_limit, uint64_t max_events) const;
+  bool write_to_spool(const Taken& taken, std::string batch_id, std::string* error);
+  void note_spooled_locked(uint64_t events);  // a write succeeded: the counters follow
   size_t spool_arrival(std::unique_lock<std::mutex>& lock,
                        const std::shared_ptr<const TelemetryBatch>& batch);
   // Moves the oldest held data to the spool until at most target_bytes are held. What the
@@ -184,7 +188,7 @@ class Outlet {
              uint64_t OutletCounters::*drop_counter, const char* why, bool keep_on_failure = false);
   uint64_t still_spooled_locked(std::optional<uint64_t> quarantined_events = {}) const;
   bool spool_current(std::unique_lock<std::mutex>& lock, const char* why);
-  void remove_spooled(std::unique_lock<std::mutex>& lock, uint64_t seq);
+  void remove_spooled(std::unique_lock<std::mutex>& lock, uint64_t seq, uint64_t events);
   std::shared_ptr<Current> next_current(std::unique_lock<std::mutex>& lock);
   void settle_result(std::unique_lock<std::mutex>& lock, const DeliveryResult& result);
   void release_all_locked();
