@@ -1,5 +1,4 @@
 // telemetry-relay: wiring only. The life of a batch is listener -> pipeline -> outlet -> sink.
-#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -259,11 +258,6 @@ int run(const std::string& extension_name, const std::map<std::string, std::stri
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Request bodies and deliveries (up to a few MiB) get their own mappings and go back to the
-  // system when freed. glibc would otherwise raise this threshold after the first such free
-  // and keep a burst's buffers in its arenas: peak RSS in a 100,000-event burst went from
-  // 13.3 to 11.2 MB.
-  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   const std::string extension_name =
       std::filesystem::path(argc > 0 ? argv[0] : "telemetry-relay").filename().string();
   const std::string option = argc > 1 ? argv[1] : "";
