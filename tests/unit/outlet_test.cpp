@@ -503,6 +503,12 @@ TEST_F(OutletTest, MemoryCapSpillsTheOldestToTheSpool) {
   EXPECT_NE(seen.payloads.front().find("first 0"), std::string::npos);  // the spool goes first
 }
 
+TEST_F(OutletTest, TheCapCountsTheViewsOfEveryEventNotJustTheBytes) {
+  // 200 tiny events: their 64-byte views outweigh their bytes, and memory holds both.
+  const TelemetryBatch batch = make_batch(200, "x");
+  EXPECT_GE(held_bytes(200, "x"), batch.byte_size() + 200 * sizeof(TelemetryEvent));
+}
+
 TEST_F(OutletTest, MemoryCapDropsTheOldestWithoutASpool) {
   const size_t batch = held_bytes(10, "first");
   const size_t cap = batch * 2 + batch / 2;
