@@ -120,6 +120,9 @@ DeliveryResult DlSink::deliver(const Delivery& delivery, uint64_t deadline_unix_
     if (result.status == DeliveryStatus::kOk) {
       result.discarded = (feedback.flags & RELAY_FEEDBACK_DISCARDED) != 0;
     }
+    if (result.status == DeliveryStatus::kDrop) {
+      result.too_large = (feedback.flags & RELAY_FEEDBACK_TOO_LARGE) != 0;
+    }
   }
   return result;
 }

@@ -22,6 +22,8 @@ struct DeliveryResult {
   uint64_t retry_after_ms = 0;
   // With kOk: the sink discarded the events by configuration (e.g. no endpoint configured).
   bool discarded = false;
+  // With kDrop: the receiver refused the delivery as too large; the outlet splits it.
+  bool too_large = false;
 };
 
 // What one delivery hands a sink: the events and the JSON array made of their original bytes.

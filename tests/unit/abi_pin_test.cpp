@@ -14,9 +14,9 @@ namespace {
 
 // Update all three together, and only after deciding the version bump (see the header's top).
 constexpr unsigned kPinnedMajor = 1;
-constexpr unsigned kPinnedMinor = 1;
+constexpr unsigned kPinnedMinor = 2;
 constexpr const char* kPinnedSha256 =
-    "f6287bfc9c04b673ffd72f4177b2822f281d14380a2eeb4f87a2e80c2827a6b8";
+    "3dcbb2a8d1d7be7b429cd3ee38c43ed58603d8384492bb06049e3f6acbeac131";
 
 #if defined(__LP64__) && (defined(__x86_64__) || defined(__aarch64__))
 // The layout every released plugin was compiled against (LP64, x86_64 and aarch64 Lambda).
@@ -52,7 +52,7 @@ static_assert(sizeof(relay_sink_descriptor) == 64 &&
 #endif
 
 static_assert(RELAY_OK == 0 && RELAY_RETRY == 1 && RELAY_DROP == 2 && RELAY_FATAL == 3);
-static_assert(RELAY_FEEDBACK_DISCARDED == 1);
+static_assert(RELAY_FEEDBACK_DISCARDED == 1 && RELAY_FEEDBACK_TOO_LARGE == 2);
 static_assert(RELAY_LOG_ERROR == 0 && RELAY_LOG_WARN == 1 && RELAY_LOG_INFO == 2 &&
               RELAY_LOG_DEBUG == 3);
 

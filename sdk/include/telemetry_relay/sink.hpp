@@ -380,6 +380,13 @@ class Sink {
     discarded_ = true;
     return Status::kOk;
   }
+  // The receiver refused the batch as too large (e.g. HTTP 413): the host delivers it again in
+  // halves, down to single events. From deliver() only; a 1.1 host drops the batch.
+  //   return too_large("HTTP 413 Payload Too Large");
+  Status too_large(std::string message) {
+    too_large_ = true;
+    return fail(Status::kDrop, std::move(message));
+  }
 
  private:
   template <class>
@@ -387,6 +394,7 @@ class Sink {
   std::string error_;
   uint64_t retry_after_ms_ = 0;
   bool discarded_ = false;
+  bool too_large_ = false;
 };
 
 namespace detail {
@@ -406,7 +414,7 @@ inline relay_status finish(std::string& error, Status status, relay_error* err) 
 
 // Hands the host what deliver() said besides its status, when the host's batch has room for it.
 inline void write_feedback(const relay_batch& batch, Status status, uint64_t retry_after_ms,
-                           bool discarded) noexcept {
+                           bool discarded, bool too_large) noexcept {
   if (!covers(batch.struct_size, offsetof(relay_batch, feedback) + sizeof(batch.feedback)) ||
       batch.feedback == nullptr) {
     return;
@@ -421,6 +429,11 @@ inline void write_feedback(const relay_batch& batch, Status status, uint64_t ret
       covers(feedback.struct_size,
              offsetof(relay_deliver_feedback, flags) + sizeof(feedback.flags))) {
     feedback.flags |= RELAY_FEEDBACK_DISCARDED;
+  }
+  if (status == Status::kDrop && too_large &&
+      covers(feedback.struct_size,
+             offsetof(relay_deliver_feedback, flags) + sizeof(feedback.flags))) {
+    feedback.flags |= RELAY_FEEDBACK_TOO_LARGE;
   }
 }
 
@@ -457,8 +470,9 @@ struct Glue {
       sink->error_.clear();
       sink->retry_after_ms_ = 0;
       sink->discarded_ = false;
+      sink->too_large_ = false;
       const Status status = sink->deliver(Batch(*batch), Deadline(deadline_unix_ms));
-      write_feedback(*batch, status, sink->retry_after_ms_, sink->discarded_);
+      write_feedback(*batch, status, sink->retry_after_ms_, sink->discarded_, sink->too_large_);
       return finish(sink->error_, status, err);
     } catch (const std::exception& e) {
       write_error(err, e.what());

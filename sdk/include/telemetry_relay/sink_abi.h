@@ -17,6 +17,9 @@
  *   1.0  the first release.
  *   1.1  relay_batch gains batch_id (stable across retries and replays) and feedback (a plugin
  *        may return a Retry-After hint, or say it discarded the batch by configuration).
+ *   1.2  RELAY_FEEDBACK_TOO_LARGE: a plugin may say the receiver refused a batch as too large
+ *        (e.g. HTTP 413); the host then splits it. Split batches carry derived ids "<id>.1",
+ *        "<id>.2" (recursively), still stable across retries and replays.
  *
  * Ownership: every pointer the host passes is host-owned and valid only for the duration of the
  * call; a plugin copies what it keeps. Nothing is allocated on one side and freed on the other.
@@ -36,7 +39,7 @@ extern "C" {
 #endif
 
 #define RELAY_ABI_MAJOR 1u
-#define RELAY_ABI_MINOR 1u
+#define RELAY_ABI_MINOR 2u
 
 /* The one exported symbol of a plugin: relay_sink_entry. */
 #define RELAY_SINK_ENTRY_SYMBOL "relay_sink_entry"
@@ -100,6 +103,10 @@ typedef struct relay_deliver_feedback {
 /* With RELAY_OK: the batch was deliberately discarded by configuration (e.g. no endpoint set),
  * not delivered. The host counts its events as discarded. */
 #define RELAY_FEEDBACK_DISCARDED 1u
+/* Since ABI 1.2. With RELAY_DROP: the receiver refused the batch as too large (e.g. HTTP 413).
+ * The host delivers a batch of several events again as two halves, and drops a single event
+ * (counted). A 1.1 host drops the whole batch. */
+#define RELAY_FEEDBACK_TOO_LARGE 2u
 
 /* A batch to deliver. */
 typedef struct relay_batch {
@@ -110,7 +117,7 @@ typedef struct relay_batch {
   /* Since ABI 1.1 (present when struct_size covers them): */
   /* The delivery's id: the same on every retry and replay of these exact bytes, also from the
    * spool after a restart, so a receiver can deduplicate. Opaque printable ASCII, at most 128
-   * bytes (today 32 lowercase hex digits). */
+   * bytes (32 lowercase hex digits, plus ".1"/".2" suffixes for the halves of a split batch). */
   relay_str batch_id;
   relay_deliver_feedback* feedback; /* host-owned; may be NULL */
 } relay_batch;
