@@ -236,6 +236,7 @@ struct Outcome {
   std::string error;
   uint64_t retry_after_ms = 0;  // the plugin's Retry-After hint, 0 when none
   bool discarded = false;       // RELAY_FEEDBACK_DISCARDED
+  bool too_large = false;       // RELAY_FEEDBACK_TOO_LARGE (ABI 1.2)
   bool ok() const { return status == RELAY_OK; }
 };
 
@@ -293,6 +294,7 @@ class SinkInstance {
     if (has_feedback) {
       outcome.retry_after_ms = batch.feedback->retry_after_ms;
       outcome.discarded = (batch.feedback->flags & RELAY_FEEDBACK_DISCARDED) != 0;
+      outcome.too_large = (batch.feedback->flags & RELAY_FEEDBACK_TOO_LARGE) != 0;
     }
     return outcome;
   }
