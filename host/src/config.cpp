@@ -4,15 +4,24 @@
 #include <Poco/Util/LayeredConfiguration.h>
 #include <Poco/Util/MapConfiguration.h>
 #include <Poco/Util/PropertyFileConfiguration.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <filesystem>
 #include <functional>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string_view>
+#include <system_error>
+
+#include "logging.h"
 
 extern char** environ;
 
@@ -199,7 +208,12 @@ void read_globals(Reader& in, Config& config) {
                "a sink name may only hold letters, digits, '-' and '_' (1-64 characters)",
                "the other sinks");
     } else if (seen.insert(lower(name)).second) {
-      config.sinks.push_back(lower(name));
+      if (config.sinks.size() < kMaxSinks) {
+        config.sinks.push_back(lower(name));
+      } else if (seen.size() == kMaxSinks + 1) {  // said once
+        in.issue("RELAY_SINKS", name, "at most " + std::to_string(kMaxSinks) + " sinks",
+                 "the first " + std::to_string(kMaxSinks));
+      }
     }
   }
 
@@ -407,13 +421,164 @@ void read_sink_configs(const LayeredConfiguration& layers, Config& config) {
   }
 }
 
-// Keys whose values must never be printed (headers, keys, tokens, passwords).
+// Keys whose values must never be printed: any name that hints at a credential ("pass" covers
+// PASSWD and PASSWORD, "auth" AUTHORIZATION).
 bool is_secret_key(const std::string& key) {
   const std::string k = lower(key);
-  for (const char* word : {"header", "authorization", "key", "token", "secret", "password"}) {
+  for (const char* word : {"auth", "bearer", "cookie", "credential", "header", "key", "pass", "pwd",
+                           "secret", "session", "signature", "token"}) {
     if (k.find(word) != std::string::npos) return true;
   }
   return false;
+}
+
+bool is_uri_key(const std::string& key) {
+  const std::string k = lower(key);
+  return k.find("uri") != std::string::npos || k.find("url") != std::string::npos;
+}
+
+bool all_of_chars(std::string_view text, const std::function<bool(char)>& allowed) {
+  return std::all_of(text.begin(), text.end(), allowed);
+}
+
+bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+
+// A URI taken apart leniently, so that even a malformed one shows nothing secret. The user info
+// ends at the last '@' before the query: a '/' in a password must not expose it.
+struct UriParts {
+  std::string_view scheme;  // empty without "://"
+  bool has_user_info = false;
+  bool user_info_valid = true;
+  std::string_view host;
+  std::optional<std::string_view> port;
+  std::string_view path;
+  bool has_query = false;
+  bool has_fragment = false;
+
+  explicit UriParts(std::string_view uri) {
+    if (const size_t colon_slashes = uri.find("://"); colon_slashes != std::string_view::npos) {
+      scheme = uri.substr(0, colon_slashes);
+      uri.remove_prefix(colon_slashes + 3);
+    }
+    const size_t query = uri.find_first_of("?#");
+    has_query = query != std::string_view::npos && uri[query] == '?';
+    has_fragment = uri.find('#') != std::string_view::npos;
+    uri = uri.substr(0, query);
+    if (const size_t at = uri.rfind('@'); at != std::string_view::npos) {
+      has_user_info = true;
+      user_info_valid = uri.substr(0, at).find('/') == std::string_view::npos;
+      uri.remove_prefix(at + 1);
+    }
+    const size_t slash = std::min(uri.find('/'), uri.size());
+    path = uri.substr(slash);
+    std::string_view host_port = uri.substr(0, slash);
+    // A bracketed IPv6 address holds colons of its own.
+    const size_t host_end = host_port.rfind(']');
+    const size_t colon = host_port.find(':', host_end == std::string_view::npos ? 0 : host_end);
+    host = host_port.substr(0, colon);
+    if (colon != std::string_view::npos) port = host_port.substr(colon + 1);
+  }
+
+  bool scheme_valid() const {
+    return !scheme.empty() && std::isalpha(static_cast<unsigned char>(scheme[0])) != 0 &&
+           all_of_chars(scheme,
+                        [](char c) { return is_alnum(c) || c == '+' || c == '-' || c == '.'; });
+  }
+  bool host_valid() const {
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+      return all_of_chars(host.substr(1, host.size() - 2), [](char c) {
+        return std::isxdigit(static_cast<unsigned char>(c)) != 0 || c == ':' || c == '.';
+      });
+    }
+    return !host.empty() && host.size() <= 253 && all_of_chars(host, [](char c) {
+      return is_alnum(c) || c == '-' || c == '.' || c == '_';
+    });
+  }
+  bool port_digits() const {
+    return port && !port->empty() && port->size() <= 5 &&
+           all_of_chars(*port, [](char c) { return c >= '0' && c <= '9'; });
+  }
+  bool port_valid() const {
+    if (!port) return true;
+    if (!port_digits()) return false;
+    const auto number = parse_int(std::string(*port));
+    return number && *number >= 1 && *number <= 65535;
+  }
+  bool path_valid() const {
+    return all_of_chars(path, [](char c) {
+      const auto u = static_cast<unsigned char>(c);
+      return u > 0x20 && u < 0x7f;
+    });
+  }
+  bool valid() const {
+    return scheme_valid() && user_info_valid && host_valid() && port_valid() && path_valid();
+  }
+
+  std::string printable() const {
+    std::string shown = scheme_valid() ? std::string(scheme) + "://" : std::string();
+    if (!valid()) {
+      // Only the parts that cannot hide a secret; the rest may be a password cut loose.
+      shown += host.empty() ? "<no host>" : host_valid() ? std::string(host) : "<invalid host>";
+      if (port) shown += ":" + (port_digits() ? std::string(*port) : std::string("<invalid port>"));
+      return shown + " (not a valid URI: the rest is not shown)";
+    }
+    if (has_user_info) shown += "<redacted>@";
+    shown += std::string(host);
+    if (port) shown += ":" + std::string(*port);
+    shown += std::string(path);
+    if (has_query) shown += "?<redacted>";
+    if (has_fragment) shown += "#<redacted>";
+    return shown;
+  }
+};
+
+struct FileText {
+  std::string text;
+  std::string error;  // empty when the file was read
+};
+
+std::string file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "a special file";
+}
+
+// The configuration file is read before the extension registers, so whatever it names must not
+// block, spin or grow: only a regular file (checked on what was opened, so no swap in between)
+// of at most kMaxConfigFileBytes. O_NONBLOCK keeps a FIFO from waiting for a writer.
+FileText read_config_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    return {{}, "cannot open the file (" + std::generic_category().message(errno) + ")"};
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } const closer{fd};
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    return {{}, "cannot inspect the file (" + std::generic_category().message(errno) + ")"};
+  }
+  if (!S_ISREG(info.st_mode)) return {{}, file_kind(info.st_mode) + ", not a regular file"};
+  const std::string too_large =
+      "the file is larger than " + std::to_string(kMaxConfigFileBytes) + " bytes";
+  if (static_cast<uint64_t>(info.st_size) > kMaxConfigFileBytes) return {{}, too_large};
+  FileText file;
+  std::array<char, 16384> chunk{};
+  // One byte past the limit tells a file that grew since fstat.
+  while (file.text.size() <= kMaxConfigFileBytes) {
+    const ssize_t got = ::read(fd, chunk.data(), chunk.size());
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      return {{}, "cannot read the file (" + std::generic_category().message(errno) + ")"};
+    }
+    if (got == 0) return file;
+    file.text.append(chunk.data(), static_cast<size_t>(got));
+  }
+  return {{}, too_large};
 }
 
 }  // namespace
@@ -470,21 +635,10 @@ OutletOptions outlet_options(const Config& config, const std::string& sink) {
 std::string printable_value(const std::string& key, const std::string& value) {
   if (value.empty()) return value;
   if (is_secret_key(key)) return "<redacted>";
-  if (lower(key).find("uri") == std::string::npos) return value;
-  std::string shown = value;
-  if (const size_t query = shown.find('?'); query != std::string::npos) {
-    shown = shown.substr(0, query) + "?<redacted>";
+  if (is_uri_key(key) || value.find("://") != std::string::npos) {
+    return escape_for_log(UriParts(trim(value)).printable(), kMaxShownValueBytes);
   }
-  const size_t scheme = shown.find("://");
-  const size_t authority = scheme == std::string::npos ? 0 : scheme + 3;
-  const size_t at = shown.find('@', authority);
-  if (at != std::string::npos && at < shown.find('/', authority)) {
-    const size_t colon = shown.find(':', authority);
-    if (colon != std::string::npos && colon < at) {
-      shown = shown.substr(0, colon + 1) + "<redacted>" + shown.substr(at);
-    }
-  }
-  return shown;
+  return escape_for_log(value, kMaxShownValueBytes);
 }
 
 std::optional<bool> managed_instances_from_environment(
@@ -528,14 +682,21 @@ Config load_config(const std::map<std::string, std::string>& environment) {
   if (auto it = environment.find("RELAY_CONFIG_FILE");
       it != environment.end() && !trim(it->second).empty()) {
     config.config_file = trim(it->second);
-    try {
-      file_layer = new Poco::Util::PropertyFileConfiguration(config.config_file);
-      layers->add(file_layer, 10);
-    } catch (const std::exception& e) {
-      config.issues.push_back({"RELAY_CONFIG_FILE", config.config_file,
-                               "RELAY_CONFIG_FILE=" + config.config_file +
-                                   ": cannot read the file (" + e.what() +
-                                   "); using the environment and defaults only"});
+    FileText file = read_config_file(config.config_file);
+    if (file.error.empty()) {
+      try {
+        std::istringstream text(std::move(file.text));
+        file_layer = new Poco::Util::PropertyFileConfiguration(text);
+        layers->add(file_layer, 10);
+      } catch (const std::exception& e) {
+        file.error = std::string("cannot parse the file (") + e.what() + ")";
+      }
+    }
+    if (!file.error.empty()) {
+      const std::string shown = printable_value("RELAY_CONFIG_FILE", config.config_file);
+      config.issues.push_back({"RELAY_CONFIG_FILE", shown,
+                               "RELAY_CONFIG_FILE=" + shown + ": " + escape_for_log(file.error) +
+                                   "; using the environment and defaults only"});
       file_layer = nullptr;
     }
   }
@@ -562,7 +723,7 @@ Config load_config(const std::map<std::string, std::string>& environment) {
     if (env_layer->has(key)) {
       source = "environment";
     } else if (file_layer && file_layer->has(key)) {
-      source = "file " + config.config_file;
+      source = "file " + printable_value("RELAY_CONFIG_FILE", config.config_file);
     }
     std::string value = layers->getRawString(key);
     // Values the extension derived rather than read: show what it uses.

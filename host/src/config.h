@@ -28,6 +28,13 @@ struct ConfigEntry {
   std::string source;  // "default", "file <path>" or "environment"
 };
 
+// Bounds on what comes from outside: the configuration file (read before the extension
+// registers, so a huge or endless one would stall init), the number of sinks, and how much of a
+// value is ever shown.
+inline constexpr size_t kMaxConfigFileBytes = 1u << 20;
+inline constexpr size_t kMaxSinks = 16;
+inline constexpr size_t kMaxShownValueBytes = 256;
+
 struct Config {
   std::string log_level = "info";
   std::vector<std::string> sinks = {"http"};
@@ -95,8 +102,11 @@ OutletOptions outlet_options(const Config& config, const std::string& sink);
 
 std::map<std::string, std::string> process_environment();
 
-// What may be shown of a value: secrets become <redacted>; for URI-valued keys the password in
-// the user info and the query string (which often carries tokens) are redacted.
+// What may be shown of a value (--check, log lines, init/error): secrets become <redacted>
+// (keys naming a header, key, token, secret, password, credential, auth...). URI values (keys
+// naming a uri or url, or values holding "://") keep scheme, host, port and path, with the user
+// info, query and fragment redacted; of a URI that does not parse only scheme, host and port are
+// shown. Control characters are escaped and at most kMaxShownValueBytes kept.
 std::string printable_value(const std::string& key, const std::string& value);
 
 }  // namespace relay

@@ -3,8 +3,16 @@
 #include <Poco/TemporaryFile.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <future>
+#include <memory>
+#include <optional>
+#include <thread>
 
 namespace relay {
 namespace {
@@ -153,14 +161,128 @@ namespace {
 TEST(Config, UriCredentialsAndQueriesAreNeverShown) {
   EXPECT_EQ(
       printable_value("DISPATCH_POST_URI", "https://relay:s3cr3t@collector.example/in?token=x"),
-      "https://relay:<redacted>@collector.example/in?<redacted>");
+      "https://<redacted>@collector.example/in?<redacted>");
   EXPECT_EQ(printable_value("post_uri", "http://collector:8080/ingest"),
             "http://collector:8080/ingest");
-  EXPECT_EQ(printable_value("DISPATCH_POST_URI", "http://user@host/p"), "http://user@host/p");
+  // User-only credentials (an API key as the user name) and fragments.
+  EXPECT_EQ(printable_value("DISPATCH_POST_URI", "https://APIKEY@host/p"),
+            "https://<redacted>@host/p");
+  EXPECT_EQ(printable_value("post_uri", "https://host/p#access_token=s3cr3t"),
+            "https://host/p#<redacted>");
+  EXPECT_EQ(printable_value("post_uri", "http://[::1]:8080/in?k=1"),
+            "http://[::1]:8080/in?<redacted>");
+  // A URI under a key that does not say so is still recognised.
+  EXPECT_EQ(printable_value("RELAY_WEBHOOK_TARGET", "https://u:s3cr3t@h.example/x"),
+            "https://<redacted>@h.example/x");
   EXPECT_EQ(printable_value("RELAY_HTTP_HEADER_X_API_KEY", "k"), "<redacted>");
   EXPECT_EQ(printable_value("RELAY_LOG_LEVEL", "debug"), "debug");
   const Config c = load_config({{"DISPATCH_POST_URI", "https://u:s3cr3t@h/p?api_key=s3cr3t"}});
   for (const auto& e : c.entries) EXPECT_EQ(e.value.find("s3cr3t"), std::string::npos) << e.key;
+}
+
+// Issue 9: an invalid DISPATCH_POST_URI (scheme typo, bad port, no host, '/' in the password)
+// printed whole, password and query included.
+TEST(Config, InvalidUrisShowOnlySchemeHostAndPort) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"https://u:s3/cr3t@host.example/p?token=s3cr3t",
+       "https://host.example (not a valid URI: the rest is not shown)"},
+      {"https://u:s3cr3t@host.example:99999/p?token=s3cr3t",
+       "https://host.example:99999 (not a valid URI: the rest is not shown)"},
+      {"https://u:s3cr3t@/p?token=s3cr3t",
+       "https://<no host> (not a valid URI: the rest is not shown)"},
+      {"https://u:s3cr3t", "https://u:<invalid port> (not a valid URI: the rest is not shown)"},
+      {"u:s3cr3t@host.example:8080/in?token=s3cr3t",
+       "host.example:8080 (not a valid URI: the rest is not shown)"},
+      {"ht tps://u:s3cr3t@host.example/p", "host.example (not a valid URI: the rest is not shown)"},
+      {"htps://u:s3cr3t@host.example/p?token=s3cr3t",
+       "htps://<redacted>@host.example/p?<redacted>"},
+      {"https://host.example/p a?s3cr3t",
+       "https://host.example (not a valid URI: the rest is not shown)"},
+  };
+  for (const auto& [uri, shown] : cases) {
+    EXPECT_EQ(printable_value("DISPATCH_POST_URI", uri), shown) << uri;
+    const Config c = load_config({{"DISPATCH_POST_URI", uri}, {"RELAY_STRICT", "maybe"}});
+    for (const auto& e : c.entries) EXPECT_EQ(e.value.find("s3cr3t"), std::string::npos) << uri;
+  }
+  // A URI in a key that expects something else: the issue (and so the log line, --check and
+  // the init/error of RELAY_STRICT) redacts it too.
+  const Config c = load_config({{"RELAY_LOG_LEVEL", "https://u:s3/cr3t@h/?token=s3cr3t"}});
+  ASSERT_EQ(c.issues.size(), 1u);
+  EXPECT_EQ(c.issues[0].message.find("s3cr3t"), std::string::npos) << c.issues[0].message;
+}
+
+TEST(Config, KeysNamedLikeCredentialsAreRedacted) {
+  for (const char* key : {"RELAY_HTTP_DB_PASSWD", "RELAY_HTTP_CREDENTIALS", "RELAY_HTTP_AUTH",
+                          "RELAY_HTTP_BEARER", "RELAY_HTTP_TOKEN", "RELAY_HTTP_SECRET",
+                          "RELAY_HTTP_API_KEY", "RELAY_HTTP_PASSWORD", "RELAY_HTTP_COOKIE"}) {
+    EXPECT_EQ(printable_value(key, "s3cr3t"), "<redacted>") << key;
+    const Config c = load_config({{key, "s3cr3t"}});
+    ASSERT_NE(entry(c, key), nullptr) << key;
+    EXPECT_EQ(entry(c, key)->value, "<redacted>") << key;
+  }
+}
+
+// Issue 9: a newline in a value forged log lines (and --check lines); a 50 MB value became one
+// line.
+TEST(Config, ShownValuesAreOneBoundedLine) {
+  const Config forged =
+      load_config({{"RELAY_LOG_LEVEL", "x\ntelemetry-relay Information [lifecycle] summary {}"}});
+  ASSERT_EQ(forged.issues.size(), 1u);
+  EXPECT_EQ(forged.issues[0].message.find('\n'), std::string::npos);
+  EXPECT_THAT(forged.issues[0].message, HasSubstr("x\\ntelemetry-relay"));
+  EXPECT_EQ(entry(forged, "RELAY_LOG_LEVEL")->value.find('\n'), std::string::npos);
+
+  const Config huge = load_config({{"RELAY_SPOOL_DIR", std::string(10u << 20, 'd')}});
+  ASSERT_EQ(huge.issues.size(), 1u);
+  EXPECT_LT(huge.issues[0].message.size(), 2 * kMaxShownValueBytes);
+  EXPECT_LT(entry(huge, "RELAY_SPOOL_DIR")->value.size(), 2 * kMaxShownValueBytes);
+}
+
+TEST(Config, AtMostMaxSinks) {
+  std::string names;
+  for (size_t i = 0; i < kMaxSinks + 4; ++i) names += "s" + std::to_string(i) + ",";
+  const Config c = load_config({{"RELAY_SINKS", names}});
+  EXPECT_EQ(c.sinks.size(), kMaxSinks);
+  ASSERT_EQ(c.issues.size(), 1u);
+  EXPECT_THAT(c.issues[0].message, HasSubstr("at most"));
+}
+
+// load_config on its own thread, so a regression that blocks fails the test instead of hanging
+// it; the bound is orders of magnitude above the microseconds this takes.
+std::optional<Config> load_within_a_minute(const Env& env) {
+  auto done = std::make_shared<std::promise<Config>>();
+  std::future<Config> result = done->get_future();
+  std::thread([env, done] { done->set_value(load_config(env)); }).detach();
+  if (result.wait_for(std::chrono::seconds(60)) != std::future_status::ready) return std::nullopt;
+  return result.get();
+}
+
+// Issue 9: a directory spun forever, a FIFO blocked forever, /dev/zero grew to ~1 GB, a big file
+// cost five times its size, all before the extension registers.
+TEST(Config, ConfigFileMustBeASmallRegularFile) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("relay-config-test-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string fifo = (dir / "fifo").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string big = (dir / "big.properties").string();
+  std::ofstream(big).close();
+  std::filesystem::resize_file(big, kMaxConfigFileBytes + 1);  // sparse: no disk used
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {dir.string(), "a directory"},
+      {fifo, "a FIFO"},
+      {"/dev/zero", "a character device"},
+      {big, "larger than 1048576 bytes"},
+  };
+  for (const auto& [path, why] : cases) {
+    const auto c = load_within_a_minute({{"RELAY_CONFIG_FILE", path}});
+    ASSERT_TRUE(c) << path << " still loading after a minute";
+    ASSERT_EQ(c->issues.size(), 1u) << path;
+    EXPECT_THAT(c->issues[0].message, HasSubstr("RELAY_CONFIG_FILE=" + path + ": "));
+    EXPECT_THAT(c->issues[0].message, HasSubstr(why));
+    EXPECT_EQ(c->log_level, "info");  // defaults stand
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
