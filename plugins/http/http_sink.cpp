@@ -2,10 +2,11 @@
 // with the seed's semantics plus status handling, timeouts and keep-alive (design section 6).
 //
 // Keys (env RELAY_HTTP_<KEY>): post_uri, connect_timeout_ms, request_timeout_ms, ca_file,
-// header_<name>. Outcomes: 2xx OK; 408, 429, 5xx and transport errors RETRY (429 and 503 with
-// their Retry-After); other statuses DROP. Every request carries the delivery's stable id in
-// X-Telemetry-Relay-Batch-Id, so a receiver can deduplicate a retry. Without post_uri every
-// batch is discarded (and counted so by the host).
+// header_<name>. Outcomes: 2xx OK; 408, 429, 5xx, 101 and transport errors RETRY (429 and 503
+// with their Retry-After); 413 DROP as too large (the host retries in halves); other statuses,
+// 3xx included (redirects are not followed), DROP. Interim 1xx answers are skipped. Every request
+// carries the delivery's stable id in X-Telemetry-Relay-Batch-Id, so a receiver can deduplicate a
+// retry. Without post_uri every batch is discarded (and counted so by the host).
 #include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPBasicCredentials.h>
@@ -41,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "http_response.h"
 #include "http_support.h"
 
 namespace {
@@ -48,10 +50,9 @@ namespace {
 using relay::sdk::Status;
 using Clock = std::chrono::steady_clock;
 
+using relay::http::Attempt;
+
 constexpr const char* kBatchIdHeader = "X-Telemetry-Relay-Batch-Id";
-constexpr size_t kExcerptBytes = 200;
-// A larger error body is not worth draining to keep the connection: reconnect instead.
-constexpr size_t kMaxDrainBytes = 64 * 1024;
 // Up to this size the body shares the request stream's buffer (and first send) with the headers.
 constexpr size_t kBufferedBodyBytes = 2048;
 constexpr size_t kMaxSendBytes = 1u << 30;
@@ -61,29 +62,11 @@ constexpr std::string_view kReservedHeaders[] = {
     "content-type", "content-length",    "host",
     "connection",   "transfer-encoding", "x-telemetry-relay-batch-id"};
 
-// Printable ASCII only, at most kExcerptBytes: response bodies end up in log lines.
-std::string excerpt(std::string_view body) {
-  std::string out;
-  for (char c : body.substr(0, kExcerptBytes)) {
-    auto u = static_cast<unsigned char>(c);
-    out += u >= 0x20 && u < 0x7f ? c : (c == '\n' || c == '\r' || c == '\t' ? ' ' : '?');
-  }
-  if (body.size() > kExcerptBytes) {
-    out += "...";
-  }
-  return out;
-}
-
-bool retryable_status(int status) { return status == 408 || status == 429 || status >= 500; }
-
 // The host's ids are hex; anything else that could break the header line is not sent.
 bool header_safe(std::string_view value) {
   return !value.empty() && value.size() <= 128 &&
          std::all_of(value.begin(), value.end(), [](char c) { return c > 0x20 && c < 0x7f; });
 }
-
-// The statuses whose Retry-After RFC 9110 defines for "come back later".
-bool honours_retry_after(int status) { return status == 429 || status == 503; }
 
 // Keeps OpenSSL initialised for as long as a sink may use it (reference-counted by POCO).
 struct SslLibrary {
@@ -212,6 +195,9 @@ class HttpSink final : public relay::sdk::Sink {
     if (attempt.status == Status::kOk) {
       return Status::kOk;
     }
+    if (attempt.too_large) {
+      return too_large(std::move(attempt.error));
+    }
     if (attempt.status == Status::kRetry && attempt.retry_after_ms > 0) {
       return retry_after(std::chrono::milliseconds(attempt.retry_after_ms),
                          std::move(attempt.error));
@@ -220,30 +206,26 @@ class HttpSink final : public relay::sdk::Sink {
   }
 
  private:
-  struct Attempt {
-    Status status = Status::kRetry;
-    int http_status = 0;
-    std::string error;
-    bool lost_connection = false;  // failed before any response: safe to resend once
-    uint64_t retry_after_ms = 0;   // from a 429/503's Retry-After
-  };
-
   bool discarding() const { return uri_.empty(); }
 
+  // Errors name the URI by scheme, host and port only, and never quote POCO's reason, which
+  // may repeat a piece of the user info (a password with a '/' reads as a bad port).
   void parse_uri(const std::string& value) {
+    const auto invalid = [&](const std::string& why) {
+      const std::optional<std::string> shown = relay::http::redacted_uri(value);
+      return std::invalid_argument("post_uri=" + (shown ? *shown : "(no scheme://, not shown)") +
+                                   " (rest not shown): " + why);
+    };
     try {
       uri_ = Poco::URI(value);
-    } catch (const Poco::Exception& e) {
-      throw std::invalid_argument("post_uri=" + value + ": not a valid URI (" + e.displayText() +
-                                  ")");
+    } catch (const Poco::Exception&) {
+      throw invalid("not a valid URI");
     }
     if (uri_.getScheme() != "http" && uri_.getScheme() != "https") {
-      throw std::invalid_argument("post_uri=" + value +
-                                  ": the scheme must be http or https, not '" + uri_.getScheme() +
-                                  "'");
+      throw invalid("the scheme must be http or https");
     }
     if (uri_.getHost().empty()) {
-      throw std::invalid_argument("post_uri=" + value + ": no host");
+      throw invalid("no host");
     }
     path_ = uri_.getPathAndQuery();
     if (path_.empty()) {
@@ -268,17 +250,22 @@ class HttpSink final : public relay::sdk::Sink {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
       });
       if (!valid_name) {
-        throw std::invalid_argument(std::string(key) + ": '" + name +
-                                    "' is not a valid header name (letters, digits, _ or -)");
+        throw std::invalid_argument(relay::http::printable(key, 128) +
+                                    ": not a valid header name (letters, digits, _ or -)");
       }
       if (std::find(std::begin(kReservedHeaders), std::end(kReservedHeaders), name) !=
           std::end(kReservedHeaders)) {
         throw std::invalid_argument(std::string(key) + ": header '" + name +
                                     "' is set by the sink and cannot be configured");
       }
-      if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
-        throw std::invalid_argument(std::string(key) +
-                                    ": the value contains a line break or NUL (value not shown)");
+      // Any control character, not just CR/LF/NUL: a tab or ESC is never part of a key, and
+      // receivers and proxies disagree on how to read one.
+      if (std::any_of(value.begin(), value.end(), [](char c) {
+            const auto u = static_cast<unsigned char>(c);
+            return u < 0x20 || u == 0x7f;
+          })) {
+        throw std::invalid_argument(std::string(key) + ": the value of header '" + name +
+                                    "' contains a control character (value not shown)");
       }
       if (name == "authorization") {
         basic_auth_.reset();  // an explicit header beats credentials in the URI
@@ -364,10 +351,10 @@ class HttpSink final : public relay::sdk::Sink {
     return {};
   }
 
-  // scheme://host:port/path, without user info or query, which may carry credentials.
+  // scheme://host:port only: user info, query and even the path (webhook URLs carry their
+  // token there) may be credentials.
   std::string printable_uri() const {
-    return uri_.getScheme() + "://" + uri_.getHost() + ":" + std::to_string(uri_.getPort()) +
-           uri_.getPath();
+    return uri_.getScheme() + "://" + uri_.getHost() + ":" + std::to_string(uri_.getPort());
   }
 
   Poco::Net::HTTPClientSession& session() {
@@ -448,14 +435,11 @@ class HttpSink final : public relay::sdk::Sink {
         send_all(http.socket(), body);
       }
       sent = true;
-      Poco::Net::HTTPResponse response;
-      std::istream& in = http.receiveResponse(response);
+      relay::http::Answer answer = relay::http::receive_answer(http, Poco::Timestamp());
       answered = true;
-      attempt.http_status = static_cast<int>(response.getStatus());
-      Body reply = read_body(in);
-      reusable_ = response.getKeepAlive() && reply.complete;
+      attempt = std::move(answer.attempt);
+      reusable_ = answer.reusable;
       broken = !reusable_;
-      classify(attempt, response, reply.head);
     } catch (const Poco::TimeoutException&) {
       broken = true;
       attempt.error = "timed out after " +
@@ -503,51 +487,6 @@ class HttpSink final : public relay::sdk::Sink {
         throw Poco::Net::ConnectionAbortedException("the connection broke while sending");
       }
       body.remove_prefix(static_cast<size_t>(n));
-    }
-  }
-
-  struct Body {
-    std::string head;  // the first kExcerptBytes + 1 bytes, enough to tell "truncated"
-    bool complete = false;
-  };
-
-  // Reads the response body, keeping its start for error text. Drains a modest rest so the
-  // connection stays usable; a larger one is abandoned with the connection.
-  static Body read_body(std::istream& in) {
-    Body body;
-    char buffer[4096];
-    size_t total = 0;
-    while (in && total <= kMaxDrainBytes) {
-      in.read(buffer, sizeof(buffer));
-      auto n = static_cast<size_t>(in.gcount());
-      if (body.head.size() <= kExcerptBytes) {
-        body.head.append(buffer, std::min(n, kExcerptBytes + 1 - body.head.size()));
-      }
-      total += n;
-    }
-    body.complete = in.eof() && !in.bad();
-    return body;
-  }
-
-  static void classify(Attempt& attempt, const Poco::Net::HTTPResponse& response,
-                       const std::string& head) {
-    int status = attempt.http_status;
-    std::string what = "HTTP " + std::to_string(status) + " " + response.getReason();
-    if (status >= 200 && status < 300) {
-      attempt.status = Status::kOk;
-      return;
-    }
-    attempt.status = retryable_status(status) ? Status::kRetry : Status::kDrop;
-    attempt.error = what;
-    if (honours_retry_after(status) && response.has("Retry-After")) {
-      attempt.retry_after_ms =
-          relay::http::parse_retry_after_ms(response.get("Retry-After"), Poco::Timestamp());
-      if (attempt.retry_after_ms > 0) {
-        attempt.error += " (Retry-After " + std::to_string(attempt.retry_after_ms) + " ms)";
-      }
-    }
-    if (!head.empty()) {
-      attempt.error += ": " + excerpt(head);
     }
   }
 

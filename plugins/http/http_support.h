@@ -1,5 +1,5 @@
 // Pure helpers of the http sink, in a header so unit tests can call them without a server:
-// Retry-After parsing and the choice of CA bundle.
+// Retry-After parsing, the choice of CA bundle and what of a URI or text may reach a log line.
 #pragma once
 
 #include <Poco/DateTime.h>
@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -96,6 +97,72 @@ inline CaBundleChoice choose_ca_bundle(
     if (exists(path)) return {CaBundleChoice::Source::kDiscovered, std::move(path)};
   }
   return {};
+}
+
+// Printable ASCII only, at most `limit` bytes ("..." marks a cut): text from a receiver or from
+// configuration that ends up in a log line must not forge or break lines.
+inline std::string printable(std::string_view text, size_t limit) {
+  std::string out;
+  for (char c : text.substr(0, limit)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += u >= 0x20 && u < 0x7f ? c : (c == '\n' || c == '\r' || c == '\t' ? ' ' : '?');
+  }
+  if (text.size() > limit) out += "...";
+  return out;
+}
+
+// "scheme://host:port" of a URI for messages, or nullopt without a "scheme://" prefix. Never
+// its user info, path, query or fragment, which may carry credentials, even when the URI does
+// not parse: a '/', '?' or '#' in a password ends the authority early, so the host is whatever
+// follows the last '@'. A host is shown only when it looks like one, a port only when numeric.
+inline std::optional<std::string> redacted_uri(std::string_view uri) {
+  const size_t separator = uri.find("://");
+  if (separator == std::string_view::npos || separator == 0 || separator > 16) return std::nullopt;
+  const std::string_view scheme = uri.substr(0, separator);
+  const auto is_alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  const bool valid_scheme =
+      is_alpha(scheme.front()) && std::all_of(scheme.begin(), scheme.end(), [&](char c) {
+        return is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.';
+      });
+  if (!valid_scheme) return std::nullopt;
+
+  std::string_view rest = uri.substr(separator + 3);
+  if (const size_t at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  // An IPv6 literal keeps its colons; otherwise the last colon starts the port.
+  const size_t bracket = authority.rfind(']');
+  const size_t colon = authority.rfind(':');
+  const bool bracketed = !authority.empty() && authority.front() == '[';
+  const bool has_port = colon != std::string_view::npos &&
+                        (bracketed ? bracket != std::string_view::npos && colon > bracket
+                                   : bracket == std::string_view::npos);
+  const std::string_view host = authority.substr(0, has_port ? colon : authority.size());
+  const std::string_view port = has_port ? authority.substr(colon + 1) : std::string_view();
+
+  const bool ipv6 = host.size() > 2 && host.front() == '[' && host.back() == ']' &&
+                    std::all_of(host.begin() + 1, host.end() - 1, [&](char c) {
+                      return is_digit(c) || c == ':' || c == '.' || (c >= 'a' && c <= 'f') ||
+                             (c >= 'A' && c <= 'F');
+                    });
+  const bool named = !host.empty() && std::all_of(host.begin(), host.end(), [&](char c) {
+    return is_alpha(c) || is_digit(c) || c == '.' || c == '-' || c == '_';
+  });
+  std::string out(scheme);
+  out += "://";
+  if (host.empty()) {
+    out += "(no host)";
+  } else if (host.size() <= 253 && (ipv6 || named)) {
+    out += host;
+  } else {
+    out += "(host not shown)";
+  }
+  if (has_port) {
+    const bool numeric =
+        !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), is_digit);
+    out += numeric ? ":" + std::string(port) : ":(port not shown)";
+  }
+  return out;
 }
 
 }  // namespace relay::http

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "../../plugins/http/http_response.h"
 #include "../../plugins/http/http_support.h"
 
 namespace {
@@ -134,6 +135,17 @@ class StubServer {
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
 
+// True once `request` holds a whole request (headers and Content-Length bytes of body).
+bool request_complete(const std::string& request) {
+  auto end = request.find("\r\n\r\n");
+  if (end == std::string::npos) {
+    return false;
+  }
+  auto at = request.find("Content-Length: ");
+  size_t length = at == std::string::npos ? 0 : std::stoul(request.substr(at + 16));
+  return request.size() >= end + 4 + length;
+}
+
 // Answers each request with a keep-alive 200, then closes the connection anyway, the way an
 // idle connection dies while Lambda keeps the extension frozen.
 class ClosingServer {
@@ -167,7 +179,7 @@ class ClosingServer {
       std::string request;
       char buffer[4096];
       try {
-        while (!complete(request)) {
+        while (!request_complete(request)) {
           int n = connection.receiveBytes(buffer, sizeof(buffer));
           if (n <= 0) {
             break;
@@ -185,22 +197,82 @@ class ClosingServer {
       closed_cv_.notify_all();
     }
   }
-  static bool complete(const std::string& request) {
-    auto end = request.find("\r\n\r\n");
-    if (end == std::string::npos) {
-      return false;
-    }
-    auto at = request.find("Content-Length: ");
-    size_t length = at == std::string::npos ? 0 : std::stoul(request.substr(at + 16));
-    return request.size() >= end + 4 + length;
-  }
-
   Poco::Net::ServerSocket socket_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::condition_variable closed_cv_;
   int closed_ = 0;
+};
+
+// Answers the n-th request with the n-th scripted reply, raw bytes as given (interim responses
+// included), on kept-alive connections; a reply may close its connection. 200 once the script
+// runs out.
+class ScriptedServer {
+ public:
+  struct Reply {
+    std::string bytes;
+    bool close = false;
+  };
+  explicit ScriptedServer(std::vector<Reply> script)
+      : script_(std::move(script)), socket_(Poco::Net::SocketAddress("127.0.0.1", 0)) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~ScriptedServer() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(socket_.address().port()) + "/";
+  }
+  int connections() {
+    std::lock_guard lock(mutex_);
+    return connections_;
+  }
+
+ private:
+  void run() {
+    while (!stop_) {
+      if (!socket_.poll(Poco::Timespan(0, 50000), Poco::Net::Socket::SELECT_READ)) {
+        continue;
+      }
+      Poco::Net::StreamSocket connection = socket_.acceptConnection();
+      {
+        std::lock_guard lock(mutex_);
+        ++connections_;
+      }
+      try {
+        while (serve_one(connection)) {
+        }
+      } catch (const Poco::Exception&) {
+      }
+      connection.close();
+    }
+  }
+  // Reads one request and answers it; false when the connection is done.
+  bool serve_one(Poco::Net::StreamSocket& connection) {
+    std::string request;
+    char buffer[4096];
+    while (!request_complete(request)) {
+      if (stop_) return false;
+      if (!connection.poll(Poco::Timespan(0, 50000), Poco::Net::Socket::SELECT_READ)) continue;
+      int n = connection.receiveBytes(buffer, sizeof(buffer));
+      if (n <= 0) return false;
+      request.append(buffer, static_cast<size_t>(n));
+    }
+    Reply reply{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"};
+    if (next_ < script_.size()) reply = script_[next_++];
+    connection.sendBytes(reply.bytes.data(), static_cast<int>(reply.bytes.size()));
+    return !reply.close;
+  }
+
+  std::vector<Reply> script_;
+  size_t next_ = 0;
+  Poco::Net::ServerSocket socket_;
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  int connections_ = 0;
+  std::thread thread_;  // last: starts once the members above exist
 };
 
 class HttpSinkTest : public ::testing::Test {
@@ -267,7 +339,8 @@ TEST_F(HttpSinkTest, StatusDecidesTheOutcome) {
     server.respond(c.status, c.status == 204 ? "" : "reason for " + std::to_string(c.status));
     auto outcome = sink.deliver(batch_.build());
     EXPECT_EQ(outcome.status, c.expected) << "HTTP " << c.status << ": " << outcome.error;
-    if (c.expected != RELAY_OK) {
+    EXPECT_EQ(outcome.too_large, c.status == 413) << "HTTP " << c.status;
+    if (c.expected != RELAY_OK && c.status != 301) {  // a redirect's body is not quoted
       EXPECT_NE(outcome.error.find("HTTP " + std::to_string(c.status)), std::string::npos)
           << outcome.error;
       EXPECT_NE(outcome.error.find("reason for " + std::to_string(c.status)), std::string::npos)
@@ -443,13 +516,141 @@ TEST_F(HttpSinkTest, MissingPostUriDiscardsWithOneWarning) {
   }
 }
 
-TEST_F(HttpSinkTest, InvalidPostUriFailsCreateNamingTheValue) {
-  for (std::string uri : {"ftp://example.com/in", "example.com/in", "http://", "http://[::1"}) {
-    auto sink = create({{"post_uri", uri}});
-    EXPECT_FALSE(sink.created()) << uri;
-    EXPECT_NE(sink.create_outcome().error.find("post_uri=" + uri), std::string::npos)
-        << sink.create_outcome().error;
+TEST_F(HttpSinkTest, InvalidPostUriFailsCreateShowingOnlySchemeHostAndPort) {
+  struct Case {
+    std::string uri;
+    std::string shown;
+  };
+  for (const Case& c : {
+           Case{"htps://user:S3CR3T@collector.example/in?token=S3CR3T", "htps://collector.example"},
+           Case{"http://user:S3CR3T@collector.example:99999/in", "http://collector.example:99999"},
+           Case{"https://user:S3/CR3T@collector.example/in", "https://collector.example"},
+           Case{"https://user:S3?CR3T@collector.example/in", "https://collector.example"},
+           Case{"https://S3CR3T@/in?token=S3CR3T", "https://(no host)"},
+           Case{"ftp://S3CR3T@collector.example/in#S3CR3T", "ftp://collector.example"},
+           Case{"collector.example/in?token=S3CR3T", "(no scheme://, not shown)"},
+           Case{"http://[::1", "http://(host not shown)"},
+       }) {
+    auto sink = create({{"post_uri", c.uri}});
+    ASSERT_FALSE(sink.created()) << c.uri;
+    const std::string& error = sink.create_outcome().error;
+    EXPECT_EQ(error.find("S3"), std::string::npos) << error;
+    EXPECT_EQ(error.find("CR3T"), std::string::npos) << error;
+    EXPECT_NE(error.find("post_uri=" + c.shown + " "), std::string::npos) << error;
   }
+  EXPECT_FALSE(host_.logged("S3CR3T"));
+}
+
+TEST_F(HttpSinkTest, TheDestinationIsLoggedWithoutUserInfoPathOrQuery) {
+  StubServer server;
+  auto sink = create({{"post_uri", "http://key:S3CR3T@127.0.0.1:" + std::to_string(server.port()) +
+                                       "/hooks/S3CR3T?token=S3CR3T#S3CR3T"}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  EXPECT_TRUE(sink.deliver(batch_.build()).ok());
+  EXPECT_TRUE(
+      host_.logged("posting telemetry to http://127.0.0.1:" + std::to_string(server.port())));
+  EXPECT_FALSE(host_.logged("S3CR3T"));
+}
+
+TEST_F(HttpSinkTest, AControlCharacterInAHeaderValueFailsCreateNamingOnlyTheHeader) {
+  for (const std::string& value :
+       std::vector<std::string>{"s3cr3t\tkey", "s3cr3t\x1b[2Jkey", "s3cr3t\x7fkey", "s3cr3t\x01",
+                                std::string("s3cr3t\0key", 10)}) {
+    auto sink = create({{"post_uri", "http://127.0.0.1:9/"}, {"header_x_api_key", value}});
+    ASSERT_FALSE(sink.created());
+    const std::string& error = sink.create_outcome().error;
+    EXPECT_NE(error.find("x-api-key"), std::string::npos) << error;
+    EXPECT_NE(error.find("control character"), std::string::npos) << error;
+    EXPECT_EQ(error.find("s3cr3t"), std::string::npos) << error;
+  }
+  auto name = create({{"post_uri", "http://127.0.0.1:9/"}, {"header_x\x1b[2J", "v"}});
+  ASSERT_FALSE(name.created());
+  EXPECT_EQ(name.create_outcome().error.find('\x1b'), std::string::npos)
+      << "the name is quoted printable only";
+  EXPECT_NE(name.create_outcome().error.find("header_x?[2J"), std::string::npos)
+      << name.create_outcome().error;
+}
+
+TEST_F(HttpSinkTest, InterimResponsesAreSkippedAndKeepTheConnectionInStep) {
+  ScriptedServer server({
+      {"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+       "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"},
+      {"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+       "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops"},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"},
+  });
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created());
+  auto a = sink.deliver(batch_.build());
+  EXPECT_EQ(a.status, RELAY_OK) << a.error;
+  auto b = sink.deliver(batch_.build());
+  EXPECT_EQ(b.status, RELAY_RETRY) << b.error;
+  EXPECT_NE(b.error.find("HTTP 500 Internal Server Error: oops"), std::string::npos) << b.error;
+  auto c = sink.deliver(batch_.build());
+  EXPECT_EQ(c.status, RELAY_OK) << c.error;
+  EXPECT_EQ(server.connections(), 1) << "one kept-alive connection, answers in step";
+}
+
+TEST_F(HttpSinkTest, EndlessInterimResponsesAreATransientFailure) {
+  std::string interim;
+  for (int i = 0; i < 50; ++i) interim += "HTTP/1.1 102 Processing\r\n\r\n";
+  ScriptedServer server({{interim + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}});
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created());
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_RETRY) << outcome.error;
+  EXPECT_NE(outcome.error.find("interim"), std::string::npos) << outcome.error;
+  EXPECT_TRUE(sink.deliver(batch_.build()).ok()) << "on a new connection";
+  EXPECT_EQ(server.connections(), 2);
+}
+
+TEST_F(HttpSinkTest, SwitchingProtocolsIsRetriedOnANewConnection) {
+  ScriptedServer server(
+      {{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\n\r\n"}});
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created());
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_RETRY) << outcome.error;
+  EXPECT_NE(outcome.error.find("HTTP 101"), std::string::npos) << outcome.error;
+  EXPECT_TRUE(sink.deliver(batch_.build()).ok());
+  EXPECT_EQ(server.connections(), 2) << "the switched connection is never reused";
+}
+
+TEST_F(HttpSinkTest, ARedirectIsDroppedNamingOnlyWhereItPointsTo) {
+  StubServer server;
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created());
+  server.respond(
+      308, "moved to https://collector.example:8443/in?token=S3CR3T",
+      {{"Location", "https://user:S3CR3T@collector.example:8443/S3CR3T/in?token=S3CR3T#S3CR3T"}});
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_DROP);
+  EXPECT_NE(outcome.error.find("HTTP 308"), std::string::npos) << outcome.error;
+  EXPECT_NE(outcome.error.find("not followed"), std::string::npos) << outcome.error;
+  EXPECT_NE(outcome.error.find("https://collector.example:8443)"), std::string::npos)
+      << outcome.error;
+  EXPECT_EQ(outcome.error.find("S3CR3T"), std::string::npos) << outcome.error;
+
+  server.respond(302, "", {{"Location", "/elsewhere?token=S3CR3T"}});
+  outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_DROP);
+  EXPECT_NE(outcome.error.find("a relative reference"), std::string::npos) << outcome.error;
+  EXPECT_EQ(outcome.error.find("S3CR3T"), std::string::npos) << outcome.error;
+  EXPECT_EQ(server.requests().size(), 2u) << "never followed";
+}
+
+TEST_F(HttpSinkTest, PayloadTooLargeAsksTheHostToSplit) {
+  StubServer server;
+  server.respond(413, "too big");
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created());
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_DROP);
+  EXPECT_TRUE(outcome.too_large);
+  EXPECT_NE(outcome.error.find("HTTP 413"), std::string::npos) << outcome.error;
+  server.respond(400, "bad");
+  EXPECT_FALSE(sink.deliver(batch_.build()).too_large);
 }
 
 TEST_F(HttpSinkTest, OutOfRangeValuesFailCreateNamingKeyValueAndRange) {
@@ -762,6 +963,25 @@ TEST(CaBundle, TheRealFilesystemCheckRejectsFoldersAndMissingFiles) {
                                          RELAY_SOURCE_DIR "/README.md"};
   const auto choice = relay::http::choose_ca_bundle(nullptr, candidates);
   EXPECT_EQ(choice.file, RELAY_SOURCE_DIR "/README.md");
+}
+
+}  // namespace
+
+namespace {
+
+TEST(RedactedUri, ShowsOnlySchemeHostAndPort) {
+  using relay::http::redacted_uri;
+  EXPECT_EQ(redacted_uri("https://u:p@h.example:8443/a?b#c"), "https://h.example:8443");
+  EXPECT_EQ(redacted_uri("http://h.example"), "http://h.example");
+  EXPECT_EQ(redacted_uri("http://[::1]:80/x"), "http://[::1]:80");
+  EXPECT_EQ(redacted_uri("https://KEY@h.example"), "https://h.example");
+  EXPECT_EQ(redacted_uri("https://u:p/w@h.example/x"), "https://h.example");
+  EXPECT_EQ(redacted_uri("https://h.example:p4ss/x"), "https://h.example:(port not shown)");
+  EXPECT_EQ(redacted_uri("https://h.ex%61mple/"), "https://(host not shown)");
+  EXPECT_EQ(redacted_uri("https:///x"), "https://(no host)");
+  EXPECT_EQ(redacted_uri("h.example/x"), std::nullopt);
+  EXPECT_EQ(redacted_uri("/relative?token=x"), std::nullopt);
+  EXPECT_EQ(redacted_uri("1http://h"), std::nullopt);
 }
 
 }  // namespace
