@@ -432,9 +432,19 @@ bool is_secret_key(const std::string& key) {
   return false;
 }
 
-bool is_uri_key(const std::string& key) {
+// A key naming a uri or url, or any value that looks like one.
+bool is_uri_value(const std::string& key, const std::string& value) {
   const std::string k = lower(key);
-  return k.find("uri") != std::string::npos || k.find("url") != std::string::npos;
+  return k.find("uri") != std::string::npos || k.find("url") != std::string::npos ||
+         value.find("://") != std::string::npos;
+}
+
+void replace_all(std::string& text, std::string_view what, std::string_view with) {
+  if (what.empty()) return;
+  for (size_t at = text.find(what); at != std::string::npos;
+       at = text.find(what, at + with.size())) {
+    text.replace(at, what.size(), with);
+  }
 }
 
 bool all_of_chars(std::string_view text, const std::function<bool(char)>& allowed) {
@@ -447,26 +457,28 @@ bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0;
 // ends at the last '@' before the query: a '/' in a password must not expose it.
 struct UriParts {
   std::string_view scheme;  // empty without "://"
-  bool has_user_info = false;
-  bool user_info_valid = true;
+  std::optional<std::string_view> user_info;
   std::string_view host;
   std::optional<std::string_view> port;
   std::string_view path;
-  bool has_query = false;
-  bool has_fragment = false;
+  std::optional<std::string_view> query;
+  std::optional<std::string_view> fragment;
 
   explicit UriParts(std::string_view uri) {
     if (const size_t colon_slashes = uri.find("://"); colon_slashes != std::string_view::npos) {
       scheme = uri.substr(0, colon_slashes);
       uri.remove_prefix(colon_slashes + 3);
     }
-    const size_t query = uri.find_first_of("?#");
-    has_query = query != std::string_view::npos && uri[query] == '?';
-    has_fragment = uri.find('#') != std::string_view::npos;
-    uri = uri.substr(0, query);
+    if (const size_t hash = uri.find('#'); hash != std::string_view::npos) {
+      fragment = uri.substr(hash + 1);
+      uri = uri.substr(0, hash);
+    }
+    if (const size_t question = uri.find('?'); question != std::string_view::npos) {
+      query = uri.substr(question + 1);
+      uri = uri.substr(0, question);
+    }
     if (const size_t at = uri.rfind('@'); at != std::string_view::npos) {
-      has_user_info = true;
-      user_info_valid = uri.substr(0, at).find('/') == std::string_view::npos;
+      user_info = uri.substr(0, at);
       uri.remove_prefix(at + 1);
     }
     const size_t slash = std::min(uri.find('/'), uri.size());
@@ -477,6 +489,16 @@ struct UriParts {
     const size_t colon = host_port.find(':', host_end == std::string_view::npos ? 0 : host_end);
     host = host_port.substr(0, colon);
     if (colon != std::string_view::npos) port = host_port.substr(colon + 1);
+  }
+
+  // What printable() hides, for finding it in text built by others.
+  std::vector<std::string_view> hidden_parts() const {
+    std::vector<std::string_view> parts;
+    for (const auto& part : {user_info, query, fragment}) {
+      if (part) parts.push_back(*part);
+    }
+    if (!valid()) parts.push_back(path);
+    return parts;
   }
 
   bool scheme_valid() const {
@@ -511,6 +533,8 @@ struct UriParts {
     });
   }
   bool valid() const {
+    // A '/' in the user info is a password cut loose from it (or a path holding '@').
+    const bool user_info_valid = !user_info || user_info->find('/') == std::string_view::npos;
     return scheme_valid() && user_info_valid && host_valid() && port_valid() && path_valid();
   }
 
@@ -522,12 +546,12 @@ struct UriParts {
       if (port) shown += ":" + (port_digits() ? std::string(*port) : std::string("<invalid port>"));
       return shown + " (not a valid URI: the rest is not shown)";
     }
-    if (has_user_info) shown += "<redacted>@";
+    if (user_info) shown += "<redacted>@";
     shown += std::string(host);
     if (port) shown += ":" + std::string(*port);
     shown += std::string(path);
-    if (has_query) shown += "?<redacted>";
-    if (has_fragment) shown += "#<redacted>";
+    if (query) shown += "?<redacted>";
+    if (fragment) shown += "#<redacted>";
     return shown;
   }
 };
@@ -635,10 +659,27 @@ OutletOptions outlet_options(const Config& config, const std::string& sink) {
 std::string printable_value(const std::string& key, const std::string& value) {
   if (value.empty()) return value;
   if (is_secret_key(key)) return "<redacted>";
-  if (is_uri_key(key) || value.find("://") != std::string::npos) {
+  if (is_uri_value(key, value)) {
     return escape_for_log(UriParts(trim(value)).printable(), kMaxShownValueBytes);
   }
   return escape_for_log(value, kMaxShownValueBytes);
+}
+
+std::string redact_config_values(std::string text, const SinkConfig& config) {
+  // Shorter values would match ordinary words; they are no secret worth the name either.
+  constexpr size_t kShortest = 4;
+  for (const auto& [key, value] : config) {
+    if (const std::string shown = printable_value(key, value);
+        value.size() >= kShortest && shown != value) {
+      replace_all(text, value, shown);
+    }
+    if (is_secret_key(key) || !is_uri_value(key, value)) continue;
+    const std::string uri = trim(value);
+    for (const std::string_view part : UriParts(uri).hidden_parts()) {
+      if (part.size() >= kShortest) replace_all(text, part, "<redacted>");
+    }
+  }
+  return text;
 }
 
 std::optional<bool> managed_instances_from_environment(

@@ -109,4 +109,11 @@ std::map<std::string, std::string> process_environment();
 // shown. Control characters are escaped and at most kMaxShownValueBytes kept.
 std::string printable_value(const std::string& key, const std::string& value);
 
+// text (a plugin's error or log message) with whatever printable_value hides of one sink's
+// configuration hidden too: a value it would change becomes what it shows, and the user info,
+// query and fragment of a URI value (what it does not show) become <redacted>. So a plugin that
+// quotes its configuration leaks no secret through log lines, --check or init/error. Values
+// shorter than 4 bytes are left alone.
+std::string redact_config_values(std::string text, const SinkConfig& config);
+
 }  // namespace relay

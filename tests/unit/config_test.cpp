@@ -211,6 +211,24 @@ TEST(Config, InvalidUrisShowOnlySchemeHostAndPort) {
   EXPECT_EQ(c.issues[0].message.find("s3cr3t"), std::string::npos) << c.issues[0].message;
 }
 
+// A plugin's own error or log text may quote its configuration; the host hides the same.
+TEST(Config, PluginTextQuotingTheConfigurationIsRedacted) {
+  const SinkConfig config = {{"password", "hunter22"},
+                             {"post_uri", "htps://u:s3/cr3t@h.example:99999/p?token=t0k3n#frag"},
+                             {"level", "info"},
+                             {"api_key", "abc"}};
+  EXPECT_EQ(redact_config_values("invalid post_uri 'htps://u:s3/cr3t@h.example:99999/p?token=t0k3n"
+                                 "#frag'; password hunter22 refused",
+                                 config),
+            "invalid post_uri 'htps://h.example:99999 (not a valid URI: the rest is not shown)'; "
+            "password <redacted> refused");
+  // Pieces quoted on their own.
+  EXPECT_EQ(redact_config_values("user u:s3/cr3t, query token=t0k3n, path /p, level info", config),
+            "user <redacted>, query <redacted>, path /p, level info");
+  // Too short to be told from ordinary text: left alone.
+  EXPECT_EQ(redact_config_values("abc", config), "abc");
+}
+
 TEST(Config, KeysNamedLikeCredentialsAreRedacted) {
   for (const char* key : {"RELAY_HTTP_DB_PASSWD", "RELAY_HTTP_CREDENTIALS", "RELAY_HTTP_AUTH",
                           "RELAY_HTTP_BEARER", "RELAY_HTTP_TOKEN", "RELAY_HTTP_SECRET",
