@@ -86,13 +86,14 @@ DlSink::DlSink(std::string name, boost::dll::shared_library library,
       name_(std::move(name)),
       descriptor_(descriptor),
       services_(std::move(services)),
+      crash_site_(crash_site(name_)),
       instance_(instance),
       reads_feedback_(descriptor->abi_major > 1 ||
                       (descriptor->abi_major == 1 && descriptor->abi_minor >= 1)) {}
 
 DlSink::~DlSink() {
   if (instance_ != nullptr) {
-    descriptor_->destroy(instance_);
+    in_plugin_call(crash_site_, PluginCall::kDestroy, [&] { descriptor_->destroy(instance_); });
   }
 }
 
@@ -112,8 +113,10 @@ DeliveryResult DlSink::deliver(const Delivery& delivery, uint64_t deadline_unix_
   relay_batch batch{sizeof(relay_batch), events_.data(),          events_.size(),
                     view(delivery.json), view(delivery.batch_id), &feedback};
   ErrorBuffer error;
-  DeliveryResult result =
-      result_of(descriptor_->deliver(instance_, &batch, deadline_unix_ms, &error.abi), error);
+  const relay_status status = in_plugin_call(
+      crash_site_, PluginCall::kDeliver, delivery.batch_id,
+      [&] { return descriptor_->deliver(instance_, &batch, deadline_unix_ms, &error.abi); });
+  DeliveryResult result = result_of(status, error);
   // A plugin built before ABI 1.1 knows nothing of the feedback slot: ignore whatever is there.
   if (reads_feedback_) {
     if (result.status == DeliveryStatus::kRetry) result.retry_after_ms = feedback.retry_after_ms;
@@ -132,7 +135,10 @@ DeliveryResult DlSink::flush(uint64_t deadline_unix_ms) {
     return {};
   }
   ErrorBuffer error;
-  return result_of(descriptor_->flush(instance_, deadline_unix_ms, &error.abi), error);
+  const relay_status status = in_plugin_call(crash_site_, PluginCall::kFlush, [&] {
+    return descriptor_->flush(instance_, deadline_unix_ms, &error.abi);
+  });
+  return result_of(status, error);
 }
 
 const char* to_string(DeliveryStatus status) {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "crash_guard.h"
 #include "sink.h"
 #include "telemetry_relay/sink_abi.h"
 
@@ -41,6 +42,7 @@ class DlSink final : public Sink {
   std::string name_;
   const relay_sink_descriptor* descriptor_;
   std::unique_ptr<HostServices> services_;
+  CrashSite& crash_site_;  // every call into the plugin is marked for the crash handlers
   void* instance_;
   bool reads_feedback_;              // the plugin was built for ABI 1.1 or later
   std::vector<relay_event> events_;  // reused between deliveries

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "crash_guard.h"
 #include "dl_sink.h"
 
 namespace relay {
@@ -110,9 +111,13 @@ LoadResult load_sink(const std::string& plugin_dir, const std::string& name,
     return failure(LoadStage::kEntryMissing, path,
                    std::string("the library does not export ") + RELAY_SINK_ENTRY_SYMBOL);
   }
+  // From here on the plugin's code runs in this process: a crash in it is named in the log.
+  install_crash_guard();
+  CrashSite& site = crash_site(name);
   auto& entry =
       library.get<const relay_sink_descriptor*(uint32_t, uint32_t)>(RELAY_SINK_ENTRY_SYMBOL);
-  const relay_sink_descriptor* descriptor = entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR);
+  const relay_sink_descriptor* descriptor = in_plugin_call(
+      site, PluginCall::kEntry, [&] { return entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR); });
   if (descriptor == nullptr) {
     return failure(LoadStage::kEntryRefused, path,
                    std::string(RELAY_SINK_ENTRY_SYMBOL) + " returned NULL for host ABI " +
@@ -149,8 +154,9 @@ LoadResult load_sink(const std::string& plugin_dir, const std::string& name,
   std::array<char, 512> error_text{};
   relay_error error{error_text.data(), error_text.size()};
   void* instance = nullptr;
-  const relay_status status =
-      descriptor->create(&services->table, kvs.data(), kvs.size(), &instance, &error);
+  const relay_status status = in_plugin_call(site, PluginCall::kCreate, [&] {
+    return descriptor->create(&services->table, kvs.data(), kvs.size(), &instance, &error);
+  });
   if (status != RELAY_OK || instance == nullptr) {
     std::string why(error_text.data(), strnlen(error_text.data(), error_text.size()));
     if (why.empty()) {
@@ -160,7 +166,7 @@ LoadResult load_sink(const std::string& plugin_dir, const std::string& name,
     LoadResult failed = failure(LoadStage::kCreateFailed, path, why);
     failed.plugin_version = result.plugin_version;
     if (status == RELAY_OK && instance != nullptr) {
-      descriptor->destroy(instance);
+      in_plugin_call(site, PluginCall::kDestroy, [&] { descriptor->destroy(instance); });
     }
     return failed;
   }
