@@ -31,6 +31,7 @@ constexpr const char* kTempPrefix = ".tmp-";
 constexpr const char* kBatchSuffix = ".batch";
 constexpr size_t kSeqDigits = 20;
 constexpr const char* kCorruptDir = "corrupt";
+constexpr const char* kDeadLetterDir = "dead-letter";
 
 std::string errno_text(int err) { return std::strerror(err); }
 
@@ -249,6 +250,7 @@ Spool::Spool(SpoolLimits limits) : limits_(normalized(std::move(limits))) {
     open_dir();
     index_existing();
   } catch (...) {
+    if (dead_letter_fd_ >= 0) ::close(dead_letter_fd_);
     if (corrupt_fd_ >= 0) ::close(corrupt_fd_);
     if (dir_fd_ >= 0) ::close(dir_fd_);
     throw;
@@ -256,6 +258,7 @@ Spool::Spool(SpoolLimits limits) : limits_(normalized(std::move(limits))) {
 }
 
 Spool::~Spool() {
+  if (dead_letter_fd_ >= 0) ::close(dead_letter_fd_);
   if (corrupt_fd_ >= 0) ::close(corrupt_fd_);
   if (dir_fd_ >= 0) ::close(dir_fd_);
 }
@@ -267,11 +270,24 @@ void Spool::open_dir() {
     throw std::runtime_error("spool folder " + dir + ": " + what);
   };
 
+  // The parent is RELAY_SPOOL_DIR: what is missing of it is created private whatever the umask
+  // (mkdir's mode is masked, never widened), and a symlink there is not followed silently.
   const std::filesystem::path parent = std::filesystem::path(dir).parent_path();
   if (!parent.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(parent, ec);
-    if (ec) fail("cannot create parent folder " + parent.string() + ": " + ec.message());
+    std::filesystem::path built;
+    for (const std::filesystem::path& part : parent) {
+      built /= part;
+      if (::mkdir(built.c_str(), 0700) != 0 && errno != EEXIST) {
+        fail("cannot create parent folder " + built.string() + ": " + errno_text(errno));
+      }
+    }
+    struct stat parent_st {};
+    if (::lstat(parent.c_str(), &parent_st) != 0) {
+      fail("cannot stat parent folder " + parent.string() + ": " + errno_text(errno));
+    }
+    if (S_ISLNK(parent_st.st_mode)) {
+      fail("parent folder " + parent.string() + " is a symlink; refusing to follow it");
+    }
   }
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     fail("cannot create: " + errno_text(errno));
@@ -303,6 +319,12 @@ void Spool::open_dir() {
   corrupt_fd_ = ::openat(dir_fd_, kCorruptDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (corrupt_fd_ < 0)
     fail("cannot open corrupt/ (must be a real directory): " + errno_text(errno));
+  // dead-letter/ is made when first needed; an existing one names seqs that must not be reused.
+  dead_letter_fd_ =
+      ::openat(dir_fd_, kDeadLetterDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dead_letter_fd_ < 0 && errno != ENOENT) {
+    fail("cannot open dead-letter/ (must be a real directory): " + errno_text(errno));
+  }
 }
 
 void Spool::index_existing() {
@@ -320,15 +342,21 @@ void Spool::index_existing() {
       // A put() that never reached its rename: not a whole batch, by construction.
       ::unlinkat(dir_fd_, name.c_str(), 0);
     } else if (const auto seq = parse_batch_name(name)) {
+      if (*seq > kMaxSeq) {
+        quarantine_locked(*seq, name, "sequence number above " + std::to_string(kMaxSeq));
+        continue;
+      }
       seqs.push_back(*seq);
       highest = std::max(highest, *seq);
     }
   }
-  // Quarantined files keep their names; never reuse one of their seqs.
-  std::vector<std::string> corrupt_names;
-  if (list_dir(corrupt_fd_, &corrupt_names, &err)) {
-    for (const std::string& name : corrupt_names) {
-      if (const auto seq = parse_batch_name(name)) highest = std::max(highest, *seq);
+  // Files moved aside keep their names; never reuse one of their seqs.
+  for (const int folder_fd : {corrupt_fd_, dead_letter_fd_}) {
+    std::vector<std::string> aside;
+    if (folder_fd < 0 || !list_dir(folder_fd, &aside, &err)) continue;
+    for (const std::string& name : aside) {
+      const auto seq = parse_batch_name(name);
+      if (seq && *seq <= kMaxSeq) highest = std::max(highest, *seq);
     }
   }
   next_seq_ = highest + 1;
@@ -378,6 +406,12 @@ void Spool::index_existing() {
   }
   initial_files_ = index_.size();
   initial_events_ = events_;
+  if (quarantined_ > kLoggedQuarantines) {
+    logger("spool").warning(
+        "%Lu corrupt spool files in %s moved to %s/ in all (the first %z "
+        "described above)",
+        quarantined_, limits_.dir, std::string(kCorruptDir), kLoggedQuarantines);
+  }
 }
 
 void Spool::quarantine_locked(uint64_t seq, const std::string& name, const std::string& reason,
@@ -403,28 +437,43 @@ void Spool::quarantine_locked(uint64_t seq, const std::string& name, const std::
   }
   ++quarantined_;
   last_quarantine_reason_ = limits_.dir + "/" + name + ": " + reason;
-  logger("spool").warning("corrupt spool file %s; %s", last_quarantine_reason_, outcome);
-  trim_corrupt_locked();
+  // A folder of thousands of bad files must not become thousands of lines: the first few are
+  // described, the rest counted (the summary's spool_quarantined_files).
+  if (quarantined_ <= kLoggedQuarantines) {
+    logger("spool").warning("corrupt spool file %s; %s", last_quarantine_reason_, outcome);
+  }
+  trim_folder_locked(corrupt_fd_, kMaxCorruptFiles, UINT64_MAX);
 }
 
-void Spool::trim_corrupt_locked() {
+void Spool::trim_folder_locked(int folder_fd, size_t max_files, uint64_t max_bytes) {
   std::vector<std::string> names;
   int err = 0;
-  if (!list_dir(corrupt_fd_, &names, &err)) return;
-  if (names.size() <= kMaxCorruptFiles) return;
-  // Seq-named files sort oldest first.
+  if (!list_dir(folder_fd, &names, &err)) return;
+  // Seq-named files sort oldest first; the newest are kept.
   std::sort(names.begin(), names.end());
-  for (size_t i = 0; i + kMaxCorruptFiles < names.size(); ++i) {
-    ::unlinkat(corrupt_fd_, names[i].c_str(), 0);
+  std::vector<uint64_t> sizes(names.size(), 0);
+  uint64_t total = 0;
+  if (max_bytes != UINT64_MAX) {
+    for (size_t i = 0; i < names.size(); ++i) {
+      struct stat st {};
+      if (::fstatat(folder_fd, names[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        sizes[i] = static_cast<uint64_t>(st.st_size);
+        total += sizes[i];
+      }
+    }
+  }
+  for (size_t i = 0; i < names.size() && (names.size() - i > max_files || total > max_bytes); ++i) {
+    ::unlinkat(folder_fd, names[i].c_str(), 0);
+    total -= sizes[i];
   }
 }
 
 bool Spool::put(std::string_view batch_id, std::string_view json, uint64_t events,
-                std::string* error) {
+                std::string* error, uint64_t* seq) {
   std::string local_error;
   std::string* err_out = error != nullptr ? error : &local_error;
   try {
-    return put_unlocked(batch_id, json, events, err_out);
+    return put_unlocked(batch_id, json, events, err_out, seq);
   } catch (const std::exception& e) {
     *err_out = std::string("spool write failed: ") + e.what();
     return false;
@@ -432,7 +481,7 @@ bool Spool::put(std::string_view batch_id, std::string_view json, uint64_t event
 }
 
 bool Spool::put_unlocked(std::string_view batch_id, std::string_view json, uint64_t events,
-                         std::string* error) {
+                         std::string* error, uint64_t* seq_out) {
   if (batch_id.size() > kMaxBatchIdBytes) {
     *error = "batch id of " + std::to_string(batch_id.size()) + " bytes exceeds the limit of " +
              std::to_string(kMaxBatchIdBytes);
@@ -462,6 +511,10 @@ bool Spool::put_unlocked(std::string_view batch_id, std::string_view json, uint6
                " would exceed max_bytes " + std::to_string(limits_.max_bytes);
       return false;
     }
+    if (next_seq_ > kMaxSeq) {
+      *error = "spool sequence numbers exhausted (above " + std::to_string(kMaxSeq) + ")";
+      return false;
+    }
     seq = next_seq_++;
     ++reserved_files_;
     reserved_bytes_ += size;
@@ -474,6 +527,7 @@ bool Spool::put_unlocked(std::string_view batch_id, std::string_view json, uint6
   index_[seq] = Entry{size, events};
   bytes_ += size;
   events_ += events;
+  if (seq_out != nullptr) *seq_out = seq;
   return true;
 }
 
@@ -604,27 +658,95 @@ std::optional<SpooledDelivery> Spool::read_locked(uint64_t seq, const Entry& ind
   return out;
 }
 
+std::optional<SpooledDelivery> Spool::read_indexed_locked(uint64_t seq) {
+  // Nullopt: quarantined (files() shrank), or a passing error (the entry stays).
+  const auto it = index_.find(seq);
+  if (it == index_.end()) return std::nullopt;
+  std::string reason;
+  bool transient = false;
+  auto delivery = read_locked(seq, it->second, &reason, &transient);
+  if (delivery) return delivery;
+  if (transient) {
+    logger("spool").warning("cannot read spool file %s/%s now, will try again: %s", limits_.dir,
+                            batch_name(seq), reason);
+    return std::nullopt;
+  }
+  quarantine_locked(seq, batch_name(seq), reason);
+  return std::nullopt;
+}
+
 std::optional<SpooledDelivery> Spool::oldest() {
   try {
     std::lock_guard lock(mu_);
     while (!index_.empty()) {
-      const auto it = index_.begin();
-      const uint64_t seq = it->first;
-      std::string reason;
-      bool transient = false;
-      auto delivery = read_locked(seq, it->second, &reason, &transient);
+      const uint64_t seq = index_.begin()->first;
+      auto delivery = read_indexed_locked(seq);
       if (delivery) return delivery;
-      if (transient) {
-        logger("spool").warning("cannot read spool file %s/%s now, will try again: %s", limits_.dir,
-                                batch_name(seq), reason);
-        return std::nullopt;
-      }
-      quarantine_locked(seq, batch_name(seq), reason);
+      if (index_.count(seq) > 0) return std::nullopt;  // a passing error: try again later
     }
   } catch (const std::exception& e) {
     logger("spool").error("reading the spool in %s failed: %s", limits_.dir, std::string(e.what()));
   }
   return std::nullopt;
+}
+
+std::optional<SpooledDelivery> Spool::read(uint64_t seq) {
+  try {
+    std::lock_guard lock(mu_);
+    return read_indexed_locked(seq);
+  } catch (const std::exception& e) {
+    logger("spool").error("reading the spool in %s failed: %s", limits_.dir, std::string(e.what()));
+  }
+  return std::nullopt;
+}
+
+std::vector<uint64_t> Spool::seqs() const {
+  std::lock_guard lock(mu_);
+  std::vector<uint64_t> out;
+  out.reserve(index_.size());
+  for (const auto& entry : index_) out.push_back(entry.first);
+  return out;
+}
+
+std::optional<std::string> Spool::dead_letter(uint64_t seq, std::string* error) {
+  std::lock_guard lock(mu_);
+  const auto it = index_.find(seq);
+  if (it == index_.end()) {
+    *error = "not in the spool";
+    return std::nullopt;
+  }
+  bytes_ -= it->second.size;
+  events_ -= it->second.events;
+  index_.erase(it);
+  const std::string name = batch_name(seq);
+  if (dead_letter_fd_ < 0) {
+    if (::mkdirat(dir_fd_, kDeadLetterDir, 0700) != 0 && errno != EEXIST) {
+      *error = "cannot create " + std::string(kDeadLetterDir) + "/: " + errno_text(errno);
+    } else {
+      dead_letter_fd_ =
+          ::openat(dir_fd_, kDeadLetterDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (dead_letter_fd_ < 0) {
+        *error = "cannot open " + std::string(kDeadLetterDir) + "/: " + errno_text(errno);
+      }
+    }
+  }
+  if (dead_letter_fd_ < 0) {
+    ::unlinkat(dir_fd_, name.c_str(), 0);  // never replayed, either way
+    return std::nullopt;
+  }
+  if (::renameat(dir_fd_, name.c_str(), dead_letter_fd_, name.c_str()) != 0) {
+    *error = "cannot move it to " + std::string(kDeadLetterDir) + "/: " + errno_text(errno);
+    ::unlinkat(dir_fd_, name.c_str(), 0);  // never replayed, either way
+    return std::nullopt;
+  }
+  ++dead_lettered_;
+  trim_folder_locked(dead_letter_fd_, kMaxDeadLetterFiles, limits_.max_bytes);
+  return limits_.dir + "/" + kDeadLetterDir + "/" + name;
+}
+
+uint64_t Spool::dead_lettered() const {
+  std::lock_guard lock(mu_);
+  return dead_lettered_;
 }
 
 void Spool::remove(uint64_t seq) {

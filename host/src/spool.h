@@ -5,7 +5,8 @@
 // Each file is written as <dir>/.tmp-<seq>, fsynced, renamed to <dir>/<seq:020>.batch and the
 // folder fsynced: a SIGKILL at any instant leaves either a whole, checksummed file or a temp file
 // that the next Spool deletes. Every file is validated when read; one that fails is moved to
-// <dir>/corrupt/ (at most kMaxCorruptFiles kept), counted and logged, never thrown.
+// <dir>/corrupt/ (at most kMaxCorruptFiles kept), counted and logged, never thrown. A delivery the
+// outlet gives up on (a poison) moves to <dir>/dead-letter/, kept for inspection, never replayed.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +21,9 @@
 namespace relay {
 
 struct SpoolLimits {
-  std::string dir;                 // the spool folder; created 0700, must not be a symlink
+  // The spool folder; it and its parent (RELAY_SPOOL_DIR) must not be symlinks; what is missing
+  // is created 0700 whatever the umask.
+  std::string dir;
   uint64_t max_bytes = 16u << 20;  // sum of the spool files' sizes (headers included)
   uint32_t max_files = 256;
   // Tests only: runs inside put() between the write and its fsync (without the spool's lock),
@@ -41,6 +44,11 @@ class Spool {
   static constexpr size_t kMaxCorruptFiles = 8;  // quarantined files kept for inspection
   static constexpr size_t kHeaderBytes = 40;     // fixed header before batch id and payload
   static constexpr uint32_t kFormatVersion = 1;
+  // File names carry the seq; a larger one (forged, e.g. 18446744073709551615.batch) is
+  // quarantined rather than let the numbering wrap onto existing files.
+  static constexpr uint64_t kMaxSeq = 99999999999999999ull;  // 10^17 - 1
+  static constexpr size_t kMaxDeadLetterFiles = 64;          // the oldest go beyond these
+  static constexpr size_t kLoggedQuarantines = 5;            // one line each; then a summary
 
   // Creates dir (mode 0700, parents too), removes leftover temp files, indexes existing complete
   // files (from an earlier process in the same environment) in seq order and continues the seq
@@ -55,7 +63,8 @@ class Spool {
   // the spool's lock, so concurrent puts and the counters never wait on another put's fsync. False
   // (with *error, if given) when a limit would be exceeded, the id or payload is out of bounds, or
   // on I/O error; nothing partial is left behind.
-  bool put(std::string_view batch_id, std::string_view json, uint64_t events, std::string* error);
+  bool put(std::string_view batch_id, std::string_view json, uint64_t events, std::string* error,
+           uint64_t* seq = nullptr);
 
   // Oldest valid entry (it stays spooled until remove(seq)). A file that fails validation
   // (magic/version/length/checksum/truncation) is moved to <dir>/corrupt/, counted in
@@ -63,6 +72,17 @@ class Spool {
   // Nullopt while files() > 0 means a passing error (e.g. out of file descriptors, logged):
   // the entry stays spooled; try again later.
   std::optional<SpooledDelivery> oldest();
+  // The entry `seq`, validated like oldest(): nullopt when it is gone, was quarantined, or could
+  // not be read now.
+  std::optional<SpooledDelivery> read(uint64_t seq);
+  // The spooled seqs, oldest first.
+  std::vector<uint64_t> seqs() const;
+
+  // Moves the entry to <dir>/dead-letter/ (keeping at most kMaxDeadLetterFiles there, and no
+  // more than max_bytes) and returns the path it went to; nullopt with *error when it could not
+  // be moved (it is then deleted: it leaves the spool either way, never to be replayed).
+  std::optional<std::string> dead_letter(uint64_t seq, std::string* error);
+  uint64_t dead_lettered() const;  // files moved there by this Spool
 
   // Deletes the entry's file; unknown seqs are ignored.
   void remove(uint64_t seq);
@@ -96,19 +116,21 @@ class Spool {
   // unindexed_events: what the header of a file that never made it into the index announced.
   void quarantine_locked(uint64_t seq, const std::string& name, const std::string& reason,
                          uint64_t unindexed_events = 0);
-  void trim_corrupt_locked();
+  void trim_folder_locked(int folder_fd, size_t max_files, uint64_t max_bytes);
+  std::optional<SpooledDelivery> read_indexed_locked(uint64_t seq);
   // Nullopt with *reason when the file is unusable; *transient when the cause was not the file
   // (e.g. out of descriptors), so it must stay spooled.
   std::optional<SpooledDelivery> read_locked(uint64_t seq, const Entry& indexed,
                                              std::string* reason, bool* transient);
   bool put_unlocked(std::string_view batch_id, std::string_view json, uint64_t events,
-                    std::string* error);
+                    std::string* error, uint64_t* seq_out);
   bool write_file(uint64_t seq, std::string_view batch_id, std::string_view json, uint64_t events,
                   std::string* error);
 
   const SpoolLimits limits_;
-  int dir_fd_ = -1;      // the spool folder, opened O_NOFOLLOW; all file ops are relative to it
-  int corrupt_fd_ = -1;  // <dir>/corrupt
+  int dir_fd_ = -1;          // the spool folder, opened O_NOFOLLOW; all file ops are relative to it
+  int corrupt_fd_ = -1;      // <dir>/corrupt
+  int dead_letter_fd_ = -1;  // <dir>/dead-letter
 
   mutable std::mutex mu_;
   std::map<uint64_t, Entry> index_;  // seq -> metadata only, never payloads
@@ -120,6 +142,7 @@ class Spool {
   uint64_t quarantined_ = 0;
   uint64_t quarantined_events_ = 0;
   std::string last_quarantine_reason_;
+  uint64_t dead_lettered_ = 0;
   uint64_t initial_files_ = 0;
   uint64_t initial_events_ = 0;
 };

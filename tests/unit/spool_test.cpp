@@ -638,5 +638,111 @@ TEST_F(SpoolTest, SigkillAtAnyInstantLeavesOnlyWholeFiles) {
   RecordProperty("killed_mid_put", std::to_string(killed_mid_put));
 }
 
+TEST_F(SpoolTest, ForgedHugeSeqIsQuarantinedAndNumberingDoesNotWrapOntoOldFiles) {
+  uint64_t first = 0;
+  {
+    Spool spool(limits());
+    ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr, &first));
+  }
+  // A valid file under the largest name: without a bound the next seq would wrap to 0.
+  fs::copy_file(dir_ / batch_file(first), dir_ / "18446744073709551615.batch");
+  fs::copy_file(dir_ / batch_file(first), dir_ / batch_file(0));
+  Spool spool(limits());
+  EXPECT_EQ(spool.quarantined(), 1u);
+  EXPECT_EQ(spool.files(), 2u);  // 0 and first
+  uint64_t next = 0;
+  ASSERT_TRUE(spool.put("b", "[2]", 1, nullptr, &next));
+  EXPECT_EQ(next, first + 1);
+  EXPECT_EQ(spool.read(0)->json, "[1]");
+  EXPECT_EQ(spool.read(next)->json, "[2]");
+}
+
+TEST_F(SpoolTest, DeadLetterMovesTheFileAsideForGoodAndItsSeqIsNeverReused) {
+  uint64_t poison = 0;
+  uint64_t next = 0;
+  {
+    Spool spool(limits());
+    ASSERT_TRUE(spool.put("poison", "[1]", 1, nullptr, &poison));
+    ASSERT_TRUE(spool.put("fine", "[2]", 1, nullptr));
+    std::string error;
+    const std::optional<std::string> where = spool.dead_letter(poison, &error);
+    ASSERT_TRUE(where.has_value()) << error;
+    EXPECT_EQ(*where, (dir_ / "dead-letter" / batch_file(poison)).string());
+    EXPECT_EQ(spool.files(), 1u);
+    EXPECT_EQ(spool.events(), 1u);
+    EXPECT_EQ(spool.dead_lettered(), 1u);
+    EXPECT_EQ(spool.oldest()->batch_id, "fine");
+  }
+  EXPECT_TRUE(fs::exists(dir_ / "dead-letter" / batch_file(poison)));
+  Spool reopened(limits());
+  EXPECT_EQ(reopened.files(), 1u);  // not replayed by the next process
+  EXPECT_EQ(reopened.oldest()->batch_id, "fine");
+  reopened.remove(reopened.oldest()->seq);
+  ASSERT_TRUE(reopened.put("later", "[3]", 1, nullptr, &next));
+  EXPECT_GT(next, poison + 1);
+}
+
+TEST_F(SpoolTest, DeadLetterFolderKeepsOnlyTheNewest) {
+  Spool spool(limits(1u << 20, 200));
+  std::vector<std::string> names;
+  for (size_t i = 0; i < Spool::kMaxDeadLetterFiles + 3; ++i) {
+    uint64_t seq = 0;
+    ASSERT_TRUE(spool.put("p", "[1]", 1, nullptr, &seq));
+    std::string error;
+    ASSERT_TRUE(spool.dead_letter(seq, &error).has_value()) << error;
+    names.push_back(batch_file(seq));
+  }
+  const std::vector<std::string> kept(names.end() - Spool::kMaxDeadLetterFiles, names.end());
+  EXPECT_EQ(names_in(dir_ / "dead-letter"), kept);
+}
+
+TEST_F(SpoolTest, SymlinkedSpoolParentIsRefusedNotFollowed) {
+  fs::create_directories(root_ / "elsewhere");
+  fs::create_symlink(root_ / "elsewhere", root_ / "link");
+  try {
+    Spool spool(SpoolLimits{(root_ / "link" / "http").string()});
+    FAIL() << "a symlinked RELAY_SPOOL_DIR was followed";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("is a symlink"));
+  }
+  EXPECT_TRUE(fs::is_empty(root_ / "elsewhere"));
+}
+
+TEST_F(SpoolTest, MissingParentsAreCreatedPrivateWhateverTheUmask) {
+  const mode_t previous = ::umask(0);
+  { Spool spool(limits()); }
+  ::umask(previous);
+  struct stat st {};
+  ASSERT_EQ(::stat((root_ / "nested").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
+TEST_F(SpoolTest, ThousandsOfCorruptFilesGiveAFewLinesAndOneSummary) {
+  {
+    Spool spool(limits(1u << 20, 2000));
+    for (int i = 0; i < 300; ++i) ASSERT_TRUE(spool.put("id", "[1]", 1, nullptr));
+  }
+  for (const auto& name : names_in(dir_)) {
+    if (name.ends_with(".batch")) write_file(dir_ / name, "garbage");
+  }
+  Poco::Logger& log = Poco::Logger::get("relay.spool");
+  const Poco::AutoPtr<CapturingChannel> capture(new CapturingChannel);
+  const Poco::Channel::Ptr previous = log.getChannel();
+  const int previous_level = log.getLevel();
+  log.setChannel(capture);
+  log.setLevel(Poco::Message::PRIO_INFORMATION);
+  uint64_t quarantined = 0;
+  {
+    Spool spool(limits(1u << 20, 2000));
+    quarantined = spool.quarantined();
+  }
+  log.setChannel(previous);
+  log.setLevel(previous_level);
+  EXPECT_EQ(quarantined, 300u);
+  const auto lines = capture->lines();
+  ASSERT_EQ(lines.size(), Spool::kLoggedQuarantines + 1);
+  EXPECT_THAT(lines.back(), HasSubstr("300 corrupt spool files"));
+}
+
 }  // namespace
 }  // namespace relay
