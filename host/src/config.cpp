@@ -125,11 +125,24 @@ class Reader {
   // Set in the environment or the file, not just defaulted.
   bool is_explicit(const std::string& key) const { return is_explicit_(key); }
 
+  // Each issue is a log line: a list of thousands of bad items must not become thousands.
   void issue(const std::string& key, const std::string& value, const std::string& what,
              const std::string& used) {
+    if (config_.issues.size() >= kMaxIssues) {
+      ++issues_not_shown_;
+      return;
+    }
     const std::string shown = printable_value(key, value);
     config_.issues.push_back(
         {key, shown, key + "=" + shown + ": " + what + "; using " + used + " instead"});
+  }
+
+  // One last issue that counts those left out.
+  void finish() {
+    if (issues_not_shown_ == 0) return;
+    config_.issues.push_back({"", "",
+                              std::to_string(issues_not_shown_) +
+                                  " more configuration issues not shown (fix the ones above)"});
   }
 
   int64_t integer(const std::string& key, int64_t min, int64_t max, int64_t fallback) {
@@ -182,6 +195,7 @@ class Reader {
   LayeredConfiguration& layers_;
   Config& config_;
   std::function<bool(const std::string&)> is_explicit_;
+  size_t issues_not_shown_ = 0;
 };
 
 bool valid_spool_dir(const std::string& dir) {
@@ -753,6 +767,7 @@ Config load_config(const std::map<std::string, std::string>& environment) {
   resolve_managed_instances(reader, config, environment);
   read_sink_configs(*layers, config);
   read_flush(reader, config, *layers);
+  reader.finish();
 
   const bool timeout_lowered = any_sink_flushes(config, FlushMode::kEnd) &&
                                !reader.is_explicit("RELAY_TELEMETRY_TIMEOUT_MS");

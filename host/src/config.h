@@ -29,11 +29,12 @@ struct ConfigEntry {
 };
 
 // Bounds on what comes from outside: the configuration file (read before the extension
-// registers, so a huge or endless one would stall init), the number of sinks, and how much of a
-// value is ever shown.
+// registers, so a huge or endless one would stall init), the number of sinks, how much of a
+// value is ever shown and how many issues are.
 inline constexpr size_t kMaxConfigFileBytes = 1u << 20;
 inline constexpr size_t kMaxSinks = 16;
 inline constexpr size_t kMaxShownValueBytes = 256;
+inline constexpr size_t kMaxIssues = 32;  // then one issue counts the rest
 
 struct Config {
   std::string log_level = "info";

@@ -265,6 +265,15 @@ TEST(Config, AtMostMaxSinks) {
   EXPECT_THAT(c.issues[0].message, HasSubstr("at most"));
 }
 
+TEST(Config, ThousandsOfBadItemsAreABoundedNumberOfIssues) {
+  std::string types;
+  for (int i = 0; i < 5000; ++i) types += "bogus" + std::to_string(i) + ",";
+  const Config c = load_config({{"RELAY_TELEMETRY_TYPES", types + "platform"}});
+  ASSERT_EQ(c.issues.size(), kMaxIssues + 1);
+  EXPECT_THAT(c.issues.back().message, HasSubstr("4968 more configuration issues not shown"));
+  EXPECT_EQ(c.subscription.types, std::vector<std::string>{"platform"});
+}
+
 // load_config on its own thread, so a regression that blocks fails the test instead of hanging
 // it; the bound is orders of magnitude above the microseconds this takes.
 std::optional<Config> load_within_a_minute(const Env& env) {
