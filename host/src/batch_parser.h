@@ -14,11 +14,16 @@ struct ParseError {
 };
 
 // Parses body (which it takes over). On success every TelemetryEvent views into result.body.
-// Fails, naming the reason, when the body is not a JSON array of objects, or is truncated.
-// Missing "type"/"time" are tolerated (empty views); "record" may be any JSON value.
+// Fails, naming the reason, when the body is not a JSON array (or is truncated, or has content
+// after it). Within the array, each element that is not a valid JSON object (RFC 8259, no range
+// limits on numbers or nesting), or whose "type"/"time" is not a string, is dropped and counted:
+// every event kept is valid JSON, so events joined into an array always are too. Missing
+// "type"/"time" are tolerated (empty views); "record" may be any JSON value.
 struct ParseResult {
   std::optional<TelemetryBatch> batch;
+  // Without a batch: why. With one: what was wrong with the first dropped element, if any.
   ParseError error;
+  size_t invalid_events = 0;  // elements dropped from batch
 };
 ParseResult parse_batch(std::string body);
 

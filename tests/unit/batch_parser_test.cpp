@@ -283,7 +283,10 @@ TEST(BatchParser, ScalarRecordsAreCheckedButNotRangeLimited) {
   EXPECT_EQ(batch.events[4].record, "-0");
   for (const char* bad : {R"([{"record":01}])", R"([{"record":1.}])", R"([{"record":-}])",
                           R"([{"record":1e+}])", R"([{"record":nul}])", R"([{"record":falsey}])"}) {
-    EXPECT_FALSE(parse_batch(bad).batch.has_value()) << bad;
+    const ParseResult result = parse_batch(bad);
+    ASSERT_TRUE(result.batch.has_value()) << bad;
+    EXPECT_TRUE(result.batch->events.empty()) << bad;
+    EXPECT_EQ(result.invalid_events, 1u) << bad;
   }
 }
 
@@ -432,22 +435,19 @@ TEST(BatchParser, FunctionAndExtensionEventsGetNoPlatformFields) {
   EXPECT_EQ(cold.platform.size(), wanted);
 }
 
-// Records are forwarded as they are, never checked member by member (only their nesting): one
-// whose wanted field does not read simply has no fields, as before the host read any.
-TEST(BatchParser, AnUnreadablePlatformRecordPassesWithoutFields) {
-  TelemetryBatch batch =
-      parse_ok(R"([{"type":"platform.start","record":{"version":1,"requestId":}},)"
-               R"({"type":"platform.logsDropped","record":{"droppedBytes":1,"droppedRecords"}}])");
-  ASSERT_EQ(batch.platform.size(), 2u);
-  for (const PlatformFields& fields : batch.platform) {
-    EXPECT_TRUE(fields.request_id.empty());
-    EXPECT_EQ(fields.dropped_records, 0u);
-  }
-  EXPECT_EQ(batch.events[0].record, R"({"version":1,"requestId":})");
-  // What skipping the record itself notices is refused, as for any record.
-  ParseResult bad = parse_batch(R"([{"type":"platform.report","record":{"requestId" "x"}}])");
-  EXPECT_FALSE(bad.batch.has_value());
-  EXPECT_THAT(bad.error.message, HasSubstr("event 0: bad \"record\""));
+// A platform record that is not valid JSON drops its event, fields and all; a truncated body
+// is still refused whole.
+TEST(BatchParser, AnInvalidPlatformRecordDropsItsEvent) {
+  ParseResult result = parse_batch(
+      R"([{"type":"platform.start","record":{"version":1,"requestId":}},)"
+      R"({"type":"platform.start","record":{"requestId":"ok"}},)"
+      R"({"type":"platform.logsDropped","record":{"droppedBytes":1,"droppedRecords"}}])");
+  ASSERT_TRUE(result.batch.has_value()) << result.error.message;
+  EXPECT_EQ(result.invalid_events, 2u);
+  EXPECT_THAT(result.error.message, HasSubstr("event 0: unexpected character at byte 60"));
+  ASSERT_EQ(result.batch->events.size(), 1u);
+  ASSERT_EQ(result.batch->platform.size(), 1u);
+  EXPECT_EQ(result.batch->platform[0].request_id, "ok");
   ParseResult truncated = parse_batch(R"([{"type":"platform.report","record":{"requestId":"x")");
   EXPECT_FALSE(truncated.batch.has_value());
   EXPECT_THAT(truncated.error.message, HasSubstr("truncated"));
@@ -502,6 +502,7 @@ struct MalformedCase {
 
 std::ostream& operator<<(std::ostream& out, const MalformedCase& c) { return out << c.name; }
 
+// Bodies that are not a JSON array, or not a whole one: nothing in them can be told apart.
 class MalformedTest : public ::testing::TestWithParam<MalformedCase> {};
 
 TEST_P(MalformedTest, IsRejectedNamingTheProblem) {
@@ -517,33 +518,114 @@ INSTANTIATE_TEST_SUITE_P(
         MalformedCase{"Object", "{}", "not a JSON array (starts with '{')"},
         MalformedCase{"String", R"("text")", "not a JSON array"},
         MalformedCase{"Number", "42", "not a JSON array"},
-        MalformedCase{"NumberElement", "[1]", "event 0 is not a JSON object at byte 1"},
-        MalformedCase{"SecondElementString", R"([{"type":"a"}, "x"])",
-                      "event 1 is not a JSON object at byte 15"},
         MalformedCase{"Truncated", R"([{"type":"a"})", "truncated"},
         MalformedCase{"TruncatedInThirdEvent", R"([{"type":"a"},{"type":"b"},{"type":)",
                       "truncated: body ends inside event 2"},
-        MalformedCase{"TruncatedInString", R"([{"type":"a)", "string"},
+        MalformedCase{"TruncatedInString", R"([{"type":"a)", "inside a string in event 0"},
         MalformedCase{"OnlyOpenBracket", "[", "truncated"},
         MalformedCase{"TrailingWord", R"([{"type":"a"}] trailing)",
                       "trailing content after the array at byte 15"},
         MalformedCase{"TrailingArray", R"([{"type":"a"}][])",
                       "trailing content after the array at byte 14"},
         MalformedCase{"TrailingBracket", R"([{"type":"a"}]])", "trailing content"},
-        MalformedCase{"TrailingComma", R"([{"type":"a"},])", "trailing comma after event 0"},
-        MalformedCase{"MissingComma", R"([{"type":"a" "time":"b"}])", "event 0"},
-        MalformedCase{"MissingValue", R"([{"type":}])", "event 0"},
-        MalformedCase{"MissingCommaBetweenEvents", R"([{"type":"a"} {"type":"b"}])", "event 1"},
-        MalformedCase{"TypeNotString", R"([{"type":1}])", R"(event 0: "type" is not a string)"},
-        MalformedCase{"TimeNotString", R"([{"time":{}}])", R"("time" is not a string)"},
-        MalformedCase{"BadLiteralRecord", R"([{"record":tru}])", R"(event 0: bad "record")"},
-        MalformedCase{"BadNumberRecord", R"([{"record":1x}])", R"(bad "record")"},
-        MalformedCase{"MismatchedBracesInRecord", R"([{"record":{"a":[1,2}}])", "event 0"},
-        MalformedCase{"InvalidUtf8", "[{\"type\":\"\xff\xfe\"}]", "UTF-8"},
-        MalformedCase{"DeepTruncated", "[" + std::string(100000, '['), "truncated"},
-        MalformedCase{"DeepUnbalanced", "[{\"record\":" + std::string(1000, '[') + "}]",
-                      "event 0"}),
+        MalformedCase{"DeepTruncated", "[" + std::string(100000, '['), "truncated"}),
     [](const ::testing::TestParamInfo<MalformedCase>& param) { return param.param.name; });
+
+// An array whose element `bad` is not a valid event, between two good ones: only it is dropped,
+// and what remains is valid JSON (the fuzz target checks that against an independent validator).
+struct InvalidEventCase {
+  std::string name;
+  std::string bad;
+  std::string message;  // a substring of the reason given for it
+};
+
+std::ostream& operator<<(std::ostream& out, const InvalidEventCase& c) { return out << c.name; }
+
+class InvalidEventTest : public ::testing::TestWithParam<InvalidEventCase> {};
+
+constexpr std::string_view kGoodBefore = R"({"type":"function","record":"before"})";
+constexpr std::string_view kGoodAfter = R"({"type":"platform.start","record":{"requestId":"r"}})";
+
+TEST_P(InvalidEventTest, IsDroppedAndTheOthersKept) {
+  const std::string body = "[" + std::string(kGoodBefore) + ",\n" + GetParam().bad + " ,\n" +
+                           std::string(kGoodAfter) + "]";
+  ParseResult result = parse_batch(body);
+  ASSERT_TRUE(result.batch.has_value()) << result.error.message;
+  EXPECT_EQ(result.invalid_events, 1u);
+  EXPECT_THAT(result.error.message, HasSubstr("event 1: " + GetParam().message));
+  ASSERT_EQ(result.batch->events.size(), 2u);
+  EXPECT_EQ(result.batch->events[0].json, kGoodBefore);
+  EXPECT_EQ(result.batch->events[1].json, kGoodAfter);
+  ASSERT_EQ(result.batch->platform.size(), 1u);
+  EXPECT_EQ(result.batch->platform[0].request_id, "r");
+  // The events joined are a delivery: it must parse whole, with nothing dropped.
+  const ParseResult again =
+      parse_batch("[" + std::string(kGoodBefore) + "," + std::string(kGoodAfter) + "]");
+  ASSERT_TRUE(again.batch.has_value());
+  EXPECT_EQ(again.invalid_events, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, InvalidEventTest,
+    ::testing::Values(
+        InvalidEventCase{"NumberElement", "1", "not a JSON object"},
+        InvalidEventCase{"StringElement", R"("x")", "not a JSON object"},
+        InvalidEventCase{"MismatchedBracketsInRecord", R"({"record":{"a":[1,2}})", "expected"},
+        InvalidEventCase{"MismatchedBracketInRecord", R"({"record":[1})", "expected"},
+        InvalidEventCase{"MissingCommaInRecord", R"({"record":{"a":1 "b":2}})", "expected"},
+        InvalidEventCase{"MissingCommaBetweenFields", R"({"type":"a" "time":"b"})", "expected"},
+        InvalidEventCase{"MissingValue", R"({"type":})", "unexpected character"},
+        InvalidEventCase{"BareWord", R"({"record":{"level":INFO}})", "unexpected character"},
+        InvalidEventCase{"TrailingCommaInRecord", R"({"record":{"a":1,}})",
+                         "expected a string key"},
+        InvalidEventCase{"TrailingCommaInArray", R"({"record":[1,2,]})", "unexpected character"},
+        InvalidEventCase{"LeadingZero", R"({"record":{"n":007}})", "invalid number"},
+        InvalidEventCase{"NaN", R"({"record":NaN})", "unexpected character"},
+        InvalidEventCase{"Infinity", R"({"record":-Infinity})", "invalid number"},
+        InvalidEventCase{"SingleQuotes", R"({"record":'x'})", "unexpected character"},
+        InvalidEventCase{"BadLiteralRecord", R"({"record":tru})", "unexpected character"},
+        InvalidEventCase{"BadNumberRecord", R"({"record":1x})", "expected"},
+        InvalidEventCase{"ControlCharacter", "{\"record\":\"a\tb\"}", "control character"},
+        InvalidEventCase{"BadEscape", R"({"record":"a\x"})", "invalid escape"},
+        InvalidEventCase{"LoneSurrogate", R"({"record":"\ud800"})", "lone UTF-16 surrogate"},
+        InvalidEventCase{"InvalidUtf8", "{\"type\":\"\xff\xfe\"}", "invalid UTF-8"},
+        InvalidEventCase{"TypeNotString", R"({"type":1})", R"("type" is not a string)"},
+        InvalidEventCase{"TimeNotString", R"({"time":{}})", R"("time" is not a string)"},
+        InvalidEventCase{"StrayCloser", R"({"a":1}})", "content after the value"},
+        InvalidEventCase{"DeepUnbalanced", "{\"record\":" + std::string(1000, '[') + "}",
+                         "unexpected character"},
+        InvalidEventCase{"EmptyElement", "", "empty element"}),
+    [](const ::testing::TestParamInfo<InvalidEventCase>& param) { return param.param.name; });
+
+TEST(BatchParser, ArraySeparatorsAreCheckedToo) {
+  ParseResult comma = parse_batch(R"([{"type":"a"},])");
+  ASSERT_TRUE(comma.batch.has_value());
+  EXPECT_EQ(comma.batch->events.size(), 1u);
+  EXPECT_EQ(comma.invalid_events, 1u);
+  EXPECT_THAT(comma.error.message, HasSubstr("event 1: trailing comma at byte 0"));
+  // Two events without a comma between them are one invalid element.
+  ParseResult missing = parse_batch(R"([{"type":"a"} {"type":"b"},{"type":"c"}])");
+  ASSERT_TRUE(missing.batch.has_value());
+  ASSERT_EQ(missing.batch->events.size(), 1u);
+  EXPECT_EQ(missing.batch->events[0].type, "c");
+  EXPECT_EQ(missing.invalid_events, 1u);
+  // A ']' without its '[' ends the array, so an event missing its '}' costs only itself.
+  ParseResult unclosed = parse_batch(R"([{"type":"c"},{"type":"a"])");
+  ASSERT_TRUE(unclosed.batch.has_value());
+  ASSERT_EQ(unclosed.batch->events.size(), 1u);
+  EXPECT_EQ(unclosed.invalid_events, 1u);
+}
+
+// The fast path's validator refuses numbers beyond double and nesting beyond 1024; the slow path
+// must then keep every event, since all are valid JSON.
+TEST(BatchParser, ValidBodiesBeyondTheFastPathsLimitsLoseNothing) {
+  ParseResult result = parse_batch(R"([{"type":"a","record":1e999},{"type":"b","record":)" +
+                                   std::string(2000, '[') + std::string(2000, ']') + "}]");
+  ASSERT_TRUE(result.batch.has_value()) << result.error.message;
+  EXPECT_EQ(result.invalid_events, 0u);
+  EXPECT_EQ(result.batch->events.size(), 2u);
+  EXPECT_EQ(result.error.message, "");
+}
 
 TEST(BatchParser, DeeplyNestedRecordPassesThroughWithoutRecursion) {
   // Records are skipped, never walked recursively, so depth costs no stack.
@@ -600,8 +682,11 @@ TEST(BatchParser, ParsesConcurrentlyOnSeveralThreads) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 200; ++i) {
         ParseResult a = parse_batch(t % 2 ? body : big_body);
-        ParseResult b = parse_batch("[1]");
-        if (!a.batch || a.batch->events.size() != (t % 2 ? 10u : 8u) || b.batch) ++failures[t];
+        ParseResult b = parse_batch(t % 2 ? "[1]" : "[{},{\"a\":01}]");
+        if (!a.batch || a.batch->events.size() != (t % 2 ? 10u : 8u) || !b.batch ||
+            b.invalid_events != 1) {
+          ++failures[t];
+        }
       }
     });
   }
