@@ -115,20 +115,23 @@ inline Attempt classify(const Poco::Net::HTTPResponse& response, const std::stri
 // Reads the answer to the request just sent on `http`. Interim 1xx responses are skipped (POCO
 // skips only 100): taking one for the answer would leave the real one on the connection, to be
 // read as the answer to the next request. Throws Poco::Exception when the connection breaks or
-// does not speak HTTP.
-inline Answer receive_answer(Poco::Net::HTTPClientSession& http, Poco::Timestamp now) {
-  using relay::sdk::Status;
+// does not speak HTTP; `responded` then tells whether a response (an interim one included) came
+// first, i.e. the receiver has the request and resending it at once is no cure.
+inline Answer receive_answer(Poco::Net::HTTPClientSession& http, Poco::Timestamp now,
+                             bool& responded) {
   Poco::Net::HTTPResponse response;
   std::istream* in = &http.receiveResponse(response);
+  responded = true;
   const auto status = [&] { return static_cast<int>(response.getStatus()); };
+  Answer answer;
   for (int interim = 0; status() >= 100 && status() < 200 && status() != 101; ++interim) {
     if (interim == kMaxInterimResponses) {
-      throw Poco::Net::MessageException("more than " + std::to_string(kMaxInterimResponses) +
-                                        " interim (1xx) responses");
+      answer.attempt.error = "more than " + std::to_string(kMaxInterimResponses) +
+                             " interim (1xx) responses; reconnecting";
+      return answer;
     }
     in = &http.receiveResponse(response);  // an interim response has no body
   }
-  Answer answer;
   answer.attempt.http_status = status();
   if (status() == 101 || status() < 100 || status() > 599) {
     // 101: the connection now speaks another protocol, which a POST never asks for.

@@ -435,8 +435,7 @@ class HttpSink final : public relay::sdk::Sink {
         send_all(http.socket(), body);
       }
       sent = true;
-      relay::http::Answer answer = relay::http::receive_answer(http, Poco::Timestamp());
-      answered = true;
+      relay::http::Answer answer = relay::http::receive_answer(http, Poco::Timestamp(), answered);
       attempt = std::move(answer.attempt);
       reusable_ = answer.reusable;
       broken = !reusable_;

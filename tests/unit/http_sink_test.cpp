@@ -604,6 +604,20 @@ TEST_F(HttpSinkTest, EndlessInterimResponsesAreATransientFailure) {
   EXPECT_EQ(server.connections(), 2);
 }
 
+TEST_F(HttpSinkTest, AConnectionLostAfterAnInterimAnswerIsNotResentAtOnce) {
+  // The first delivery leaves a kept-alive connection; on it the second request gets 102 and the
+  // connection closes: the receiver has the request, so the reused-connection resend is no cure.
+  ScriptedServer server({{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"},
+                         {"HTTP/1.1 102 Processing\r\n\r\n", true}});
+  auto sink = create({{"post_uri", server.url()}});
+  ASSERT_TRUE(sink.created());
+  EXPECT_TRUE(sink.deliver(batch_.build()).ok());
+  auto outcome = sink.deliver(batch_.build());
+  EXPECT_EQ(outcome.status, RELAY_RETRY) << outcome.error;
+  EXPECT_FALSE(host_.logged("reconnecting"));
+  EXPECT_EQ(server.connections(), 1);
+}
+
 TEST_F(HttpSinkTest, SwitchingProtocolsIsRetriedOnANewConnection) {
   ScriptedServer server(
       {{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
