@@ -446,11 +446,13 @@ bool is_secret_key(const std::string& key) {
   return false;
 }
 
-// A key naming a uri or url, or any value that looks like one.
+// A key naming a uri or url, or any value that looks like one or like "user:password@host".
 bool is_uri_value(const std::string& key, const std::string& value) {
   const std::string k = lower(key);
+  const size_t at = value.find('@');
   return k.find("uri") != std::string::npos || k.find("url") != std::string::npos ||
-         value.find("://") != std::string::npos;
+         value.find("://") != std::string::npos ||
+         (at != std::string::npos && value.find(':') < at);
 }
 
 void replace_all(std::string& text, std::string_view what, std::string_view with) {

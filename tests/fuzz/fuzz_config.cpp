@@ -28,6 +28,39 @@ int file_fd() {
   return fd;
 }
 
+bool has_control_character(std::string_view text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+// A shown value stays on its line, is bounded, and the user info of a URI is redacted.
+void check_shown(std::string_view shown) {
+  if (has_control_character(shown) || shown.size() > relay::kMaxShownValueBytes + 32) {
+    __builtin_trap();
+  }
+  if (shown.find("://") == std::string_view::npos) return;
+  constexpr std::string_view kRedacted = "<redacted>";
+  for (size_t at = shown.find('@'); at != std::string_view::npos; at = shown.find('@', at + 1)) {
+    if (at < kRedacted.size() ||
+        shown.substr(at - kRedacted.size(), kRedacted.size()) != kRedacted) {
+      __builtin_trap();
+    }
+  }
+}
+
+// A plugin message quoting a secret value shows it no more than --check does. Values that
+// appear inside what is shown anyway (or inside "<redacted>") are no secret to look for.
+void check_redacted(const relay::SinkConfig& sink_config) {
+  std::string shown_anyway = "<redacted>";
+  for (const auto& [key, value] : sink_config) shown_anyway += relay::printable_value(key, value);
+  for (const auto& [key, value] : sink_config) {
+    if (value.size() < 4 || relay::printable_value(key, value) != "<redacted>") continue;
+    if (shown_anyway.find(value) != std::string::npos) continue;
+    const std::string text = relay::redact_config_values("create failed: " + value, sink_config);
+    if (text.find(value) != std::string::npos) __builtin_trap();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -56,15 +89,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   environment["RELAY_CONFIG_FILE"] = "/proc/self/fd/" + std::to_string(file_fd());
 
   const relay::Config config = relay::load_config(environment);
-  // What --check prints, and what main() derives from it.
-  for (const relay::ConfigEntry& entry : config.entries) {
-    (void)relay::printable_value(entry.key, entry.value);
-  }
+  // What --check prints and what log lines quote: one bounded line, no credential.
+  for (const relay::ConfigEntry& entry : config.entries) check_shown(entry.value);
+  for (const auto& [name, value] : environment) check_shown(relay::printable_value(name, value));
   for (const relay::ConfigIssue& issue : config.issues) {
     if (issue.message.empty()) __builtin_trap();  // every issue names what was wrong
+    if (issue.message.size() > 4096 || has_control_character(issue.message)) __builtin_trap();
   }
   for (const std::string& sink : config.sinks) {
     if (config.sink_configs.count(sink) == 0) __builtin_trap();  // one entry per requested sink
+    check_redacted(config.sink_configs.at(sink));
   }
+  if (config.sinks.size() > relay::kMaxSinks) __builtin_trap();
   return 0;
 }

@@ -174,6 +174,9 @@ TEST(Config, UriCredentialsAndQueriesAreNeverShown) {
   // A URI under a key that does not say so is still recognised.
   EXPECT_EQ(printable_value("RELAY_WEBHOOK_TARGET", "https://u:s3cr3t@h.example/x"),
             "https://<redacted>@h.example/x");
+  EXPECT_EQ(printable_value("RELAY_DB_TARGET", "user:s3cr3t@db.example:5432"),
+            "db.example:5432 (not a valid URI: the rest is not shown)");
+  EXPECT_EQ(printable_value("RELAY_NOTIFY", "ops@example.com"), "ops@example.com");
   EXPECT_EQ(printable_value("RELAY_HTTP_HEADER_X_API_KEY", "k"), "<redacted>");
   EXPECT_EQ(printable_value("RELAY_LOG_LEVEL", "debug"), "debug");
   const Config c = load_config({{"DISPATCH_POST_URI", "https://u:s3cr3t@h/p?api_key=s3cr3t"}});
