@@ -61,6 +61,36 @@ std::string_view rebase(std::string_view part, std::string_view from, const char
   return {to + (part.data() - from.data()), part.size()};
 }
 
+// One JSON array of the events for_each_event visits, in order, with views into the copy.
+template <class ForEachEvent>
+Delivery assemble(std::string batch_id, size_t json_bytes, uint64_t events,
+                  ForEachEvent for_each_event) {
+  Delivery delivery;
+  delivery.batch_id = std::move(batch_id);
+  delivery.json.reserve(json_bytes);
+  delivery.events.reserve(events);
+  delivery.json.push_back('[');
+  // Copy the bytes, then point the views at the copy (reserved: the string does not move).
+  for_each_event([&](const TelemetryEvent& event) {
+    if (delivery.json.size() > 1) delivery.json.push_back(',');
+    delivery.json.append(event.json);
+  });
+  delivery.json.push_back(']');
+  size_t offset = 1;
+  for_each_event([&](const TelemetryEvent& event) {
+    const char* base = delivery.json.data() + offset;
+    delivery.events.push_back(TelemetryEvent{{base, event.json.size()},
+                                             rebase(event.type, event.json, base),
+                                             rebase(event.time, event.json, base),
+                                             rebase(event.record, event.json, base)});
+    offset += event.json.size() + 1;
+  });
+  return delivery;
+}
+
+// Suspect deliveries wait longer between their own attempts, up to this.
+constexpr uint64_t kMaxSuspectBackoffMs = 60000;
+
 // A spooled delivery holds only its JSON; the sink interface also hands the events, so they
 // are found again (on replay only, never on the hot path). Same bytes, same id.
 std::optional<Delivery> delivery_from_spool(SpooledDelivery&& entry, std::string* error) {
@@ -130,13 +160,29 @@ Outlet::~Outlet() {
 
 uint64_t Outlet::memory_pending_locked() const {
   const bool in_memory = current_ && !current_->spool_seq;
-  return queued_events_ + aside_events_ + (in_memory ? current_->events : 0);
+  uint64_t events = queued_events_ + aside_events_ + (in_memory ? current_->events : 0);
+  for (const auto& half : pending_) events += half->events;
+  return events;
 }
 
 size_t Outlet::memory_bytes_locked() const {
   const bool in_memory = current_ && !current_->spool_seq;
-  return queue_bytes_ + aside_bytes_ +
-         (in_memory ? delivery_cost(current_->delivery.json.size(), current_->events) : 0);
+  size_t bytes = queue_bytes_ + aside_bytes_ +
+                 (in_memory ? delivery_cost(current_->delivery.json.size(), current_->events) : 0);
+  for (const auto& half : pending_)
+    bytes += delivery_cost(half->delivery.json.size(), half->events);
+  return bytes;
+}
+
+uint64_t Outlet::held_before_locked(uint64_t mark) const {
+  // Memory is FIFO: what arrived before the mark and was not taken yet is the front of queue_.
+  uint64_t held = mark > dequeued_events_ ? mark - dequeued_events_ : 0;
+  held += aside_events_;  // on its way to a delivery or the spool (milliseconds)
+  if (current_ && !current_->spool_seq && current_->first_index < mark) held += current_->events;
+  for (const auto& half : pending_) {
+    if (half->first_index < mark) held += half->events;
+  }
+  return held;
 }
 
 void Outlet::release_all_locked() {
@@ -174,6 +220,7 @@ Outlet::Taken Outlet::take_locked(uint64_t max_events) {
     queue_.pop_front();
   }
   queued_events_ -= taken.events;
+  dequeued_events_ += taken.events;
   released_events_ -= std::min(released_events_, taken.events);
   aside_events_ += taken.events;
   aside_bytes_ += delivery_cost(taken.bytes, taken.events);
@@ -188,37 +235,26 @@ void Outlet::put_back_locked(Taken&& taken) {
     queue_bytes_ += held_cost(*it->batch);
   }
   queued_events_ += taken.events;
+  dequeued_events_ -= taken.events;
   aside_events_ -= taken.events;
   aside_bytes_ -= delivery_cost(taken.bytes, taken.events);
 }
 
 Delivery Outlet::build_delivery(const Taken& taken, std::string batch_id) {
-  Delivery delivery;
-  delivery.batch_id = std::move(batch_id);
-  delivery.json.reserve(taken.bytes);
-  delivery.events.reserve(taken.events);
-  delivery.json.push_back('[');
-  // Copy the bytes, then point the views at the copy (reserved: the string does not move).
-  for (const Slice& slice : taken.slices) {
-    for (size_t i = slice.begin; i < slice.end; ++i) {
-      if (delivery.json.size() > 1) delivery.json.push_back(',');
-      delivery.json.append(slice.batch->events[i].json);
+  return assemble(std::move(batch_id), taken.bytes, taken.events, [&](auto&& visit) {
+    for (const Slice& slice : taken.slices) {
+      for (size_t i = slice.begin; i < slice.end; ++i) visit(slice.batch->events[i]);
     }
-  }
-  delivery.json.push_back(']');
-  size_t offset = 1;
-  for (const Slice& slice : taken.slices) {
-    for (size_t i = slice.begin; i < slice.end; ++i) {
-      const TelemetryEvent& event = slice.batch->events[i];
-      const char* base = delivery.json.data() + offset;
-      delivery.events.push_back(TelemetryEvent{{base, event.json.size()},
-                                               rebase(event.type, event.json, base),
-                                               rebase(event.time, event.json, base),
-                                               rebase(event.record, event.json, base)});
-      offset += event.json.size() + 1;
-    }
-  }
-  return delivery;
+  });
+}
+
+Delivery Outlet::sub_delivery(const Delivery& whole, size_t begin, size_t end,
+                              std::string batch_id) {
+  size_t bytes = 2;
+  for (size_t i = begin; i < end; ++i) bytes += whole.events[i].json.size() + 1;
+  return assemble(std::move(batch_id), bytes, end - begin, [&](auto&& visit) {
+    for (size_t i = begin; i < end; ++i) visit(whole.events[i]);
+  });
 }
 
 void Outlet::note_spool_error_locked(const std::string& error, uint64_t events, const char* why) {
@@ -239,28 +275,48 @@ void Outlet::note_spooled_locked(uint64_t events) {
   counters_.spooled += events;
   spool_events_ += events;
   ++spool_files_;
+  spool_blocked_until_ms_ = 0;  // something new to send
 }
 
-bool Outlet::spool_current(std::unique_lock<std::mutex>& lock, const char* why) {
-  // [outlet thread, lock held on entry and exit] The delivery in memory goes to the spool under
+bool Outlet::spool_delivery(std::unique_lock<std::mutex>& lock,
+                            const std::shared_ptr<Current>& delivery, const char* why,
+                            uint64_t* seq) {
+  // [outlet thread, lock held on entry and exit] An in-memory delivery goes to the spool under
   // its own id; on success it leaves memory.
   if (!spool_) return false;
-  const std::shared_ptr<Current> current = current_;
+  const Phase phase = phase_;
   phase_ = Phase::kSpooling;
   lock.unlock();
   std::string error;
-  const bool stored = spool_->put(current->delivery.batch_id, current->delivery.json,
-                                  current->delivery.events.size(), &error);
+  const bool stored = spool_->put(delivery->delivery.batch_id, delivery->delivery.json,
+                                  delivery->delivery.events.size(), &error, seq);
   lock.lock();
-  phase_ = Phase::kIdle;
+  phase_ = phase;
   idle_.notify_all();
   if (!stored) {
-    note_spool_error_locked(error, current->events, why);
+    note_spool_error_locked(error, delivery->events, why);
     return false;
   }
-  note_spooled_locked(current->events);
-  if (current_ == current) current_.reset();
+  note_spooled_locked(delivery->events);
+  if (current_ == delivery) current_.reset();
+  std::erase(pending_, delivery);
   return true;
+}
+
+bool Outlet::spool_current(std::unique_lock<std::mutex>& lock, const char* why, uint64_t* seq) {
+  const std::shared_ptr<Current> current = current_;
+  return spool_delivery(lock, current, why, seq);
+}
+
+void Outlet::spool_pending(std::unique_lock<std::mutex>& lock,
+                           uint64_t OutletCounters::*drop_counter, const char* why) {
+  while (!pending_.empty()) {
+    const std::shared_ptr<Current> half = pending_.front();
+    if (!spool_delivery(lock, half, why)) {
+      counters_.*drop_counter += half->events;
+      std::erase(pending_, half);
+    }
+  }
 }
 
 void Outlet::remove_spooled(std::unique_lock<std::mutex>& lock, uint64_t seq, uint64_t events) {
@@ -271,7 +327,146 @@ void Outlet::remove_spooled(std::unique_lock<std::mutex>& lock, uint64_t seq, ui
   phase_ = Phase::kIdle;
   spool_events_ -= std::min(spool_events_, events);
   spool_files_ -= std::min<uint64_t>(spool_files_, 1);
+  retry_states_.erase(seq);
   idle_.notify_all();
+}
+
+bool Outlet::split_current(std::unique_lock<std::mutex>& lock, const char* why,
+                           const std::optional<RetryState>& inherited) {
+  // [outlet thread, lock held on entry and exit]
+  const std::shared_ptr<Current> whole = current_;
+  const size_t count = whole->delivery.events.size();
+  const std::string& id = whole->delivery.batch_id;
+  if (count < 2 || id.size() + 2 > Spool::kMaxBatchIdBytes) return false;
+  // The halves' ids derive from the whole's, so their own retries and replays stay stable.
+  const size_t middle = count / 2;
+  auto first =
+      std::make_shared<Current>(Current{sub_delivery(whole->delivery, 0, middle, id + ".1"),
+                                        std::nullopt, middle, whole->first_index});
+  auto second =
+      std::make_shared<Current>(Current{sub_delivery(whole->delivery, middle, count, id + ".2"),
+                                        std::nullopt, count - middle, whole->first_index + middle});
+  if (!whole->spool_seq) {
+    // Held in memory: the halves go next, still in memory (a failure spools them as usual).
+    pending_.push_front(second);
+    pending_.push_front(first);
+  } else {
+    // Spooled: both halves are on disk before the whole leaves it, so a crash loses nothing.
+    const uint64_t seq = *whole->spool_seq;
+    phase_ = Phase::kSpooling;
+    lock.unlock();
+    std::string error;
+    uint64_t first_seq = 0;
+    uint64_t second_seq = 0;
+    bool stored = spool_->put(first->delivery.batch_id, first->delivery.json, first->events, &error,
+                              &first_seq);
+    if (stored && !spool_->put(second->delivery.batch_id, second->delivery.json, second->events,
+                               &error, &second_seq)) {
+      spool_->remove(first_seq);
+      stored = false;
+    }
+    if (stored) spool_->remove(seq);
+    lock.lock();
+    phase_ = Phase::kIdle;
+    idle_.notify_all();
+    if (!stored) {
+      log_.warning("sink %s: could not split batch %s (%s): %s", name(), id, std::string(why),
+                   error);
+      return false;
+    }
+    ++spool_files_;  // two in, one out; the events stay the same
+    spool_blocked_until_ms_ = 0;
+    retry_states_.erase(seq);
+    if (inherited) {
+      retry_states_[first_seq] = *inherited;
+      retry_states_[second_seq] = *inherited;
+    }
+  }
+  ++counters_.splits;
+  if (log_.debug()) {
+    log_.debug("sink %s: batch %s (%z events) split in two (%s)", name(), id, count,
+               std::string(why));
+  }
+  if (current_ == whole) current_.reset();
+  return true;
+}
+
+std::optional<uint64_t> Outlet::pick_spooled_locked(uint64_t now, bool cooling_ok) {
+  uint64_t earliest = std::numeric_limits<uint64_t>::max();
+  std::optional<uint64_t> least_recent;
+  uint64_t least_recent_ms = std::numeric_limits<uint64_t>::max();
+  for (const uint64_t seq : spool_->seqs()) {
+    const auto found = retry_states_.find(seq);
+    if (found == retry_states_.end()) return seq;
+    const RetryState& state = found->second;
+    if (state.not_before_ms > now) {
+      earliest = std::min(earliest, state.not_before_ms);
+      continue;
+    }
+    // One that failed since the sink last succeeded waits behind fresh telemetry: a delivery
+    // the receiver always refuses must not starve the rest.
+    if (state.successes_at_last_failure != successes_) return seq;
+    // Among those, in turn: the one that failed first is tried first, so a refused delivery
+    // at the front does not hide the others (and their successes) forever.
+    if (state.last_failed_ms < least_recent_ms) {
+      least_recent = seq;
+      least_recent_ms = state.last_failed_ms;
+    }
+  }
+  if (!cooling_ok) return std::nullopt;
+  if (!least_recent) spool_blocked_until_ms_ = earliest;
+  return least_recent;
+}
+
+void Outlet::note_failure(std::unique_lock<std::mutex>& lock, uint64_t seq, uint64_t now) {
+  // [outlet thread, lock held] The evidence was counted by settle_result.
+  RetryState& state = retry_states_[seq];
+  if (state.failures == 0) state.first_failed_ms = now;
+  ++state.failures;
+  state.successes_at_last_failure = successes_;
+  state.last_failed_ms = now;
+  if (state.evidence == 0) return;
+  // A suspect: it fails while the sink delivers the rest. Isolate what the receiver refuses by
+  // splitting; a single event past its retry life goes to the dead-letter folder.
+  const uint32_t shift = std::min<uint32_t>(state.evidence, 16);
+  state.not_before_ms =
+      now + std::min<uint64_t>(kMaxSuspectBackoffMs, uint64_t{options_.retry_base_ms} << shift);
+  const RetryState snapshot = state;
+  // The halves count as having failed once (a failure of theirs after a success is evidence),
+  // keeping the age of the first failure; their own evidence starts from nothing.
+  RetryState halves{1, 0, snapshot.first_failed_ms, 0, successes_, 0};
+  if (current_ && current_->events > 1 &&
+      split_current(lock, "it keeps failing while other deliveries succeed", halves)) {
+    return;
+  }
+  if (snapshot.evidence >= options_.retry_max_attempts &&
+      now - snapshot.first_failed_ms >= options_.retry_max_age_ms) {
+    dead_letter(lock, seq, snapshot, now);
+  }
+}
+
+void Outlet::dead_letter(std::unique_lock<std::mutex>& lock, uint64_t seq, const RetryState& state,
+                         uint64_t now) {
+  const std::shared_ptr<Current> poison = current_;
+  phase_ = Phase::kSpooling;
+  lock.unlock();
+  std::string error;
+  const std::optional<std::string> where = spool_->dead_letter(seq, &error);
+  lock.lock();
+  phase_ = Phase::kIdle;
+  idle_.notify_all();
+  retry_states_.erase(seq);
+  spool_events_ -= std::min(spool_events_, poison->events);
+  spool_files_ -= std::min<uint64_t>(spool_files_, 1);
+  counters_.dead_lettered += poison->events;
+  if (current_ == poison) current_.reset();
+  // Logged once, with its id: /tmp ends with the environment, the log line stays.
+  log_.error(
+      "sink %s: batch %s (%Lu events) failed %u times, %u of them while other deliveries "
+      "succeeded, over %Lu s (last error: %s): %s; it will not be replayed",
+      name(), poison->delivery.batch_id, poison->events, state.failures, state.evidence,
+      (now - state.first_failed_ms) / 1000, last_error_,
+      where ? "moved to " + *where : "deleted (" + error + ")");
 }
 
 void Outlet::spill(std::unique_lock<std::mutex>& lock, size_t target_bytes,
@@ -286,6 +481,7 @@ void Outlet::spill(std::unique_lock<std::mutex>& lock, size_t target_bytes,
       const uint64_t events = oldest.end_event - oldest.next_event;
       dropped += events;
       queued_events_ -= events;
+      dequeued_events_ += events;
       released_events_ -= std::min(released_events_, events);
       queue_bytes_ -= held_cost(*oldest.batch);
       queue_.pop_front();
@@ -382,6 +578,7 @@ void Outlet::enqueue(TelemetryBatch batch) {
   queue_.push_back(Held{std::move(shared), first_held, events});
   queue_bytes_ += bytes;
   queued_events_ += events - first_held;
+  enqueued_events_ += events - first_held;
   if (stop_ || disabled_) {
     // Nobody will deliver it in this process: straight to the spool, or counted.
     if (stop_) {
@@ -422,16 +619,19 @@ void Outlet::on_invoke() {
 
 bool Outlet::flush_until(uint64_t deadline_unix_ms) {
   std::unique_lock lock(mutex_);
+  // This invocation's telemetry is what arrived until now (the lifecycle calls this after its
+  // platform.runtimeDone); what arrives during the flush is the next one's and is not waited for.
+  const uint64_t mark = enqueued_events_;
   released_events_ = queued_events_;
   retry_now_locked();
   wake_.notify_all();
   idle_.wait_until(lock, to_time_point(deadline_unix_ms),
-                   [this] { return disabled_ || stop_ || memory_pending_locked() == 0; });
-  const uint64_t left = memory_pending_locked();
+                   [&] { return disabled_ || stop_ || held_before_locked(mark) == 0; });
+  const uint64_t left = held_before_locked(mark);
   // Count each event once, however many budgets it outlives. Events leave memory oldest first,
   // so those deferred last time and still here are the oldest of `left`.
-  const uint64_t gone = counters_.received - left;
-  const uint64_t gone_since = gone - deferred_mark_.gone;
+  const uint64_t gone = mark - std::min(mark, left);
+  const uint64_t gone_since = gone > deferred_mark_.gone ? gone - deferred_mark_.gone : 0;
   const uint64_t still_deferred =
       deferred_mark_.left > gone_since ? deferred_mark_.left - gone_since : 0;
   const uint64_t newly_deferred = left > still_deferred ? left - still_deferred : 0;
@@ -456,7 +656,11 @@ void Outlet::begin_shutdown(uint64_t deadline_unix_ms) {
 bool Outlet::settled_for_shutdown_locked() const {
   if (phase_ != Phase::kIdle) return false;
   if (disabled_) return true;
-  if (memory_pending_locked() == 0 && spool_files_ == 0) return true;
+  // Spooled deliveries that wait on their own backoff past the deadline stay for the next start.
+  if (memory_pending_locked() == 0 &&
+      (spool_files_ == 0 || spool_blocked_until_ms_ >= shutdown_deadline_ms_)) {
+    return true;
+  }
   // The next attempt would come after the deadline (backoff or the sink's Retry-After).
   return next_attempt_ms_ >= shutdown_deadline_ms_;
 }
@@ -486,6 +690,7 @@ bool Outlet::finish_shutdown(uint64_t deadline_unix_ms) {
       phase_ = phase;  // spool_current marks its own I/O; the sink may still be in deliver()
     }
     current_.reset();
+    spool_pending(lock, &OutletCounters::dropped_at_shutdown, "at the shutdown deadline");
   }
   spill(lock, 0, &OutletCounters::dropped_at_shutdown, "at the shutdown deadline");
   released_events_ = 0;
@@ -546,51 +751,83 @@ OutletCounters Outlet::counters() const {
   return copy;
 }
 
-std::shared_ptr<Outlet::Current> Outlet::next_current(std::unique_lock<std::mutex>& lock) {
-  // [outlet thread] The spool first: what is in it is older than anything in memory.
-  while (spool_ && spool_files_ > 0) {
-    phase_ = Phase::kReading;
-    lock.unlock();
-    // oldest() moves files that fail validation aside; the spool counts what they held.
-    std::optional<SpooledDelivery> entry = spool_->oldest();
-    std::optional<Delivery> delivery;
-    std::string error;
-    uint64_t entry_events = 0;
-    uint64_t seq = 0;
-    if (entry) {
-      entry_events = entry->events;
-      seq = entry->seq;
-      delivery = delivery_from_spool(std::move(*entry), &error);
-      // Checksummed yet not a JSON array of events: written by something else. Never crash.
-      if (!delivery) spool_->remove(seq);
-    }
-    const uint64_t files_now = spool_->files();
-    lock.lock();
-    phase_ = Phase::kIdle;
-    idle_.notify_all();
-    if (!entry) {
-      // Quarantined files are gone from the spool; a passing read error leaves them.
-      spool_files_ = files_now;
-      break;
-    }
-    if (delivery) {
-      return std::make_shared<Current>(Current{std::move(*delivery), seq, entry_events});
-    }
+std::shared_ptr<Outlet::Current> Outlet::read_spooled(std::unique_lock<std::mutex>& lock,
+                                                      uint64_t seq) {
+  // [outlet thread] Nullopt when the entry could not be used now (quarantined, removed as not a
+  // batch of events, or a passing read error: then it stays).
+  phase_ = Phase::kReading;
+  lock.unlock();
+  // read() moves files that fail validation aside; the spool counts what they held.
+  std::optional<SpooledDelivery> entry = spool_->read(seq);
+  std::optional<Delivery> delivery;
+  std::string error;
+  uint64_t header_events = 0;
+  if (entry) {
+    header_events = entry->events;
+    delivery = delivery_from_spool(std::move(*entry), &error);
+    // Checksummed yet not a JSON array of events: written by something else. Never crash.
+    if (!delivery) spool_->remove(seq);
+  }
+  const uint64_t files_now = spool_->files();
+  lock.lock();
+  phase_ = Phase::kIdle;
+  idle_.notify_all();
+  if (!entry) {
+    // Quarantined files are gone from the spool; a passing read error leaves them.
+    if (files_now < spool_files_) retry_states_.erase(seq);
+    spool_files_ = files_now;
+    return nullptr;
+  }
+  if (!delivery) {
     log_.error("sink %s: spooled delivery %Lu is not a batch of events, removed: %s", name(), seq,
                error);
-    counters_.dropped_corrupt += entry_events;
-    spool_events_ -= std::min(spool_events_, entry_events);
+    counters_.dropped_corrupt += header_events;
+    spool_events_ -= std::min(spool_events_, header_events);
     spool_files_ = files_now;
-    if (stop_) return nullptr;
+    retry_states_.erase(seq);
+    return nullptr;
   }
-  if (released_events_ == 0) return nullptr;
+  // Count what the file holds, not what its header claims: a forged count must not inflate
+  // `delivered`. (This process never writes such a file: it came from elsewhere, so the
+  // inherited count is what gets corrected.)
+  const uint64_t parsed = delivery->events.size();
+  if (parsed != header_events) {
+    log_.warning("sink %s: spooled delivery %Lu claims %Lu events and holds %Lu: counting %Lu",
+                 name(), seq, header_events, parsed, parsed);
+    counters_.inherited =
+        counters_.inherited + parsed - std::min(counters_.inherited, header_events);
+    spool_events_ = spool_events_ + parsed - std::min(spool_events_, header_events);
+  }
+  return std::make_shared<Current>(Current{std::move(*delivery), seq, parsed});
+}
+
+std::shared_ptr<Outlet::Current> Outlet::next_current(std::unique_lock<std::mutex>& lock) {
+  // [outlet thread] The halves of a split first, then the spool (older than memory) except what
+  // failed since the sink last succeeded, then memory, then those.
+  if (!pending_.empty()) {
+    std::shared_ptr<Current> half = pending_.front();
+    pending_.pop_front();
+    return half;
+  }
+  for (int tries = 0; spool_ && spool_files_ > 0 && tries < 8 && !stop_; ++tries) {
+    const uint64_t now = now_unix_ms();
+    std::optional<uint64_t> seq = pick_spooled_locked(now, /*cooling_ok=*/false);
+    if (!seq && released_events_ == 0) seq = pick_spooled_locked(now, /*cooling_ok=*/true);
+    if (!seq) break;
+    spool_blocked_until_ms_ = 0;
+    const uint64_t files_before = spool_files_;
+    if (std::shared_ptr<Current> spooled = read_spooled(lock, *seq)) return spooled;
+    if (spool_files_ >= files_before) break;  // a passing read error: memory meanwhile
+  }
+  if (stop_ || released_events_ == 0) return nullptr;
+  const uint64_t first_index = dequeued_events_;
   Taken taken = take_locked(released_events_);
   if (taken.events == 0) return nullptr;
   std::string batch_id = make_batch_id(random_);
   phase_ = Phase::kForming;
   lock.unlock();
   auto current = std::make_shared<Current>(
-      Current{build_delivery(taken, std::move(batch_id)), std::nullopt, taken.events});
+      Current{build_delivery(taken, std::move(batch_id)), std::nullopt, taken.events, first_index});
   lock.lock();
   phase_ = Phase::kIdle;
   aside_events_ -= taken.events;  // now counted as the current delivery
@@ -610,7 +847,7 @@ uint64_t Outlet::next_backoff_ms() {
 }
 
 bool Outlet::has_work_locked() const {
-  return current_ || released_events_ > 0 || spool_files_ > 0;
+  return current_ || !pending_.empty() || released_events_ > 0 || spool_files_ > 0;
 }
 
 bool Outlet::may_attempt_locked(uint64_t now) const {
@@ -634,6 +871,7 @@ void Outlet::settle_result(std::unique_lock<std::mutex>& lock, const DeliveryRes
         counters_.delivered += events;
         ++counters_.deliveries;
       }
+      ++successes_;
       if (consecutive_failures_ > 0) {
         log_.information("sink %s: delivering again after %u failed attempts", name(),
                          consecutive_failures_);
@@ -654,15 +892,33 @@ void Outlet::settle_result(std::unique_lock<std::mutex>& lock, const DeliveryRes
     case DeliveryStatus::kRetry: {
       counters_.retried += events;
       ++counters_.retries;
+      last_error_ = result.error;
+      const uint64_t now = now_unix_ms();
+      // A spooled delivery that failed before and fails again after the sink delivered
+      // something else is a suspect: the sink is not down, this delivery is refused. The sink
+      // goes on without backoff; the suspect gets its own (note_failure).
+      bool suspect = false;
+      if (current->spool_seq) {
+        RetryState& state = retry_states_[*current->spool_seq];
+        if (state.failures > 0 && state.successes_at_last_failure != successes_) ++state.evidence;
+        suspect = state.evidence > 0;
+      }
+      if (suspect) {
+        if (log_.debug()) {
+          log_.debug("sink %s: batch %s failed again while other deliveries succeed: %s", name(),
+                     current->delivery.batch_id, result.error);
+        }
+        note_failure(lock, *current->spool_seq, now);
+        if (current_ == current) current_.reset();
+        return;
+      }
       // The first failure of a streak says why at warning; the retries after it at debug.
       if (consecutive_failures_ == 0) {
         log_.warning("sink %s: delivery failed, will retry: %s", name(), result.error);
         outage_spill_pending_ = true;
       }
-      last_error_ = result.error;
       const uint64_t backoff = next_backoff_ms();
       const uint64_t hint = std::min(result.retry_after_ms, kMaxRetryAfterMs);
-      const uint64_t now = now_unix_ms();
       retry_after_until_ms_ = hint > 0 ? now + hint : 0;
       next_attempt_ms_ = now + std::max(backoff, hint);
       if (log_.debug()) {
@@ -671,14 +927,27 @@ void Outlet::settle_result(std::unique_lock<std::mutex>& lock, const DeliveryRes
       }
       // After a failed attempt the delivery lives in the spool, so a crash loses nothing; its
       // retries read it back from there. Without a spool it stays in memory.
+      uint64_t seq = 0;
       if (current->spool_seq) {
-        current_.reset();
-      } else {
-        spool_current(lock, "after a failed attempt");
+        seq = *current->spool_seq;
+      } else if (!spool_current(lock, "after a failed attempt", &seq)) {
+        return;
       }
+      note_failure(lock, seq, now);
+      if (current_ == current) current_.reset();
       return;
     }
     case DeliveryStatus::kDrop:
+      if (result.too_large && split_current(lock, "the receiver refused it as too large")) {
+        if (!too_large_logged_) {
+          too_large_logged_ = true;
+          log_.warning(
+              "sink %s: batch %s (%Lu events) refused as too large: delivering it in "
+              "halves (%s)",
+              name(), current->delivery.batch_id, events, result.error);
+        }
+        return;
+      }
       counters_.dropped_by_sink += events;
       if (current->spool_seq) remove_spooled(lock, *current->spool_seq, events);
       log_.warning("sink %s dropped %Lu events (batch %s): %s", name(), events,
@@ -692,6 +961,7 @@ void Outlet::settle_result(std::unique_lock<std::mutex>& lock, const DeliveryRes
       }
       disabled_ = true;  // after the delivery is accounted: flush_until stops waiting here
       current_.reset();
+      spool_pending(lock, &OutletCounters::dropped_disabled, "the sink is disabled");
       released_events_ = 0;
       spill(lock, 0, &OutletCounters::dropped_disabled, "the sink is disabled");
       return;
@@ -767,6 +1037,9 @@ void Outlet::run() {
     // notification wakes us.)
     if (!nothing_to_send && !disabled_ && has_work_locked() && next_attempt_ms_ > now) {
       wake_at = std::min(wake_at, next_attempt_ms_);
+    }
+    if (nothing_to_send && spool_blocked_until_ms_ > now) {
+      wake_at = std::min(wake_at, spool_blocked_until_ms_);  // a suspect's own backoff
     }
     if (wake_at == std::numeric_limits<uint64_t>::max()) {
       wake_.wait(lock);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,12 +65,19 @@ struct OutletOptions {
   uint32_t retry_base_ms = 100;
   uint32_t retry_max_ms = 5000;
   uint32_t attempt_timeout_ms = 30000;  // deadline handed to the sink outside shutdown
+  // Retry life of a poison (RELAY_RETRY_MAX_ATTEMPTS, RELAY_RETRY_MAX_AGE_S): a spooled delivery
+  // of one event that failed at least this many times while other deliveries to the sink
+  // succeeded in between, and first failed at least this long ago, moves to the dead-letter
+  // folder. A sink-wide outage never counts towards it.
+  uint32_t retry_max_attempts = 10;
+  uint64_t retry_max_age_ms = 3600000;
   SpoolOptions spool{};
 };
 
 // Counters in events, for the loss summary. They reconcile at any quiet moment (see reconciles()):
-//   received + inherited = delivered + discarded + dropped_* + still_spooled + queued
-// The flow counters (deliveries, retries, retried, deferred, spooled, replayed) are not.
+//   received + inherited = delivered + discarded + dropped_* + dead_lettered + still_spooled
+//                          + queued
+// The flow counters (deliveries, retries, retried, deferred, spooled, replayed, splits) are not.
 struct OutletCounters {
   uint64_t received = 0;
   uint64_t inherited = 0;  // found in the spool at start, left by an earlier process
@@ -86,7 +94,9 @@ struct OutletCounters {
   uint64_t dropped_at_shutdown = 0;  // not delivered by the deadline and not spooled
   uint64_t dropped_disabled = 0;     // the sink answered FATAL and the spool could not take them
   uint64_t dropped_corrupt = 0;      // in spool files that failed validation (moved aside)
-  uint64_t still_spooled = 0;        // in the spool now
+  uint64_t dead_lettered = 0;        // poisons moved to the dead-letter folder (never replayed)
+  uint64_t splits = 0;  // deliveries split in two (too large, or failing while others succeed)
+  uint64_t still_spooled = 0;  // in the spool now
   uint64_t queued = 0;  // in memory now (held, a delivery in flight, or on its way to the spool)
   uint64_t queued_bytes = 0;
   uint64_t spool_quarantined_files = 0;
@@ -97,7 +107,8 @@ struct OutletCounters {
            dropped_corrupt;
   }
   bool reconciles() const {
-    return received + inherited == delivered + discarded + dropped() + still_spooled + queued;
+    return received + inherited ==
+           delivered + discarded + dropped() + dead_lettered + still_spooled + queued;
   }
 };
 
@@ -162,7 +173,18 @@ class Outlet {
   struct Current {
     Delivery delivery;
     std::optional<uint64_t> spool_seq;
-    uint64_t events = 0;  // for accounting: the spool header's count for a spooled one
+    uint64_t events = 0;
+    uint64_t first_index = 0;  // in memory: the arrival index of its first event (flush_until)
+  };
+  // How a spooled delivery has fared. Evidence of a poison: failures that came after another
+  // delivery to the sink succeeded (an outage fails everything and adds none).
+  struct RetryState {
+    uint32_t failures = 0;
+    uint32_t evidence = 0;
+    uint64_t first_failed_ms = 0;
+    uint64_t not_before_ms = 0;  // its own backoff, once it is a suspect
+    uint64_t successes_at_last_failure = 0;
+    uint64_t last_failed_ms = 0;  // 0 for the halves of a split: not attempted themselves yet
   };
   // What the outlet thread does without the lock; finish_shutdown waits out the local I/O.
   enum class Phase { kIdle, kDelivering, kForming, kSpooling, kReading };
@@ -171,6 +193,9 @@ class Outlet {
   // Moves up to max_events (and one delivery's bytes) from the front of memory aside.
   Taken take_locked(uint64_t max_events);
   static Delivery build_delivery(const Taken& taken, std::string batch_id);
+  // The events [begin, end) of `whole` as a delivery of their own.
+  static Delivery sub_delivery(const Delivery& whole, size_t begin, size_t end,
+                               std::string batch_id);
   // Returns events that were set aside but could not be spooled to the front of memory.
   void put_back_locked(Taken&& taken);
   // Adds the events of `batch` from `begin` (before end_limit, at most max_events in all) that
@@ -187,7 +212,28 @@ class Outlet {
   void spill(std::unique_lock<std::mutex>& lock, size_t target_bytes,
              uint64_t OutletCounters::*drop_counter, const char* why, bool keep_on_failure = false);
   uint64_t still_spooled_locked(std::optional<uint64_t> quarantined_events = {}) const;
-  bool spool_current(std::unique_lock<std::mutex>& lock, const char* why);
+  // Writes an in-memory delivery to the spool; on success it leaves memory (current_ or pending_).
+  bool spool_delivery(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Current>& delivery,
+                      const char* why, uint64_t* seq = nullptr);
+  bool spool_current(std::unique_lock<std::mutex>& lock, const char* why, uint64_t* seq = nullptr);
+  // Halves of pending_ and the like when nobody will deliver them here: spooled, or counted.
+  void spool_pending(std::unique_lock<std::mutex>& lock, uint64_t OutletCounters::*drop_counter,
+                     const char* why);
+  // Replaces the current delivery by its two halves (ids <id>.1 and <id>.2): in memory for one
+  // held there, in the spool (written before the original leaves) for a spooled one.
+  bool split_current(std::unique_lock<std::mutex>& lock, const char* why,
+                     const std::optional<RetryState>& inherited = std::nullopt);
+  // A spooled delivery failed again: the poison rules (evidence, split, dead-letter).
+  void note_failure(std::unique_lock<std::mutex>& lock, uint64_t seq, uint64_t now);
+  void dead_letter(std::unique_lock<std::mutex>& lock, uint64_t seq, const RetryState& state,
+                   uint64_t now);
+  // The oldest spooled delivery that may be attempted now. With cooling_ok, when all failed
+  // since the sink last succeeded: the one that failed longest ago.
+  std::optional<uint64_t> pick_spooled_locked(uint64_t now, bool cooling_ok);
+  std::shared_ptr<Current> read_spooled(std::unique_lock<std::mutex>& lock, uint64_t seq);
+  // Whether telemetry that arrived before `mark` (an enqueued_events_ value) is still in memory;
+  // how many events of it.
+  uint64_t held_before_locked(uint64_t mark) const;
   void remove_spooled(std::unique_lock<std::mutex>& lock, uint64_t seq, uint64_t events);
   std::shared_ptr<Current> next_current(std::unique_lock<std::mutex>& lock);
   void settle_result(std::unique_lock<std::mutex>& lock, const DeliveryResult& result);
@@ -220,6 +266,12 @@ class Outlet {
   uint64_t spool_events_ = 0;  // in the spool as this outlet accounts them (see counters())
   uint64_t spool_files_ = 0;
   std::shared_ptr<Current> current_;
+  std::deque<std::shared_ptr<Current>> pending_;  // halves of a split held in memory: next up
+  std::map<uint64_t, RetryState> retry_states_;   // by spool seq; those that failed
+  uint64_t successes_ = 0;                        // successful sink calls
+  uint64_t spool_blocked_until_ms_ = 0;           // every spooled delivery waits on its own backoff
+  uint64_t enqueued_events_ = 0;  // ever put in queue_ (arrival index for flush_until)
+  uint64_t dequeued_events_ = 0;  // ever taken or dropped from queue_
   Phase phase_ = Phase::kIdle;
   bool disabled_ = false;
   bool shutting_down_ = false;
@@ -233,12 +285,12 @@ class Outlet {
     uint64_t gone = 0;  // events that had left memory by then (received - pending)
   } deferred_mark_;
   uint32_t consecutive_failures_ = 0;
-  bool outage_spill_pending_ = false;
-  bool trim_after_burst_ = false;    // memory reached the high-water mark: trim once drained  // a
-                                     // failing streak began: move what is held to the spool
-  std::string last_error_;           // of the current failure streak, for the shutdown report
-  bool overflow_logged_ = false;     // one warning per overflow streak
-  bool spool_error_logged_ = false;  // one warning per spool failure streak
+  bool outage_spill_pending_ = false;  // a failing streak began: move what is held to the spool
+  bool trim_after_burst_ = false;      // memory reached the high-water mark: trim once drained
+  std::string last_error_;             // of the current failure streak, for the shutdown report
+  bool overflow_logged_ = false;       // one warning per overflow streak
+  bool too_large_logged_ = false;      // one warning per process for splits by size
+  bool spool_error_logged_ = false;    // one warning per spool failure streak
   OutletCounters counters_;
   std::mt19937_64 random_{std::random_device{}()};  // backoff jitter and batch ids
   std::thread thread_;

@@ -219,6 +219,7 @@ std::string Pipeline::summary_json() const {
     sink.set("dropped_at_shutdown", c.dropped_at_shutdown);
     sink.set("dropped_disabled", c.dropped_disabled);
     sink.set("dropped_corrupt", c.dropped_corrupt);
+    sink.set("dead_lettered", c.dead_lettered);
     sink.set("still_spooled", c.still_spooled);
     sink.set("queued", c.queued);
     sink.set("balanced", c.reconciles());
@@ -228,6 +229,7 @@ std::string Pipeline::summary_json() const {
     sink.set("deferred", c.deferred);
     sink.set("spooled", c.spooled);
     sink.set("replayed", c.replayed);
+    if (c.splits > 0) sink.set("splits", c.splits);
     if (c.spool_quarantined_files > 0) {
       sink.set("spool_quarantined_files", c.spool_quarantined_files);
     }

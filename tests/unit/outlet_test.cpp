@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "pipeline.h"
+#include "spool.h"
 #include "test_support.h"
 
 namespace relay {
@@ -156,6 +157,18 @@ class OutletTest : public ::testing::Test {
     }));
     return sink;
   }
+  // Likewise, answering from what it was handed.
+  std::unique_ptr<NiceMock<MockSink>> sink_judging(
+      std::function<DeliveryResult(const Delivery&)> judge) {
+    auto sink = std::make_unique<NiceMock<MockSink>>();
+    judge_ = std::move(judge);
+    ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([this](const Delivery& d, uint64_t) {
+      seen.add(d);
+      ++calls;
+      return judge_(d);
+    }));
+    return sink;
+  }
   std::unique_ptr<NiceMock<MockSink>> accepting_sink() {
     return sink_answering([](int) { return DeliveryResult{}; });
   }
@@ -172,9 +185,11 @@ class OutletTest : public ::testing::Test {
   Recorder seen;
   std::atomic<int> calls{0};
   Gate gate;
+  std::atomic<bool> receiver_down{false};
 
  private:
   std::function<DeliveryResult(int)> respond_;
+  std::function<DeliveryResult(const Delivery&)> judge_;
   std::vector<std::string> dirs_;
   std::vector<std::unique_ptr<Outlet>> outlets_;
 };
@@ -238,6 +253,27 @@ TEST_F(OutletTest, EndModeDeliversInsideFlushUntil) {
   const OutletCounters c = outlet.counters();  // settled when flush_until returned
   EXPECT_EQ(c.delivered, 4u);
   EXPECT_EQ(c.queued, 0u);
+  EXPECT_EQ(c.deferred, 0u);
+}
+
+TEST_F(OutletTest, EndModeFlushDoesNotWaitForTelemetryArrivingDuringIt) {
+  auto sink = sink_answering([this](int) {
+    gate.wait();
+    return DeliveryResult{};
+  });
+  Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kEnd}}));
+  outlet.enqueue(make_batch(2));
+  auto flushed =
+      std::async(std::launch::async, [&] { return outlet.flush_until(now_unix_ms() + 30000); });
+  ASSERT_TRUE(eventually([&] { return gate.someone_waiting(); }));
+  outlet.enqueue(make_batch(3, "the next invocation's"));  // while the flush's POST is in flight
+  gate.open();
+  // The flush ends with this invocation's telemetry, not at the 30 s budget.
+  ASSERT_EQ(flushed.wait_for(std::chrono::seconds(15)), std::future_status::ready);
+  EXPECT_TRUE(flushed.get());
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.delivered, 2u);
+  EXPECT_EQ(c.queued, 3u);
   EXPECT_EQ(c.deferred, 0u);
 }
 
@@ -570,6 +606,151 @@ TEST_F(OutletTest, ACorruptSpoolFileIsCountedAndSkipped) {
   EXPECT_EQ(c.dropped_corrupt, 4u);
   EXPECT_EQ(c.spool_quarantined_files, 1u);
   EXPECT_EQ(c.still_spooled, 0u);
+}
+
+// ---- poison deliveries, splits and the dead-letter folder ---------------------------------------
+
+// n events, one of them ("poison") refused by the receiver wherever it is.
+TelemetryBatch batch_with_poison(int n, int poison_at) {
+  std::string body = "[";
+  for (int i = 0; i < n; ++i) {
+    if (i > 0) body += ",";
+    body += R"({"time":"2024-05-14T09:12:05.321Z","type":"function","record":")" +
+            std::string(i == poison_at ? "poison" : "fine " + std::to_string(i)) + "\"}";
+  }
+  ParseResult parsed = parse_batch(body + "]");
+  return std::move(*parsed.batch);
+}
+
+DeliveryResult refuse_poison(const Delivery& d) {
+  if (d.json.find("poison") != std::string::npos) {
+    return DeliveryResult{DeliveryStatus::kRetry, "HTTP 500 (the receiver's parser gave up)"};
+  }
+  return DeliveryResult{};
+}
+
+OutletOptions quick_retries(OutletOptions options) {
+  options.flush = {FlushMode::kContinuous};
+  options.retry_base_ms = 1;
+  options.retry_max_ms = 5;
+  return options;
+}
+
+TEST_F(OutletTest, APoisonIsIsolatedByHalvingWhileTheRestIsDeliveredThenDeadLettered) {
+  const std::string dir = new_spool_dir();
+  OutletOptions options = quick_retries(spooling(dir));
+  options.retry_max_attempts = 2;
+  options.retry_max_age_ms = 0;
+  Outlet& outlet = make(sink_judging(refuse_poison), options);
+  outlet.enqueue(batch_with_poison(20, 7));
+  // Lambda keeps sending: later telemetry arrives after the poison's first failure.
+  ASSERT_TRUE(eventually([&] { return outlet.counters().retries >= 1; }));
+  for (int i = 0; i < 5; ++i) outlet.enqueue(make_batch(3, "later " + std::to_string(i)));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 34; }))
+      << describe(outlet.counters());
+  // Telemetry goes on arriving and being delivered: that is the evidence against the poison.
+  ASSERT_TRUE(eventually([&] {
+    outlet.enqueue(make_batch(1, "tick"));
+    return outlet.counters().dead_lettered == 1;
+  })) << describe(outlet.counters());
+  ASSERT_TRUE(eventually([&] {
+    const OutletCounters c = outlet.counters();
+    return c.delivered + 1 == c.received;
+  })) << describe(outlet.counters());
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.dropped(), 0u);
+  EXPECT_EQ(c.still_spooled, 0u);
+  EXPECT_GE(c.splits, 4u);  // 20 -> 10 -> 5 -> 3 -> 2 -> 1
+  EXPECT_EQ(spool_files(dir), 0u);
+  EXPECT_EQ(spool_files(dir + "/dead-letter"), 1u);
+  // Halves carry ids derived from the whole's: their retries stay deduplicable.
+  std::lock_guard lock(seen.mutex);
+  const auto split = std::find_if(seen.ids.begin(), seen.ids.end(), [](const std::string& id) {
+    return id.size() > 32 && is_hex_id(id.substr(0, 32)) && id.substr(32, 2) == ".1";
+  });
+  EXPECT_NE(split, seen.ids.end());
+}
+
+TEST_F(OutletTest, ASinkWideOutageNeverDeadLettersOrSplits) {
+  const std::string dir = new_spool_dir();
+  OutletOptions options = quick_retries(spooling(dir));
+  options.retry_max_attempts = 1;
+  options.retry_max_age_ms = 0;
+  receiver_down = true;
+  Outlet& outlet = make(
+      sink_judging([this](const Delivery&) { return receiver_down ? retry() : DeliveryResult{}; }),
+      options);
+  for (int i = 0; i < 5; ++i) outlet.enqueue(make_batch(2, "batch " + std::to_string(i)));
+  ASSERT_TRUE(eventually([&] { return calls >= 40; }));
+  OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.dead_lettered, 0u);
+  EXPECT_EQ(c.splits, 0u);
+  receiver_down = false;
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 10; }));
+  c = outlet.counters();
+  EXPECT_EQ(c.dead_lettered, 0u);
+  EXPECT_EQ(c.still_spooled, 0u);
+}
+
+TEST_F(OutletTest, TheNextProcessOnTheSameSpoolIsNotBlockedByAPoisonEither) {
+  const std::string dir = new_spool_dir();
+  OutletOptions options = quick_retries(spooling(dir));  // no dead-lettering within this test
+  {
+    Outlet& first = make(sink_judging(refuse_poison), options);
+    first.enqueue(batch_with_poison(1, 0));
+    ASSERT_TRUE(eventually([&] { return first.counters().retries >= 2; }));
+    first.begin_shutdown(now_unix_ms() + 100);
+    first.finish_shutdown(now_unix_ms() + 100);
+    EXPECT_EQ(first.counters().still_spooled, 1u);
+    destroy(first);
+  }
+  Outlet& second = make(sink_judging(refuse_poison), options);
+  second.enqueue(make_batch(3, "fresh"));
+  ASSERT_TRUE(eventually([&] { return second.counters().delivered == 3; }))
+      << describe(second.counters());
+  EXPECT_EQ(second.counters().inherited, 1u);
+  EXPECT_EQ(second.counters().still_spooled, 1u);
+}
+
+TEST_F(OutletTest, TooLargeIsSplitDownToSingleEventsAndOnlyTheOneTooLargeIsDropped) {
+  auto too_large = [](const Delivery& d) {
+    if (d.events.size() > 3 || d.json.find("poison") != std::string::npos) {
+      DeliveryResult result{DeliveryStatus::kDrop, "HTTP 413 Payload Too Large"};
+      result.too_large = true;
+      return result;
+    }
+    return DeliveryResult{};
+  };
+  Outlet& outlet = make(sink_judging(too_large), no_spool({.flush = {FlushMode::kContinuous}}));
+  outlet.enqueue(batch_with_poison(10, 4));
+  ASSERT_TRUE(eventually([&] {
+    const OutletCounters c = outlet.counters();
+    return c.delivered == 9 && c.dropped_by_sink == 1;
+  })) << describe(outlet.counters());
+  EXPECT_EQ(outlet.counters().queued, 0u);
+  std::lock_guard lock(seen.mutex);
+  const std::string whole = seen.ids.front();
+  ASSERT_TRUE(is_hex_id(whole));
+  for (const std::string& id : seen.ids) {
+    EXPECT_EQ(id.substr(0, 32), whole);
+    EXPECT_EQ(id.find_first_not_of("0123456789abcdef.12"), std::string::npos) << id;
+  }
+}
+
+TEST_F(OutletTest, ASpooledFileIsCountedByTheEventsItHoldsNotByItsHeader) {
+  const std::string dir = new_spool_dir();
+  const TelemetryBatch three = make_batch(3, "forged");
+  {
+    Spool spool(SpoolLimits{dir});
+    ASSERT_TRUE(spool.put("forged", *three.body, 50, nullptr));  // a header claiming 50
+  }
+  Outlet& outlet = make(accepting_sink(), spooling(dir));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().still_spooled == 0; }));
+  const OutletCounters c = outlet.counters();
+  EXPECT_EQ(c.delivered, 3u);
+  EXPECT_EQ(c.replayed, 3u);
+  EXPECT_EQ(c.inherited, 3u);
 }
 
 // ---- FATAL --------------------------------------------------------------------------------------
