@@ -353,8 +353,9 @@ class HttpSink final : public relay::sdk::Sink {
 
   // scheme://host:port only: user info, query and even the path (webhook URLs carry their
   // token there) may be credentials.
-  std::string printable_uri() const {
-    return uri_.getScheme() + "://" + uri_.getHost() + ":" + std::to_string(uri_.getPort());
+  std::string printable_uri() const { return uri_.getScheme() + "://" + printable_authority(); }
+  std::string printable_authority() const {
+    return relay::http::printable(uri_.getHost(), 253) + ":" + std::to_string(uri_.getPort());
   }
 
   Poco::Net::HTTPClientSession& session() {
@@ -446,8 +447,7 @@ class HttpSink final : public relay::sdk::Sink {
                       " ms " + (sent ? "waiting for the response" : "connecting or sending");
     } catch (const Poco::Net::ConnectionRefusedException&) {
       broken = true;
-      attempt.error =
-          "connection refused by " + uri_.getHost() + ":" + std::to_string(uri_.getPort());
+      attempt.error = "connection refused by " + printable_authority();
     } catch (const Poco::Net::SSLException& e) {
       broken = true;
       attempt.error = "TLS error: " + e.displayText();
@@ -456,7 +456,7 @@ class HttpSink final : public relay::sdk::Sink {
           dynamic_cast<const Poco::Net::SSLConnectionUnexpectedlyClosedException*>(&e) != nullptr;
     } catch (const Poco::Net::DNSException& e) {
       broken = true;
-      attempt.error = "cannot resolve " + uri_.getHost() + ": " + e.displayText();
+      attempt.error = "cannot resolve " + printable_authority() + ": " + e.displayText();
     } catch (const Poco::Exception& e) {
       // Reset, aborted, no response at all: the connection is gone, the server may be fine.
       broken = true;
