@@ -18,7 +18,9 @@ struct RequestTally {
 struct ListenerCounters {
   RequestTally accepted;            // answered 200: batches handed to the pipeline
   uint64_t accepted_events = 0;     // events in those batches
-  RequestTally bad_request;         // 400: malformed batch, or a body shorter than announced
+  uint64_t invalid_events = 0;      // elements of those batches dropped as not valid JSON events
+  RequestTally bad_request;         // 400: not a JSON array, a body shorter than announced, or
+                                    // a request POCO cannot take apart (e.g. Content-Length: abc)
   RequestTally method_not_allowed;  // 405: anything but POST
   RequestTally too_large;           // 413: over RELAY_LISTENER_MAX_BODY_BYTES
   RequestTally internal_error;      // 500: the pipeline threw (Lambda retries the batch)
@@ -33,6 +35,7 @@ struct ListenerCounters {
 struct ListenerStats {
   std::atomic<uint64_t> batches{0};  // answered 200
   std::atomic<uint64_t> events{0};
+  std::atomic<uint64_t> invalid_events{0};  // dropped from batches answered 200
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> rejected_malformed{0};  // answered 400
   std::atomic<uint64_t> rejected_malformed_bytes{0};
@@ -50,6 +53,7 @@ struct ListenerStats {
     ListenerCounters c;
     c.accepted = {get(batches), get(bytes)};
     c.accepted_events = get(events);
+    c.invalid_events = get(invalid_events);
     c.bad_request = {get(rejected_malformed), get(rejected_malformed_bytes)};
     c.method_not_allowed = {get(rejected_method), get(rejected_method_bytes)};
     c.too_large = {get(rejected_too_large), get(rejected_too_large_bytes)};

@@ -1,15 +1,20 @@
 #include "telemetry_listener.h"
 
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
+#include <Poco/Exception.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/HTTPServerResponseImpl.h>
+#include <Poco/Net/HTTPServerSession.h>
+#include <Poco/Net/NetException.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/StreamSocket.h>
+#include <Poco/Net/TCPServer.h>
+#include <Poco/Net/TCPServerConnection.h>
+#include <Poco/Net/TCPServerConnectionFactory.h>
+#include <Poco/Net/TCPServerParams.h>
 #include <Poco/ThreadPool.h>
 #include <simdjson.h>
 #include <sys/socket.h>
@@ -17,7 +22,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <istream>
+#include <list>
+#include <mutex>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <thread>
@@ -32,17 +41,189 @@ using Poco::Net::HTTPResponse;
 using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
 
-// Connections beyond the busy threads wait here; past it POCO refuses them and Lambda retries.
-constexpr int kMaxQueuedConnections = 64;
 constexpr int kListenBacklog = 64;
+// Connection threads are many but shallow: no recursion, at most a 16 KiB scratch buffer.
+constexpr int kThreadStackBytes = 512 * 1024;
 // Without a Content-Length the body arrives in pieces; read it in steps of this size.
 constexpr size_t kReadStep = 64 * 1024;
+
+}  // namespace
+
+// Every open connection, so that none can hold the listener up. Per-read timeouts do not bound a
+// client that trickles a byte at a time, so a connection that has not sent a whole request header
+// within idle_timeout_ms (from opening, or from its previous answer), or a whole body within
+// body_timeout_ms, is shut down by a reaper thread, which sleeps while no deadline is pending.
+// Past max_connections a new connection evicts an idle one: one that never sent a request
+// first, then the longest idle, then the slowest body; a busy handler is never interrupted.
+// Shutting a socket down from another thread unblocks its reader.
+class ListenerConnections {
+ public:
+  enum class State { kWaiting, kReadingBody, kHandling };
+
+  class Member;
+
+  explicit ListenerConnections(const ListenerOptions& options, Poco::Logger& log)
+      : max_(size_t(std::max(1, options.max_connections))),
+        idle_timeout_(std::chrono::milliseconds(std::max(1, options.idle_timeout_ms))),
+        body_timeout_(std::chrono::milliseconds(std::max(1, options.body_timeout_ms))),
+        log_(log),
+        reaper_([this] { reap(); }) {}
+
+  ~ListenerConnections() { stop(); }
+
+  // The acceptor thread, for each new connection: whether it may be served (it is closed if not).
+  bool admit() {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return false;
+    // A connection that has been served (the sender's keep-alive one) gives way only when the
+    // queue for threads is full too; until then a new one waits there for an evicted one's thread.
+    if (pending_ + live_ >= max_ && !evict_one(false) && pending_ >= max_ && !evict_one(true)) {
+      log_.warning("refused a telemetry connection: all %z are busy", max_);
+      return false;
+    }
+    ++pending_;
+    return true;
+  }
+
+  // Shuts every connection down and refuses new ones. Idempotent.
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      for (Entry& entry : entries_) shut_down(entry);
+    }
+    wake_.notify_all();
+    if (reaper_.joinable()) reaper_.join();
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  struct Entry {
+    Poco::Net::StreamSocket socket;
+    State state = State::kWaiting;
+    Clock::time_point since;
+    bool served = false;  // has had a request handled (a sender, not a squatter)
+    bool evicted = false;
+  };
+
+  void shut_down(Entry& entry) {
+    if (entry.evicted) return;
+    entry.evicted = true;
+    --live_;
+    try {
+      entry.socket.shutdown();
+    } catch (const Poco::Exception&) {
+      // Already closed by the client: its reader ends anyway.
+    }
+  }
+
+  // The connection to give way to a new one, if any: one that never sent a request, or else
+  // the slowest body (or else, with `served`, the longest idle of those that did).
+  bool evict_one(bool served) {
+    Entry* victim = nullptr;
+    auto rank = [](const Entry& e) { return e.state == State::kWaiting ? (e.served ? 2 : 0) : 1; };
+    for (Entry& entry : entries_) {
+      if (entry.evicted || entry.state == State::kHandling || (entry.served && !served)) continue;
+      if (victim == nullptr || rank(entry) < rank(*victim) ||
+          (rank(entry) == rank(*victim) && entry.since < victim->since)) {
+        victim = &entry;
+      }
+    }
+    if (victim == nullptr) return false;
+    if (log_.debug()) log_.debug("evicting an idle telemetry connection for a new one");
+    shut_down(*victim);
+    return true;
+  }
+
+  void reap() {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      const Clock::time_point now = Clock::now();
+      std::optional<Clock::time_point> next;
+      for (Entry& entry : entries_) {
+        if (entry.evicted || entry.state == State::kHandling) continue;
+        const Clock::time_point deadline =
+            entry.since + (entry.state == State::kWaiting ? idle_timeout_ : body_timeout_);
+        if (deadline <= now) {
+          if (log_.debug()) log_.debug("closing a telemetry connection that timed out");
+          shut_down(entry);
+        } else if (!next || deadline < *next) {
+          next = deadline;
+        }
+      }
+      // A state change only moves a deadline later, so only a new connection needs a wake-up.
+      if (next) {
+        wake_.wait_until(lock, *next);
+      } else {
+        wake_.wait(lock);
+      }
+    }
+  }
+
+  const size_t max_;
+  const Clock::duration idle_timeout_;
+  const Clock::duration body_timeout_;
+  Poco::Logger& log_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::list<Entry> entries_;
+  size_t pending_ = 0;  // admitted, not yet running
+  size_t live_ = 0;     // entries not shut down
+  bool stopping_ = false;
+  std::thread reaper_;  // last: starts once the rest is built
+};
+
+// A connection's place in ListenerConnections while its thread runs it.
+class ListenerConnections::Member {
+ public:
+  Member(ListenerConnections& all, const Poco::Net::StreamSocket& socket) : all_(all) {
+    {
+      std::lock_guard lock(all_.mutex_);
+      if (all_.pending_ > 0) --all_.pending_;
+      if (all_.stopping_) return;
+      entry_ = all_.entries_.insert(all_.entries_.end(),
+                                    Entry{socket, State::kWaiting, Clock::now(), false, false});
+      ++all_.live_;
+    }
+    all_.wake_.notify_all();
+  }
+
+  ~Member() {
+    if (!entry_) return;
+    std::lock_guard lock(all_.mutex_);
+    if (!(*entry_)->evicted) --all_.live_;
+    all_.entries_.erase(*entry_);
+  }
+
+  Member(const Member&) = delete;
+  Member& operator=(const Member&) = delete;
+
+  explicit operator bool() const { return entry_.has_value(); }
+
+  void set(State state) {
+    if (!entry_) return;
+    std::lock_guard lock(all_.mutex_);
+    Entry& entry = **entry_;
+    if (entry.state == State::kHandling && state == State::kWaiting) entry.served = true;
+    entry.state = state;
+    entry.since = Clock::now();
+  }
+
+ private:
+  ListenerConnections& all_;
+  std::optional<std::list<Entry>::iterator> entry_;
+};
+
+namespace {
 
 struct Shared {
   BatchConsumer& consumer;
   const ListenerOptions& options;
   ListenerStats& stats;
   Poco::Logger& log;
+  ListenerConnections& connections;
+  Poco::Net::HTTPServerParams::Ptr params;
 };
 
 void reply(HTTPServerResponse& response, HTTPResponse::HTTPStatus status,
@@ -57,11 +238,13 @@ void reply(HTTPServerResponse& response, HTTPResponse::HTTPStatus status,
   out.flush();
 }
 
-class BatchHandler : public Poco::Net::HTTPRequestHandler {
+class BatchHandler {
  public:
-  explicit BatchHandler(const Shared& shared) : s_(shared) {}
+  BatchHandler(const Shared& shared, ListenerConnections::Member& connection)
+      : s_(shared), connection_(connection) {}
 
-  void handleRequest(HTTPServerRequest& request, HTTPServerResponse& response) override {
+  // Answers the request; never throws.
+  void handle_request(HTTPServerRequest& request, HTTPServerResponse& response) {
     try {
       handle(request, response);
     } catch (const std::exception& e) {
@@ -95,6 +278,11 @@ class BatchHandler : public Poco::Net::HTTPRequestHandler {
     const size_t cap = s_.options.max_body_bytes;
     // Transfer-Encoding wins over Content-Length (RFC 9112 6.3), as in POCO's own stream choice.
     const bool sized = request.hasContentLength() && !request.getChunkedTransferEncoding();
+    if (sized && request.getContentLength64() < 0) {
+      response.setKeepAlive(false);  // where this request ends is unknown
+      malformed(response, 0, "invalid Content-Length");
+      return;
+    }
     if (sized && request.getContentLength64() > 0 && uint64_t(request.getContentLength64()) > cap) {
       too_large(request, response, "of " + std::to_string(request.getContentLength64()) + " bytes",
                 0);
@@ -102,7 +290,10 @@ class BatchHandler : public Poco::Net::HTTPRequestHandler {
     }
 
     std::string body;
-    if (!read_body(request, sized, cap, body)) {
+    connection_.set(ListenerConnections::State::kReadingBody);
+    const bool complete = read_body(request, sized, cap, body);
+    connection_.set(ListenerConnections::State::kHandling);
+    if (!complete) {
       too_large(request, response, "over " + std::to_string(cap) + " bytes (no Content-Length)",
                 body.size());
       return;
@@ -122,6 +313,12 @@ class BatchHandler : public Poco::Net::HTTPRequestHandler {
     }
 
     const size_t events = parsed.batch->events.size();
+    if (parsed.invalid_events > 0) {
+      // One line per batch: the count and the first reason (offsets only, never event bytes).
+      s_.stats.invalid_events.fetch_add(parsed.invalid_events, std::memory_order_relaxed);
+      s_.log.warning("dropped %z invalid events of a batch of %z bytes (kept %z); the first: %s",
+                     parsed.invalid_events, bytes, events, parsed.error.message);
+    }
     try {
       s_.consumer.consume(std::move(*parsed.batch));
     } catch (const std::exception& e) {
@@ -261,18 +458,119 @@ class BatchHandler : public Poco::Net::HTTPRequestHandler {
   }
 
   const Shared& s_;
+  ListenerConnections::Member& connection_;
   bool counted_ = false;
 };
 
-class HandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {
+// Reads and throws away what a client still sends, within the discard bounds, so that closing
+// with unread data does not reset the connection before the client reads the answer.
+void drain(Poco::Net::StreamSocket& socket, const ListenerOptions& options) {
+  try {
+    socket.shutdownSend();
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(options.discard_max_ms);
+    char scratch[16 * 1024];
+    for (size_t drained = 0; drained < options.discard_max_bytes;) {
+      const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      socket.impl()->setOption(SOL_SOCKET, SO_RCVTIMEO, Poco::Timespan(left.count()));
+      const int n = socket.receiveBytes(scratch, sizeof scratch);
+      if (n <= 0) break;
+      drained += size_t(n);
+    }
+  } catch (const Poco::Exception&) {
+    // The client closed, reset or went quiet: nothing left to protect the answer from.
+  }
+}
+
+// One connection: POCO's HTTPServerConnection loop, plus what it lacks: the connection's state
+// for ListenerConnections, and a 400 (rather than a silent close) for a request whose header
+// POCO cannot take apart.
+class Connection : public Poco::Net::TCPServerConnection {
  public:
-  explicit HandlerFactory(Shared shared) : shared_(shared) {}
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
-    return new BatchHandler(shared_);
+  Connection(const Poco::Net::StreamSocket& socket, const Shared& shared)
+      : TCPServerConnection(socket), s_(shared), params_(shared.params) {}
+
+  void run() override {
+    Poco::Net::HTTPServerSession session(socket(), params_);
+    // After the session: it leaves ListenerConnections before the session closes the socket, so
+    // a shutdown from another thread can never reach a descriptor already reused.
+    ListenerConnections::Member member(s_.connections, socket());
+    if (!member) return;
+    try {
+      while (session.hasMoreRequests() && serve_one(session, member)) {
+      }
+    } catch (const Poco::Exception& e) {
+      // A client that closed, reset, timed out or was evicted.
+      if (s_.log.debug()) s_.log.debug("telemetry connection ended: %s", e.displayText());
+    }
   }
 
  private:
-  Shared shared_;
+  // Returns whether the connection may carry another request.
+  bool serve_one(Poco::Net::HTTPServerSession& session, ListenerConnections::Member& member) {
+    Poco::Net::HTTPServerResponseImpl response(session);
+    std::optional<Poco::Net::HTTPServerRequestImpl> request;
+    try {
+      request.emplace(response, session, params_.get());
+    } catch (const Poco::Net::NoMessageException&) {
+      return false;  // closed between requests
+    } catch (const Poco::Net::MessageException& e) {
+      return bad_header(session, e.displayText());
+    } catch (const Poco::SyntaxException& e) {
+      // Content-Length: abc, or 2^64+1: POCO reads it while building the request.
+      return bad_header(session, e.displayText());
+    }
+    member.set(ListenerConnections::State::kHandling);
+    response.setDate(Poco::Timestamp());
+    response.setVersion(request->getVersion());
+    const bool keep_alive = params_->getKeepAlive() && session.canKeepAlive();
+    response.setKeepAlive(keep_alive && request->getKeepAlive());
+    if (request->getExpectContinue() && response.getStatus() == HTTPResponse::HTTP_OK) {
+      response.sendContinue();
+    }
+    BatchHandler(s_, member).handle_request(*request, response);
+    session.setKeepAlive(keep_alive && response.getKeepAlive());
+    member.set(ListenerConnections::State::kWaiting);
+    return true;
+  }
+
+  // A fresh response: the one the failed request was attached to points at it.
+  bool bad_header(Poco::Net::HTTPServerSession& session, const std::string& why) {
+    s_.stats.rejected_malformed.fetch_add(1, std::memory_order_relaxed);
+    s_.log.warning("rejected a malformed telemetry request: %s", why);
+    Poco::Net::HTTPServerResponseImpl response(session);
+    response.setVersion(Poco::Net::HTTPMessage::HTTP_1_1);
+    response.setKeepAlive(false);
+    reply(response, HTTPResponse::HTTP_BAD_REQUEST, "malformed request header\n");
+    session.setKeepAlive(false);
+    drain(socket(), s_.options);
+    return false;
+  }
+
+  const Shared& s_;
+  Poco::Net::HTTPServerParams::Ptr params_;
+};
+
+class ConnectionFactory : public Poco::Net::TCPServerConnectionFactory {
+ public:
+  explicit ConnectionFactory(Shared shared) : shared_(std::move(shared)) {}
+  Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override {
+    return new Connection(socket, shared_);
+  }
+
+ private:
+  const Shared shared_;
+};
+
+class Admission : public Poco::Net::TCPServerConnectionFilter {
+ public:
+  explicit Admission(ListenerConnections& connections) : connections_(connections) {}
+  bool accept(const Poco::Net::StreamSocket&) override { return connections_.admit(); }
+
+ private:
+  ListenerConnections& connections_;
 };
 
 }  // namespace
@@ -284,7 +582,8 @@ TelemetryListener::~TelemetryListener() { stop(); }
 
 void TelemetryListener::start() {
   if (server_) return;
-  const int threads = std::max(1, options_.max_threads);
+  const int max_connections = std::max(1, options_.max_connections);
+  Poco::Logger& log = logger("listener");
 
   // 0.0.0.0 rather than sandbox.localdomain: it works whatever that name resolves to, and in
   // an emulator that delivers to 127.0.0.1.
@@ -296,21 +595,33 @@ void TelemetryListener::start() {
 
   Poco::Net::HTTPServerParams::Ptr params = new Poco::Net::HTTPServerParams;
   params->setKeepAlive(true);
-  params->setMaxThreads(threads);
-  params->setMaxQueued(kMaxQueuedConnections);
+  // Per read; ListenerConnections bounds the whole header and body.
+  params->setTimeout(Poco::Timespan(Poco::Timespan::TimeDiff(options_.idle_timeout_ms) * 1000));
+  params->setKeepAliveTimeout(
+      Poco::Timespan(Poco::Timespan::TimeDiff(options_.idle_timeout_ms) * 1000));
+  // One thread per connection: admission keeps connections within max_connections, so the
+  // queue only holds connections waiting for an evicted (or, all busy, a finished) one's thread.
+  params->setMaxThreads(max_connections);
+  params->setMaxQueued(2 * max_connections);
 
-  auto pool = std::make_unique<Poco::ThreadPool>(1, threads);
-  auto server = std::make_unique<Poco::Net::HTTPServer>(
-      new HandlerFactory(Shared{consumer_, options_, stats_, logger("listener")}), *pool, socket,
-      params);
+  auto connections = std::make_unique<ListenerConnections>(options_, log);
+  // Threads start on demand and end when their connection does.
+  auto pool = std::make_unique<Poco::ThreadPool>(1, max_connections, 60, kThreadStackBytes);
+  auto server = std::make_unique<Poco::Net::TCPServer>(
+      new ConnectionFactory(Shared{consumer_, options_, stats_, log, *connections, params}), *pool,
+      socket, params);
+  server->setConnectionFilter(new Admission(*connections));
   server->start();
+  connections_ = std::move(connections);
   pool_ = std::move(pool);
   server_ = std::move(server);
-  logger("listener").debug("listening on 0.0.0.0:%d with %d threads", int(port()), threads);
+  log.debug("listening on 0.0.0.0:%d, at most %d connections", int(port()), max_connections);
 }
 
 void TelemetryListener::stop() {
   if (!server_) return;
+  // Aborts open connections (their threads end) and refuses new ones.
+  connections_->stop();
   // POCO's accept loop only notices the stop flag between 250 ms polls; a connection wakes it
   // at once. Shutdown has a 2 s budget, so the quarter second matters.
   std::thread waker([port = port()] {
@@ -320,12 +631,13 @@ void TelemetryListener::stop() {
     } catch (const Poco::Exception&) {
     }
   });
-  server_->stopAll(true);
+  server_->stop();
   waker.join();
-  // Handlers reference this object; none may still run once stop() returns.
+  // Connections reference this object; none may still run once stop() returns.
   pool_->joinAll();
   server_.reset();
   pool_.reset();
+  connections_.reset();
 }
 
 uint16_t TelemetryListener::port() const {
