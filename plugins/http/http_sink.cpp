@@ -213,8 +213,9 @@ class HttpSink final : public relay::sdk::Sink {
   void parse_uri(const std::string& value) {
     const auto invalid = [&](const std::string& why) {
       const std::optional<std::string> shown = relay::http::redacted_uri(value);
-      return std::invalid_argument("post_uri=" + (shown ? *shown : "(no scheme://, not shown)") +
-                                   " (rest not shown): " + why);
+      return std::invalid_argument(
+          "post_uri=" + (shown ? *shown : relay::http::redacted_authority(value)) +
+          " (the rest is not shown): " + why);
     };
     try {
       uri_ = Poco::URI(value);

@@ -9,6 +9,7 @@
 #include <Poco/Timestamp.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <filesystem>
@@ -111,23 +112,12 @@ inline std::string printable(std::string_view text, size_t limit) {
   return out;
 }
 
-// "scheme://host:port" of a URI for messages, or nullopt without a "scheme://" prefix. Never
-// its user info, path, query or fragment, which may carry credentials, even when the URI does
-// not parse: a '/', '?' or '#' in a password ends the authority early, so the host is whatever
-// follows the last '@'. A host is shown only when it looks like one, a port only when numeric.
-inline std::optional<std::string> redacted_uri(std::string_view uri) {
-  const size_t separator = uri.find("://");
-  if (separator == std::string_view::npos || separator == 0 || separator > 16) return std::nullopt;
-  const std::string_view scheme = uri.substr(0, separator);
-  const auto is_alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
-  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
-  const bool valid_scheme =
-      is_alpha(scheme.front()) && std::all_of(scheme.begin(), scheme.end(), [&](char c) {
-        return is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.';
-      });
-  if (!valid_scheme) return std::nullopt;
-
-  std::string_view rest = uri.substr(separator + 3);
+// "host:port" of what follows "scheme://" (or of a string without one), for messages. Never the
+// user info, path, query or fragment, which may carry credentials, even when the URI does not
+// parse: a '/', '?' or '#' in a password ends the authority early, so the host is whatever
+// follows the last '@'. A host is shown only when it looks like one, a port only when numeric
+// (the placeholders are the host's own, see config.cpp).
+inline std::string redacted_authority(std::string_view rest) {
   if (const size_t at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
   const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
   // An IPv6 literal keeps its colons; otherwise the last colon starts the port.
@@ -140,29 +130,40 @@ inline std::optional<std::string> redacted_uri(std::string_view uri) {
   const std::string_view host = authority.substr(0, has_port ? colon : authority.size());
   const std::string_view port = has_port ? authority.substr(colon + 1) : std::string_view();
 
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  const auto is_hex = [&](char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  };
   const bool ipv6 = host.size() > 2 && host.front() == '[' && host.back() == ']' &&
-                    std::all_of(host.begin() + 1, host.end() - 1, [&](char c) {
-                      return is_digit(c) || c == ':' || c == '.' || (c >= 'a' && c <= 'f') ||
-                             (c >= 'A' && c <= 'F');
-                    });
+                    std::all_of(host.begin() + 1, host.end() - 1,
+                                [&](char c) { return is_hex(c) || c == ':' || c == '.'; });
   const bool named = !host.empty() && std::all_of(host.begin(), host.end(), [&](char c) {
-    return is_alpha(c) || is_digit(c) || c == '.' || c == '-' || c == '_';
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
   });
-  std::string out(scheme);
-  out += "://";
-  if (host.empty()) {
-    out += "(no host)";
-  } else if (host.size() <= 253 && (ipv6 || named)) {
-    out += host;
-  } else {
-    out += "(host not shown)";
-  }
+  std::string out = host.empty()                            ? "<no host>"
+                    : host.size() <= 253 && (ipv6 || named) ? std::string(host)
+                                                            : "<invalid host>";
   if (has_port) {
     const bool numeric =
         !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), is_digit);
-    out += numeric ? ":" + std::string(port) : ":(port not shown)";
+    out += numeric ? ":" + std::string(port) : ":<invalid port>";
   }
   return out;
+}
+
+// "scheme://host:port" of a URI for messages (see redacted_authority), or nullopt without a
+// "scheme://" prefix.
+inline std::optional<std::string> redacted_uri(std::string_view uri) {
+  const size_t separator = uri.find("://");
+  if (separator == std::string_view::npos || separator == 0 || separator > 16) return std::nullopt;
+  const std::string_view scheme = uri.substr(0, separator);
+  const bool valid_scheme =
+      std::isalpha(static_cast<unsigned char>(scheme.front())) &&
+      std::all_of(scheme.begin(), scheme.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+      });
+  if (!valid_scheme) return std::nullopt;
+  return std::string(scheme) + "://" + redacted_authority(uri.substr(separator + 3));
 }
 
 }  // namespace relay::http

@@ -526,10 +526,10 @@ TEST_F(HttpSinkTest, InvalidPostUriFailsCreateShowingOnlySchemeHostAndPort) {
            Case{"http://user:S3CR3T@collector.example:99999/in", "http://collector.example:99999"},
            Case{"https://user:S3/CR3T@collector.example/in", "https://collector.example"},
            Case{"https://user:S3?CR3T@collector.example/in", "https://collector.example"},
-           Case{"https://S3CR3T@/in?token=S3CR3T", "https://(no host)"},
+           Case{"https://S3CR3T@/in?token=S3CR3T", "https://<no host>"},
            Case{"ftp://S3CR3T@collector.example/in#S3CR3T", "ftp://collector.example"},
-           Case{"collector.example/in?token=S3CR3T", "(no scheme://, not shown)"},
-           Case{"http://[::1", "http://(host not shown)"},
+           Case{"collector.example/in?token=S3CR3T", "collector.example"},
+           Case{"http://[::1", "http://<invalid host>"},
        }) {
     auto sink = create({{"post_uri", c.uri}});
     ASSERT_FALSE(sink.created()) << c.uri;
@@ -990,12 +990,14 @@ TEST(RedactedUri, ShowsOnlySchemeHostAndPort) {
   EXPECT_EQ(redacted_uri("http://[::1]:80/x"), "http://[::1]:80");
   EXPECT_EQ(redacted_uri("https://KEY@h.example"), "https://h.example");
   EXPECT_EQ(redacted_uri("https://u:p/w@h.example/x"), "https://h.example");
-  EXPECT_EQ(redacted_uri("https://h.example:p4ss/x"), "https://h.example:(port not shown)");
-  EXPECT_EQ(redacted_uri("https://h.ex%61mple/"), "https://(host not shown)");
-  EXPECT_EQ(redacted_uri("https:///x"), "https://(no host)");
+  EXPECT_EQ(redacted_uri("https://h.example:p4ss/x"), "https://h.example:<invalid port>");
+  EXPECT_EQ(redacted_uri("https://h.ex%61mple/"), "https://<invalid host>");
+  EXPECT_EQ(redacted_uri("https:///x"), "https://<no host>");
   EXPECT_EQ(redacted_uri("h.example/x"), std::nullopt);
   EXPECT_EQ(redacted_uri("/relative?token=x"), std::nullopt);
   EXPECT_EQ(redacted_uri("1http://h"), std::nullopt);
+  EXPECT_EQ(relay::http::redacted_authority("u:p@db.example:5432/x"), "db.example:5432");
+  EXPECT_EQ(relay::http::redacted_authority("ht tps://u:p@db.example/x"), "db.example");
 }
 
 }  // namespace
