@@ -132,26 +132,19 @@ void Lifecycle::shutdown(const LifecycleEvent& event) {
   log.information("SHUTDOWN (%s), %Ld ms to the deadline", event.shutdown_reason,
                   static_cast<int64_t>(deadline) - static_cast<int64_t>(now));
 
-  auto overrun = options_.on_shutdown_overrun;
-  if (!overrun) {
-    overrun = [this] {
-      Poco::Logger& out = logger("lifecycle");
-      out.warning("shutdown: out of time with a sink still busy; exiting before the deadline");
-      // The summary takes each outlet's lock, which an outlet may hold while it spools (fsync):
-      // wait for it only part of the margin, so the exit stays ahead of the deadline.
-      auto summary = std::make_shared<std::promise<std::string>>();
-      std::future<std::string> ready = summary->get_future();
-      std::thread([this, summary] { summary->set_value(pipeline_.summary_json()); }).detach();
-      const auto patience = std::chrono::milliseconds(options_.shutdown_margin_ms / 2);
-      if (ready.wait_for(patience) == std::future_status::ready) {
-        out.information("summary %s", ready.get());
-      } else {
-        out.error("summary unavailable: an outlet was still writing its spool at the deadline");
-      }
+  std::function<void()> finish = options_.on_shutdown_overrun;
+  if (!finish) {
+    finish = [] {
       std::fflush(nullptr);
       std::_Exit(0);
     };
   }
+  auto overrun = [this, finish] {
+    logger("lifecycle")
+        .warning("shutdown: out of time with a sink still busy; exiting before the deadline");
+    write_summary_once(std::chrono::milliseconds(options_.shutdown_margin_ms / 2));
+    finish();
+  };
   ShutdownWatchdog watchdog(exit_by, overrun);
 
   // Phase 1: the last invocation's platform.report arrives after SHUTDOWN; wait for it (on
@@ -169,8 +162,35 @@ void Lifecycle::shutdown(const LifecycleEvent& event) {
   const uint64_t left = exit_by > drained ? exit_by - drained : 0;
   const uint64_t reserve = std::clamp<uint64_t>(left / 4, std::min<uint64_t>(left, 10), 200);
   pipeline_.shutdown(exit_by - std::min(left, reserve));
-  // Phase 4.
-  log.information("summary %s", pipeline_.summary_json());
+  // Phase 4. (Past exit_by the watchdog takes over, and waits for this line.)
+  const uint64_t at = now_unix_ms();
+  write_summary_once(std::chrono::milliseconds(
+      std::max<uint64_t>(exit_by > at ? exit_by - at : 0, options_.shutdown_margin_ms / 2)));
+}
+
+void Lifecycle::write_summary_once(std::chrono::milliseconds patience) {
+  // The watchdog and the shutdown path may both get here (a deadline already past): one line.
+  int idle = kSummaryNotWritten;
+  if (!summary_state_.compare_exchange_strong(idle, kSummaryWriting)) {
+    // The other one is writing it: let it finish before this one ends the process.
+    const auto until = std::chrono::steady_clock::now() + patience;
+    while (summary_state_.load() != kSummaryWritten && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return;
+  }
+  Poco::Logger& out = logger("lifecycle");
+  // The summary takes each outlet's lock, which an outlet may hold while it spools (fsync):
+  // wait for it only part of the margin, so the exit stays ahead of the deadline.
+  auto summary = std::make_shared<std::promise<std::string>>();
+  std::future<std::string> ready = summary->get_future();
+  std::thread([this, summary] { summary->set_value(pipeline_.summary_json()); }).detach();
+  if (ready.wait_for(patience) == std::future_status::ready) {
+    out.information("summary %s", ready.get());
+  } else {
+    out.error("summary unavailable: an outlet was still writing its spool at the deadline");
+  }
+  summary_state_.store(kSummaryWritten);
 }
 
 }  // namespace relay

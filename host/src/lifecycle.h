@@ -3,6 +3,8 @@
 // within the deadline, spool the rest and report.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -45,12 +47,16 @@ class Lifecycle {
  private:
   void end_of_invocation(const LifecycleEvent& event, uint64_t received_unix_ms);
   void shutdown(const LifecycleEvent& event);
+  // Logs the summary line, once per process, waiting at most `patience` for the outlets.
+  void write_summary_once(std::chrono::milliseconds patience);
 
   ExtensionsApi& api_;
   Pipeline& pipeline_;
   LifecycleOptions options_;
   std::string last_request_id_;
   uint64_t invocations_ = 0;
+  static constexpr int kSummaryNotWritten = 0, kSummaryWriting = 1, kSummaryWritten = 2;
+  std::atomic<int> summary_state_{kSummaryNotWritten};
 };
 
 }  // namespace relay

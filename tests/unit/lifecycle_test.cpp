@@ -497,6 +497,31 @@ TEST(LifecycleShutdown, AHangingSinkCannotHoldTheProcessPastTheMargin) {
   EXPECT_EQ(recorder.delivered(), 2u) << "delivered before the sink's flush hung";
 }
 
+TEST(LifecycleShutdown, ADeadlineAlreadyPastStillWritesTheSummaryExactlyOnce) {
+  Recorder recorder;
+  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kNextInvoke));
+  StrictMock<MockExtensionsApi> api;
+  EXPECT_CALL(api, next()).WillOnce(Invoke([&] {
+    pipeline.consume(make_batch(2));
+    return shutdown_event(-1000);
+  }));
+  std::atomic<bool> overran{false};
+  LifecycleOptions options;
+  options.on_shutdown_overrun = [&] { overran = true; };  // the process would _Exit here
+  std::vector<std::string> lines;
+  {
+    const testing::LogCapture capture("relay.lifecycle");
+    Lifecycle lifecycle(api, pipeline, options);
+    EXPECT_EQ(lifecycle.run(), 0);
+    lines = capture.lines();
+  }
+  // Both the watchdog and the shutdown path reach the end; one summary line is written.
+  const auto summaries = std::count_if(lines.begin(), lines.end(), [](const std::string& line) {
+    return line.find(" summary {") != std::string::npos;
+  });
+  EXPECT_EQ(summaries, 1) << ::testing::PrintToString(lines);
+}
+
 // Managed Instances: no INVOKE ever comes (the first next returns SHUTDOWN), the drain ends on
 // the quiet period, and the shutdown delivers everything continuous flushing had not yet.
 TEST(LifecycleShutdown, ManagedInstancesDrainOnTheQuietPeriod) {

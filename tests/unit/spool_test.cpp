@@ -331,39 +331,17 @@ TEST_F(SpoolTest, FileThatVanishedIsCountedAndSkipped) {
   EXPECT_THAT(spool.last_quarantine_reason(), HasSubstr("vanished"));
 }
 
-class CapturingChannel : public Poco::Channel {
- public:
-  void log(const Poco::Message& msg) override {
-    std::lock_guard lock(mu_);
-    lines_.push_back(std::to_string(msg.getPriority()) + " " + msg.getText());
-  }
-  std::vector<std::string> lines() const {
-    std::lock_guard lock(mu_);
-    return lines_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
-};
-
 TEST_F(SpoolTest, QuarantineIsLoggedAsAWarningNamingFileAndReason) {
-  Poco::Logger& log = Poco::Logger::get("relay.spool");
-  const Poco::AutoPtr<CapturingChannel> capture(new CapturingChannel);
-  const Poco::Channel::Ptr previous = log.getChannel();
-  const int previous_level = log.getLevel();
-  log.setChannel(capture);
-  log.setLevel(Poco::Message::PRIO_INFORMATION);
+  std::vector<std::string> lines;
   {
+    const testing::LogCapture capture("relay.spool");
     Spool spool(limits());
     ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr));
     const uint64_t seq = spool.oldest()->seq;
     write_file(dir_ / batch_file(seq), "TRSPOOL1");
     EXPECT_FALSE(spool.oldest().has_value());
+    lines = capture.lines();
   }
-  log.setChannel(previous);
-  log.setLevel(previous_level);
-  const auto lines = capture->lines();
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_THAT(lines[0], StartsWith(std::to_string(Poco::Message::PRIO_WARNING) + " "));
   EXPECT_THAT(lines[0], HasSubstr(dir_.string()));
@@ -725,21 +703,13 @@ TEST_F(SpoolTest, ThousandsOfCorruptFilesGiveAFewLinesAndOneSummary) {
   for (const auto& name : names_in(dir_)) {
     if (name.ends_with(".batch")) write_file(dir_ / name, "garbage");
   }
-  Poco::Logger& log = Poco::Logger::get("relay.spool");
-  const Poco::AutoPtr<CapturingChannel> capture(new CapturingChannel);
-  const Poco::Channel::Ptr previous = log.getChannel();
-  const int previous_level = log.getLevel();
-  log.setChannel(capture);
-  log.setLevel(Poco::Message::PRIO_INFORMATION);
-  uint64_t quarantined = 0;
+  std::vector<std::string> lines;
   {
+    const testing::LogCapture capture("relay.spool");
     Spool spool(limits(1u << 20, 2000));
-    quarantined = spool.quarantined();
+    EXPECT_EQ(spool.quarantined(), 300u);
+    lines = capture.lines();
   }
-  log.setChannel(previous);
-  log.setLevel(previous_level);
-  EXPECT_EQ(quarantined, 300u);
-  const auto lines = capture->lines();
   ASSERT_EQ(lines.size(), Spool::kLoggedQuarantines + 1);
   EXPECT_THAT(lines.back(), HasSubstr("300 corrupt spool files"));
 }

@@ -1,10 +1,15 @@
 // Shared helpers for the host's unit tests.
 #pragma once
 
+#include <Poco/AutoPtr.h>
+#include <Poco/Channel.h>
+#include <Poco/Logger.h>
+#include <Poco/Message.h>
 #include <gmock/gmock.h>
 
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,5 +55,47 @@ inline bool eventually(const std::function<bool()>& cond,
   }
   return cond();
 }
+
+// Collects what one logger writes ("<priority> <text>" per line) while it lives.
+class LogCapture {
+ public:
+  explicit LogCapture(const std::string& name, int level = Poco::Message::PRIO_INFORMATION)
+      : logger_(Poco::Logger::get(name)),
+        previous_(logger_.getChannel()),
+        previous_level_(logger_.getLevel()),
+        channel_(new Channel) {
+    logger_.setChannel(channel_);
+    logger_.setLevel(level);
+  }
+  ~LogCapture() {
+    logger_.setChannel(previous_);
+    logger_.setLevel(previous_level_);
+  }
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+
+  std::vector<std::string> lines() const { return channel_->lines(); }
+
+ private:
+  class Channel : public Poco::Channel {
+   public:
+    void log(const Poco::Message& msg) override {
+      std::lock_guard lock(mutex_);
+      lines_.push_back(std::to_string(msg.getPriority()) + " " + msg.getText());
+    }
+    std::vector<std::string> lines() const {
+      std::lock_guard lock(mutex_);
+      return lines_;
+    }
+
+   private:
+    mutable std::mutex mutex_;
+    std::vector<std::string> lines_;
+  };
+  Poco::Logger& logger_;
+  Poco::Channel::Ptr previous_;
+  int previous_level_;
+  Poco::AutoPtr<Channel> channel_;
+};
 
 }  // namespace relay::testing
