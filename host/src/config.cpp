@@ -54,6 +54,8 @@ const std::vector<std::pair<std::string, std::string>> kDefaults = {
     {"RELAY_SPOOL_DIR", "/tmp/telemetry-relay-spool"},
     {"RELAY_SPOOL_MAX_BYTES", "16777216"},
     {"RELAY_SPOOL_MAX_FILES", "256"},
+    {"RELAY_RETRY_MAX_ATTEMPTS", "10"},
+    {"RELAY_RETRY_MAX_AGE_S", "3600"},
     {"RELAY_MANAGED_INSTANCES", "auto"},
     {"RELAY_SHUTDOWN_QUIET_MS", "250"},
     {"RELAY_SHUTDOWN_MARGIN_MS", "150"},
@@ -325,6 +327,11 @@ void read_globals(Reader& in, Config& config) {
       in.integer("RELAY_SPOOL_MAX_BYTES", 1 << 20, int64_t{10} << 30, 16 << 20));
   config.spool_max_files =
       static_cast<uint32_t>(in.integer("RELAY_SPOOL_MAX_FILES", 1, 100000, 256));
+  // A poison's retry life: both must be reached (README "Poison deliveries").
+  config.retry_max_attempts =
+      static_cast<uint32_t>(in.integer("RELAY_RETRY_MAX_ATTEMPTS", 1, 1000, 10));
+  config.retry_max_age_s =
+      static_cast<uint32_t>(in.integer("RELAY_RETRY_MAX_AGE_S", 0, 7 * 24 * 3600, 3600));
 }
 
 bool managed_instances_detected(const std::map<std::string, std::string>& environment) {
@@ -669,6 +676,8 @@ OutletOptions outlet_options(const Config& config, const std::string& sink) {
   options.spool.dir = (std::filesystem::path(config.spool_dir) / sink).string();
   options.spool.max_bytes = config.spool_max_bytes;
   options.spool.max_files = config.spool_max_files;
+  options.retry_max_attempts = config.retry_max_attempts;
+  options.retry_max_age_ms = uint64_t{config.retry_max_age_s} * 1000;
   return options;
 }
 

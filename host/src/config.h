@@ -63,6 +63,8 @@ struct Config {
   std::string spool_dir = "/tmp/telemetry-relay-spool";  // one folder per sink below it
   uint64_t spool_max_bytes = 16u << 20;                  // per sink
   uint32_t spool_max_files = 256;                        // per sink
+  uint32_t retry_max_attempts = 10;  // failures while other deliveries succeed, for a poison
+  uint32_t retry_max_age_s = 3600;   // since its first failure, for a poison
 
   std::string managed_instances_setting = "auto";  // RELAY_MANAGED_INSTANCES: auto, on, off
   bool managed_instances = false;                  // as resolved

@@ -334,6 +334,8 @@ TEST(ConfigFlush, DefaultsAreNextInvokeWithSpoolOnAndAutoDetection) {
   EXPECT_EQ(c.spool_dir, "/tmp/telemetry-relay-spool");
   EXPECT_EQ(c.spool_max_bytes, 16u << 20);
   EXPECT_EQ(c.spool_max_files, 256u);
+  EXPECT_EQ(c.retry_max_attempts, 10u);
+  EXPECT_EQ(c.retry_max_age_s, 3600u);
   EXPECT_EQ(c.managed_instances_setting, "auto");
   EXPECT_FALSE(c.managed_instances);
   EXPECT_EQ(c.subscription.timeout_ms, 100u);
@@ -430,7 +432,9 @@ TEST(ConfigBounds, SizesCountsAndBudgetAreBounded) {
                           Case{"RELAY_SPOOL_MAX_BYTES", "1048575", "from 1048576 to 10737418240"},
                           Case{"RELAY_SPOOL_MAX_BYTES", "abc", "from 1048576"},
                           Case{"RELAY_SPOOL_MAX_FILES", "0", "from 1 to 100000"},
-                          Case{"RELAY_SPOOL_MAX_FILES", "100001", "from 1 to 100000"}}) {
+                          Case{"RELAY_SPOOL_MAX_FILES", "100001", "from 1 to 100000"},
+                          Case{"RELAY_RETRY_MAX_ATTEMPTS", "0", "from 1 to 1000"},
+                          Case{"RELAY_RETRY_MAX_AGE_S", "604801", "from 0 to 604800"}}) {
     const Config c = load_config({{bad.key, bad.value}});
     ASSERT_EQ(c.issues.size(), 1u) << bad.key << "=" << bad.value;
     EXPECT_THAT(c.issues[0].message, HasSubstr(std::string(bad.key) + "=" + bad.value + ":"));
