@@ -240,6 +240,12 @@ uint16_t Receiver::free_port() {
   return port;
 }
 
+void Receiver::refuse_bodies_containing(std::string needle, int status) {
+  std::lock_guard lock(mu_);
+  refused_needle_ = std::move(needle);
+  refused_status_ = status;
+}
+
 void Receiver::handle(Poco::Net::HTTPServerRequest& request,
                       Poco::Net::HTTPServerResponse& response) {
   ReceivedRequest received;
@@ -325,6 +331,13 @@ void Receiver::handle(Poco::Net::HTTPServerRequest& request,
 
   if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
   received.status = fault.status;
+  {
+    std::lock_guard lock(mu_);
+    // A collector whose parser chokes on one event refuses every body holding it.
+    if (!refused_needle_.empty() && received.body.find(refused_needle_) != std::string::npos) {
+      received.status = refused_status_;
+    }
+  }
   const int status = received.status;
   {
     std::lock_guard lock(mu_);

@@ -102,6 +102,9 @@ class Receiver {
   size_t hung_now() const;  // requests held right now
   bool wait_for_hung(size_t count, std::chrono::milliseconds timeout) const;
   void set_delay_ms(int delay_ms);  // before answering, to play a slow collector
+  // Answers `status` to every body containing `needle` (a poison event), whatever the script
+  // says; empty: off.
+  void refuse_bodies_containing(std::string needle, int status);
 
   std::vector<ReceivedRequest> requests() const;
   size_t request_count() const;
@@ -134,6 +137,8 @@ class Receiver {
   uint64_t hang_generation_ = 0;  // bumped by release_hangs() and stop()
   bool stopping_ = false;
   int delay_ms_ = 0;
+  std::string refused_needle_;
+  int refused_status_ = 500;
   std::vector<ReceivedRequest> requests_;
   std::vector<std::string> accepted_events_;
   std::vector<std::string> all_events_;

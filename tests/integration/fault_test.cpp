@@ -489,6 +489,52 @@ TEST_F(FaultTest, SigkillWhileDeliveringThenNewProcessReplaysTheSpool) {
   EXPECT_TRUE(spool_files(http_spool()).empty());
 }
 
+// A collector whose parser chokes on one event answers 500 to every delivery holding it. The
+// rest is delivered anyway: the refused delivery waits behind fresh telemetry and is halved until
+// the poison is alone; a new process on the same spool is not blocked by it either, and once
+// past its retry life it moves to the dead-letter folder, logged with its batch id.
+TEST_F(FaultTest, APoisonEventNeverBlocksTheRestAndEndsInTheDeadLetterFolder) {
+  Receiver receiver;
+  receiver.start();
+  receiver.refuse_bodies_containing("poison-marker", 500);
+  const std::string poison =
+      R"({"time":"2024-05-14T09:12:05.321Z","type":"function","record":"poison-marker"})";
+
+  Options first = relay_options(10, receiver.url());
+  first.raw_posts.push_back(RawPost{1, "[" + poison + "]"});
+  const Summary one = Emulator(first).run();
+  ASSERT_TRUE(one.clean(10)) << describe(one);
+  ASSERT_EQ(one.raw_post_statuses, std::vector<int>{200});
+  auto counters = relay_summary();
+  expect_balanced(counters, "http");
+  EXPECT_GE(counter(counters, "http", "still_spooled"), 1u) << "the poison is kept, not dropped";
+  EXPECT_EQ(counter(counters, "http", "dead_lettered"), 0u) << "not before its retry life ends";
+  end_run();
+
+  Options second = relay_options(10, receiver.url());
+  second.env["RELAY_RETRY_MAX_ATTEMPTS"] = "2";
+  second.env["RELAY_RETRY_MAX_AGE_S"] = "0";
+  const Summary two = Emulator(second).run();
+  ASSERT_TRUE(two.clean(10)) << describe(two);
+  counters = relay_summary();
+  expect_balanced(counters, "http");
+  EXPECT_EQ(counter(counters, "http", "dead_lettered"), 1u);
+  EXPECT_EQ(counter(counters, "http", "still_spooled"), 0u);
+  EXPECT_EQ(dropped(counters, "http"), 0u);
+  EXPECT_EQ(log_lines_with("will not be replayed"), 1u);
+  EXPECT_EQ(spool_files(http_spool() + "/dead-letter").size(), 1u);
+
+  // Everything but the poison reached the collector, across both processes.
+  std::vector<std::string> expected = one.subscriber_events;
+  expected.insert(expected.end(), two.subscriber_events.begin(), two.subscriber_events.end());
+  const Delivered delivered = check_no_loss(expected, receiver.requests());
+  EXPECT_EQ(delivered.missing, 0u) << delivered;
+  EXPECT_EQ(delivered.requests_without_id, 0u) << delivered;
+  for (const std::string& event : receiver.event_texts()) {
+    EXPECT_EQ(event.find("poison-marker"), std::string::npos) << "a 500 counted as accepted";
+  }
+}
+
 // The collector answers 503 to everything; the extension is SIGKILLed between invocations (so
 // several batches arrived during the outage, after its first failed delivery). Everything the
 // listener acknowledged was on disk: a new process with a healthy collector delivers all of it.
