@@ -44,6 +44,7 @@ using Poco::Net::HTTPServerResponse;
 constexpr int kListenBacklog = 64;
 // Connection threads are many but shallow: no recursion, at most a 16 KiB scratch buffer.
 constexpr int kThreadStackBytes = 512 * 1024;
+constexpr int kSpareThreads = 8;
 // Without a Content-Length the body arrives in pieces; read it in steps of this size.
 constexpr size_t kReadStep = 64 * 1024;
 
@@ -53,8 +54,9 @@ constexpr size_t kReadStep = 64 * 1024;
 // client that trickles a byte at a time, so a connection that has not sent a whole request header
 // within idle_timeout_ms (from opening, or from its previous answer), or a whole body within
 // body_timeout_ms, is shut down by a reaper thread, which sleeps while no deadline is pending.
-// Past max_connections a new connection evicts an idle one: one that never sent a request
-// first, then the longest idle, then the slowest body; a busy handler is never interrupted.
+// Past max_connections a new connection evicts one that never sent a request (the oldest idle
+// first, then the slowest body); a connection that has been served (the sender's) and a busy
+// handler are never interrupted.
 // Shutting a socket down from another thread unblocks its reader.
 class ListenerConnections {
  public:
@@ -75,10 +77,12 @@ class ListenerConnections {
   bool admit() {
     std::lock_guard lock(mutex_);
     if (stopping_) return false;
-    // A connection that has been served (the sender's keep-alive one) gives way only when the
-    // queue for threads is full too; until then a new one waits there for an evicted one's thread.
-    if (pending_ + live_ >= max_ && !evict_one(false) && pending_ >= max_ && !evict_one(true)) {
-      log_.warning("refused a telemetry connection: all %z are busy", max_);
+    // A connection that has been served (the sender's keep-alive one) is never evicted: only
+    // its idle timeout closes it. Without an idle one to evict, a new connection waits in the
+    // queue for a thread (an evicted one's, whose thread may lag behind a flood); past that it
+    // is refused.
+    if (pending_ + live_ >= max_ && !evict_one() && pending_ >= max_) {
+      log_.warning("refused a telemetry connection: %z connections are open", pending_ + live_);
       return false;
     }
     ++pending_;
@@ -118,13 +122,13 @@ class ListenerConnections {
     }
   }
 
-  // The connection to give way to a new one, if any: one that never sent a request, or else
-  // the slowest body (or else, with `served`, the longest idle of those that did).
-  bool evict_one(bool served) {
+  // The connection to give way to a new one, if any: the oldest that never sent a request, or
+  // else the one reading its body the longest.
+  bool evict_one() {
     Entry* victim = nullptr;
-    auto rank = [](const Entry& e) { return e.state == State::kWaiting ? (e.served ? 2 : 0) : 1; };
+    auto rank = [](const Entry& e) { return e.state == State::kWaiting ? 0 : 1; };
     for (Entry& entry : entries_) {
-      if (entry.evicted || entry.state == State::kHandling || (entry.served && !served)) continue;
+      if (entry.evicted || entry.served || entry.state == State::kHandling) continue;
       if (victim == nullptr || rank(entry) < rank(*victim) ||
           (rank(entry) == rank(*victim) && entry.since < victim->since)) {
         victim = &entry;
@@ -605,8 +609,12 @@ void TelemetryListener::start() {
   params->setMaxQueued(2 * max_connections);
 
   auto connections = std::make_unique<ListenerConnections>(options_, log);
-  // Threads start on demand and end when their connection does.
-  auto pool = std::make_unique<Poco::ThreadPool>(1, max_connections, 60, kThreadStackBytes);
+  // Threads start on demand and end when their connection does. Spare capacity: a thread that
+  // just ended a connection is briefly neither running nor idle in the pool, and POCO's
+  // dispatcher, finding no thread then, would leave the next connection queued until another
+  // one arrives.
+  auto pool =
+      std::make_unique<Poco::ThreadPool>(1, max_connections + kSpareThreads, 60, kThreadStackBytes);
   auto server = std::make_unique<Poco::Net::TCPServer>(
       new ConnectionFactory(Shared{consumer_, options_, stats_, log, *connections, params}), *pool,
       socket, params);
