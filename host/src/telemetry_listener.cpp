@@ -528,7 +528,10 @@ class Connection : public Poco::Net::TCPServerConnection {
     }
     member.set(ListenerConnections::State::kHandling);
     response.setDate(Poco::Timestamp());
-    response.setVersion(request->getVersion());
+    // POCO keeps whatever version the request line named ("H^TP/1.1"); answers name a real one.
+    response.setVersion(request->getVersion() == Poco::Net::HTTPMessage::HTTP_1_0
+                            ? Poco::Net::HTTPMessage::HTTP_1_0
+                            : Poco::Net::HTTPMessage::HTTP_1_1);
     const bool keep_alive = params_->getKeepAlive() && session.canKeepAlive();
     response.setKeepAlive(keep_alive && request->getKeepAlive());
     if (request->getExpectContinue() && response.getStatus() == HTTPResponse::HTTP_OK) {

@@ -347,6 +347,15 @@ TEST_F(ListenerTest, AContentLengthThatIsNotANumberIs400) {
   EXPECT_EQ(send(*session(), "POST", "/", "[]").status, 200);
 }
 
+// POCO keeps whatever version a request line names; the answer must still be HTTP (fuzz find).
+TEST_F(ListenerTest, AnswersNameARealHttpVersion) {
+  EXPECT_CALL(consumer_, consume(_)).Times(1);
+  EXPECT_THAT(
+      raw_exchange(listener_.port(), "POST / H^TP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n[]",
+                   /*close_write=*/true),
+      StartsWith("HTTP/1.1 200"));
+}
+
 // Bodies far larger than POCO's 4 KiB session buffer, arriving in pieces, with the next request
 // right behind the first body: the listener reads exactly Content-Length bytes, never into the
 // request that follows.
