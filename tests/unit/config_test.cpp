@@ -4,7 +4,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -290,9 +289,9 @@ std::optional<Config> load_within_a_minute(const Env& env) {
 // Issue 9: a directory spun forever, a FIFO blocked forever, /dev/zero grew to ~1 GB, a big file
 // cost five times its size, all before the extension registers.
 TEST(Config, ConfigFileMustBeASmallRegularFile) {
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("relay-config-test-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
+  Poco::TemporaryFile scratch;  // removed with what it holds, whatever the test's outcome
+  scratch.createDirectories();
+  const std::filesystem::path dir(scratch.path());
   const std::string fifo = (dir / "fifo").string();
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   const std::string big = (dir / "big.properties").string();
@@ -312,7 +311,6 @@ TEST(Config, ConfigFileMustBeASmallRegularFile) {
     EXPECT_THAT(c->issues[0].message, HasSubstr(why));
     EXPECT_EQ(c->log_level, "info");  // defaults stand
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
