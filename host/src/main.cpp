@@ -74,7 +74,10 @@ int check(const Config& config) {
   for (const ConfigEntry& entry : config.entries) {
     std::cout << "  " << entry.key << "=" << entry.value << "    [" << entry.source << "]\n";
   }
-  if (!config.config_file.empty()) std::cout << "  (config file: " << config.config_file << ")\n";
+  if (!config.config_file.empty()) {
+    std::cout << "  (config file: " << printable_value("RELAY_CONFIG_FILE", config.config_file)
+              << ")\n";
+  }
   bool ok = config.issues.empty();
   for (const ConfigIssue& issue : config.issues) std::cout << "  INVALID " << issue.message << "\n";
   for (const std::string& warning : config.warnings) std::cout << "  NOTE " << warning << "\n";
