@@ -17,11 +17,13 @@
 #include "sink.h"
 
 // Under a sanitizer the crashes must reach the host's handlers and then the default action, not
-// the sanitizer's reports (ASAN_OPTIONS in the environment only adds to these).
-extern "C" const char* __asan_default_options() {
+// the sanitizer's reports (ASAN_OPTIONS in the environment only adds to these). Exported: the
+// sanitizer runtime looks them up by name.
+#define RELAY_EXPORTED __attribute__((visibility("default"), used))
+extern "C" RELAY_EXPORTED const char* __asan_default_options() {
   return "handle_segv=0:handle_sigbus=0:handle_abort=0:handle_sigill=0:handle_sigfpe=0";
 }
-extern "C" const char* __tsan_default_options() {
+extern "C" RELAY_EXPORTED const char* __tsan_default_options() {
   return "handle_segv=0:handle_sigbus=0:handle_abort=0:handle_sigill=0:handle_sigfpe=0";
 }
 
