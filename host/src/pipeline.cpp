@@ -203,6 +203,7 @@ std::string Pipeline::summary_json() const {
     listener.set("method_not_allowed", tally(l.method_not_allowed));
     listener.set("too_large", tally(l.too_large));
     listener.set("internal_error", tally(l.internal_error));
+    listener.set("invalid_events", l.invalid_events);
     summary.set("listener", listener);
   }
   Poco::JSON::Object sinks(Poco::JSON_PRESERVE_KEY_ORDER);

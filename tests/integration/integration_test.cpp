@@ -380,7 +380,7 @@ TEST_F(IntegrationTest, CollectorDownAtFirstGetsEverythingOnceItIsUp) {
   EXPECT_GT(sink_counter(relay, "http", "retries"), 0u) << "the first attempts were refused";
 }
 
-TEST_F(IntegrationTest, MalformedTelemetryIsRefusedAndTheExtensionKeepsWorking) {
+TEST_F(IntegrationTest, MalformedTelemetryIsRefusedOrItsInvalidEventsDropped) {
   Receiver receiver;
   receiver.start();
   Options options = relay_options(3);
@@ -389,13 +389,28 @@ TEST_F(IntegrationTest, MalformedTelemetryIsRefusedAndTheExtensionKeepsWorking) 
       RawPost{1, R"({"not":"an array"})"},
       RawPost{1, R"([{"time":"2024-05-14T09:12:05.320Z","type":"function","record":"a"},{"ti)"},
       RawPost{2, "[1,2,3]"},
+      // Good events around a record that is not JSON: the good ones go on, in valid JSON.
+      RawPost{2, R"([{"time":"t","type":"function","record":"good one"},)"
+                 R"({"time":"t","type":"function","record":{"a":[1,}},)"
+                 R"({"time":"t","type":"function","record":"good two"}])"},
   };
   const Summary summary = Emulator(options).run();
 
   ASSERT_TRUE(summary.clean(3));
-  EXPECT_THAT(summary.raw_post_statuses, Each(400));
-  EXPECT_TRUE(check_delivery(summary.subscriber_events, receiver.event_texts()).exact());
-  EXPECT_GE(count_lines_with(relay_log(), "malformed"), 3u);
+  // What cannot be parsed as an array is refused; an array's invalid elements are dropped and
+  // counted, and the batch answered 200 (Lambda would only send a refused batch again).
+  EXPECT_EQ(summary.raw_post_statuses, (std::vector<int>{400, 400, 200, 200}));
+  std::vector<std::string> expected = summary.subscriber_events;
+  expected.push_back(R"({"time":"t","type":"function","record":"good one"})");
+  expected.push_back(R"({"time":"t","type":"function","record":"good two"})");
+  EXPECT_TRUE(check_delivery(expected, receiver.event_texts()).exact());
+  EXPECT_EQ(receiver.unparsed_bodies(), 0u) << "a delivery that is not valid JSON";
+  EXPECT_GE(count_lines_with(relay_log(), "malformed"), 2u);
+  EXPECT_EQ(count_lines_with(relay_log(), "dropped 3 invalid events"), 1u);
+  EXPECT_EQ(count_lines_with(relay_log(), "dropped 1 invalid events"), 1u);
+  const auto relay = relay_summary();
+  ASSERT_TRUE(relay);
+  EXPECT_EQ(relay->getObject("listener")->getValue<uint64_t>("invalid_events"), 4u);
 }
 
 // A sink that cannot load is reported with its file and stage; the others work regardless.
