@@ -15,18 +15,20 @@ void log_from_plugin(void* host_ctx, relay_log_level level, const char* message)
   }
   auto* services = static_cast<HostServices*>(host_ctx);
   Poco::Logger& log = *services->log;
+  // Never copy a huge message whole only to cut it: the formatter keeps this much.
+  const std::string text(message, strnlen(message, kMaxLogMessageBytes + 1));
   switch (level) {
     case RELAY_LOG_ERROR:
-      log.error(message);
+      log.error(text);
       break;
     case RELAY_LOG_WARN:
-      log.warning(message);
+      log.warning(text);
       break;
     case RELAY_LOG_INFO:
-      log.information(message);
+      log.information(text);
       break;
     default:
-      log.debug(message);
+      log.debug(text);
       break;
   }
 }

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "batch_parser.h"
+#include "crash_guard.h"
 #include "logging.h"
 #include "spool.h"
 
@@ -130,6 +131,8 @@ Outlet::Outlet(SinkPtr sink, OutletOptions options)
       spool_files_ = spool_->files();
       spool_quarantined_at_start_ = spool_->quarantined_events();
       counters_.inherited = spool_events_ + spool_quarantined_at_start_;
+      set_aside_crashed_batch();
+      record_crashes_in(name(), options_.spool.dir);
       if (spool_files_ > 0) {
         log_.information(
             "sink %s: %Lu deliveries (%Lu events) spooled by an earlier process in %s will be "
@@ -147,6 +150,30 @@ Outlet::Outlet(SinkPtr sink, OutletOptions options)
   }
   options_.flush_high_water_bytes = std::max<size_t>(options_.flush_high_water_bytes, 1);
   thread_ = std::thread([this] { run(); });
+}
+
+void Outlet::set_aside_crashed_batch() {
+  // [constructor] A batch that crashed its sink crashes it again on every replay: one crash is
+  // enough to move it to the dead-letter folder (kept, so being wrong costs little).
+  const std::optional<CrashRecord> crash = read_and_clear_crash_marker(options_.spool.dir);
+  if (!crash) return;
+  std::string outcome;
+  const std::vector<uint64_t> seqs =
+      crash->batch_id.empty() ? std::vector<uint64_t>{} : spool_->seqs();
+  for (const uint64_t seq : seqs) {
+    const std::optional<SpooledDelivery> spooled = spool_->read(seq);
+    if (!spooled || spooled->batch_id != crash->batch_id) continue;
+    std::string error;
+    const std::optional<std::string> where = spool_->dead_letter(seq, &error);
+    spool_events_ -= std::min(spool_events_, spooled->events);
+    spool_files_ -= std::min<uint64_t>(spool_files_, 1);
+    counters_.dead_lettered += spooled->events;
+    outcome =
+        "; it will not be replayed: " + (where ? "moved to " + *where : "deleted (" + error + ")");
+    break;
+  }
+  spool_files_ = spool_->files();  // a read may have quarantined a file
+  log_.error("%s in the previous process%s", crash->describe(), outcome);
 }
 
 Outlet::~Outlet() {

@@ -190,6 +190,8 @@ class Outlet {
   enum class Phase { kIdle, kDelivering, kForming, kSpooling, kReading };
 
   void run();
+  // The previous process's crash note: the spooled batch its sink crashed on is set aside.
+  void set_aside_crashed_batch();
   // Moves up to max_events (and one delivery's bytes) from the front of memory aside.
   Taken take_locked(uint64_t max_events);
   static Delivery build_delivery(const Taken& taken, std::string batch_id);

@@ -6,8 +6,10 @@
 #include <filesystem>
 #include <system_error>
 
+#include "config.h"
 #include "crash_guard.h"
 #include "dl_sink.h"
+#include "logging.h"
 
 namespace relay {
 namespace {
@@ -163,7 +165,10 @@ LoadResult load_sink(const std::string& plugin_dir, const std::string& name,
       why = status == RELAY_OK ? "create returned OK without an instance"
                                : "create returned status " + std::to_string(status);
     }
-    LoadResult failed = failure(LoadStage::kCreateFailed, path, why);
+    // The text reaches the log, --check and (strict) init/error: a plugin quoting its own
+    // settings must not leak a secret there, nor break the line.
+    LoadResult failed = failure(LoadStage::kCreateFailed, path,
+                                escape_for_log(redact_config_values(why, config), 512));
     failed.plugin_version = result.plugin_version;
     if (status == RELAY_OK && instance != nullptr) {
       in_plugin_call(site, PluginCall::kDestroy, [&] { descriptor->destroy(instance); });

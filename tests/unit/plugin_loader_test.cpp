@@ -17,6 +17,7 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::string kFixtures = RELAY_FIXTURE_PLUGIN_DIR;
 
@@ -73,6 +74,17 @@ TEST(PluginLoader, NewerAbiMajorIsRefusedWithBothVersions) {
   EXPECT_EQ(r.message, "ABI mismatch: " + plugin_path(kFixtures, "abimajor2") +
                            ": plugin ABI 2.0, host ABI " + std::to_string(RELAY_ABI_MAJOR) + "." +
                            std::to_string(RELAY_ABI_MINOR) + " (majors must match)");
+}
+
+TEST(PluginLoader, ACreateErrorQuotingItsSettingsLeaksNoSecretAndStaysOneLine) {
+  const std::string secret_uri = "https://user:hunter22@collector.example/p?token=abcd1234";
+  const LoadResult r =
+      load_sink(kFixtures, "createfails", {{"echo", secret_uri + "\nsummary {\"forged\":true}"}});
+  EXPECT_EQ(r.stage, LoadStage::kCreateFailed);
+  EXPECT_THAT(r.message, HasSubstr("collector.example"));
+  EXPECT_THAT(r.message, Not(HasSubstr("hunter22")));
+  EXPECT_THAT(r.message, Not(HasSubstr("abcd1234")));
+  EXPECT_EQ(r.message.find('\n'), std::string::npos) << r.message;
 }
 
 TEST(PluginLoader, LoadsAWorkingPluginAndDeliversThroughTheAbi) {
