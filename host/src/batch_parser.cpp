@@ -2,8 +2,10 @@
 
 #include <simdjson.h>
 
+#include <bit>
 #include <cctype>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -124,6 +126,33 @@ bool dom_valid(const std::string& padded_body) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element root;
   return parser.parse(padded_body.data(), padded_body.size(), false).get(root) == simdjson::SUCCESS;
+}
+
+// The first index from `from` on where text holds '"' or '\\' (with controls: or a byte below
+// 0x20), else text.size(). Eight bytes at a time: strings are most of a body, and a body with
+// a number beyond double's range or an invalid event is checked by the scans below.
+size_t find_string_special(std::string_view text, size_t from, bool controls) {
+  static_assert(std::endian::native == std::endian::little, "the byte order of x86_64, aarch64");
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHighs = 0x8080808080808080ull;
+  size_t i = from;
+  for (; i + 8 <= text.size(); i += 8) {
+    uint64_t word = 0;
+    std::memcpy(&word, text.data() + i, 8);
+    // A byte equal to 0 (or below n) sets its high bit; only bytes above the first may be
+    // false hits, so the lowest one is exact.
+    const uint64_t quote = word ^ (kOnes * '"');
+    const uint64_t backslash = word ^ (kOnes * '\\');
+    uint64_t hits = ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash);
+    if (controls) hits |= (word - kOnes * 0x20) & ~word;
+    hits &= kHighs;
+    if (hits != 0) return i + static_cast<size_t>(std::countr_zero(hits) / 8);
+  }
+  for (; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\' || (controls && c < 0x20)) return i;
+  }
+  return text.size();
 }
 
 size_t skip_space(std::string_view text, size_t i) {
@@ -254,21 +283,20 @@ class JsonValidator {
 
   // The string whose opening quote is text_[i]; on success i is just past its closing quote.
   const char* string(size_t& i) {
-    for (++i; i < text_.size(); ++i) {
+    for (++i; (i = find_string_special(text_, i, /*controls=*/true)) < text_.size();) {
       const unsigned char c = static_cast<unsigned char>(text_[i]);
       if (c == '"') {
         ++i;
         return nullptr;
       }
       if (c < 0x20) return "control character in a string";
-      if (c != '\\') continue;
-      if (i + 1 == text_.size()) break;
+      if (i + 1 == text_.size()) break;  // c is '\\'
       const char escaped = text_[i + 1];
       if (escaped != 'u') {
         if (std::string_view(R"("\/bfnrt)").find(escaped) == std::string_view::npos) {
           return "invalid escape in a string";
         }
-        ++i;
+        i += 2;
         continue;
       }
       const int32_t unit = unicode_escape(text_, i);
@@ -279,7 +307,7 @@ class JsonValidator {
         if (low < 0xDC00 || low > 0xDFFF) return "lone UTF-16 surrogate in a string";
         i += 6;
       }
-      i += 5;
+      i += 6;
     }
     return "unterminated string";
   }
@@ -298,7 +326,7 @@ class Parser {
   // Valid JSON whose elements are all objects with string "type"/"time", or false (no message:
   // the slow path says what was wrong).
   bool parse_valid_body() {
-    if (!dom_valid(body_)) return false;
+    if (!body_is_valid()) return false;
     ondemand::document doc;
     ondemand::array array;
     if (thread_parser().iterate(padded(body_)).get(doc) || doc.get_array().get(array)) {
@@ -471,8 +499,10 @@ class Parser {
       const char c = body_[i];
       switch (c) {
         case '"':
-          for (++i; i < body_.size() && body_[i] != '"'; ++i) {
-            if (body_[i] == '\\') ++i;
+          for (++i; (i = find_string_special(body_, i, /*controls=*/false)) < body_.size() &&
+                    body_[i] != '"';
+               i += 2) {
+            // body_[i] is '\\': skip what it escapes
           }
           if (i >= body_.size()) return "a string in ";
           break;
@@ -566,6 +596,15 @@ class Parser {
   TelemetryBatch& batch_;
   std::vector<Late> late_;
   JsonValidator validator_;
+
+  // simdjson's DOM pass decides the common case; a body it refuses only for its limits (a
+  // number beyond double or uint64, which a log line may carry, or deep nesting) is checked
+  // whole by the exact validator, still one pass, before the per-event path is considered.
+  bool body_is_valid() {
+    if (dom_valid(body_)) return true;
+    size_t at = 0;
+    return validator_.check(body_, at) == nullptr;
+  }
 };
 
 ParseResult failure(std::string message) { return ParseResult{std::nullopt, {std::move(message)}}; }
