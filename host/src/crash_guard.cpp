@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -173,11 +174,13 @@ void on_fatal_signal(int signal, siginfo_t* info, void*) {
 }
 
 // exit() runs atexit handlers and static destructors while the other threads still use them;
-// after a plugin's exit() nothing of the host may run, so the process ends here.
+// after a plugin's exit() nothing of the host may run, so the process ends here, at once: the
+// raw exit_group, because a sanitizer's _exit runs its own finalisation first while the other
+// threads carry on (under TSan the lifecycle reached SHUTDOWN meanwhile).
 void on_exit_called() {
   if (current_call == nullptr) return;
   report_crash(current_call, "exit()");
-  ::_exit(EXIT_FAILURE);
+  ::syscall(SYS_exit_group, EXIT_FAILURE);
 }
 
 // A plugin's stack overflow faults on the stack itself: the handler needs another one. Kept
