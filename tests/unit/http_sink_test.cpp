@@ -146,68 +146,9 @@ bool request_complete(const std::string& request) {
   return request.size() >= end + 4 + length;
 }
 
-// Answers each request with a keep-alive 200, then closes the connection anyway, the way an
-// idle connection dies while Lambda keeps the extension frozen.
-class ClosingServer {
- public:
-  ClosingServer() : socket_(Poco::Net::SocketAddress("127.0.0.1", 0)) {
-    thread_ = std::thread([this] { run(); });
-  }
-  ~ClosingServer() {
-    stop_ = true;
-    thread_.join();
-  }
-  uint16_t port() const { return socket_.address().port(); }
-  // Waits until `n` connections have been answered and closed.
-  bool wait_closed(int n) {
-    std::unique_lock lock(mutex_);
-    return closed_cv_.wait_for(lock, 10s, [&] { return closed_ >= n; });
-  }
-  int connections() {
-    std::lock_guard lock(mutex_);
-    return closed_;
-  }
-
- private:
-  void run() {
-    while (!stop_) {
-      if (!socket_.poll(Poco::Timespan(0, 50000), Poco::Net::Socket::SELECT_READ)) {
-        continue;
-      }
-      Poco::Net::StreamSocket connection = socket_.acceptConnection();
-      connection.setReceiveTimeout(Poco::Timespan(5, 0));
-      std::string request;
-      char buffer[4096];
-      try {
-        while (!request_complete(request)) {
-          int n = connection.receiveBytes(buffer, sizeof(buffer));
-          if (n <= 0) {
-            break;
-          }
-          request.append(buffer, static_cast<size_t>(n));
-        }
-        std::string reply =
-            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n";
-        connection.sendBytes(reply.data(), static_cast<int>(reply.size()));
-      } catch (const Poco::Exception&) {
-      }
-      connection.close();
-      std::lock_guard lock(mutex_);
-      ++closed_;
-      closed_cv_.notify_all();
-    }
-  }
-  Poco::Net::ServerSocket socket_;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
-  std::mutex mutex_;
-  std::condition_variable closed_cv_;
-  int closed_ = 0;
-};
-
 // Answers the n-th request with the n-th scripted reply, raw bytes as given (interim responses
-// included), on kept-alive connections; a reply may close its connection. 200 once the script
-// runs out.
+// included), on kept-alive connections; a reply may close its connection. `otherwise` once the
+// script runs out (by default a 200 that keeps the connection).
 class ScriptedServer {
  public:
   struct Reply {
@@ -215,7 +156,11 @@ class ScriptedServer {
     bool close = false;
   };
   explicit ScriptedServer(std::vector<Reply> script)
-      : script_(std::move(script)), socket_(Poco::Net::SocketAddress("127.0.0.1", 0)) {
+      : ScriptedServer(std::move(script), Reply{kKeptOk, false}) {}
+  ScriptedServer(std::vector<Reply> script, Reply otherwise)
+      : script_(std::move(script)),
+        otherwise_(std::move(otherwise)),
+        socket_(Poco::Net::SocketAddress("127.0.0.1", 0)) {
     thread_ = std::thread([this] { run(); });
   }
   ~ScriptedServer() {
@@ -228,6 +173,11 @@ class ScriptedServer {
   int connections() {
     std::lock_guard lock(mutex_);
     return connections_;
+  }
+  // Waits until `n` connections have been answered and closed.
+  bool wait_closed(int n) {
+    std::unique_lock lock(mutex_);
+    return closed_cv_.wait_for(lock, 10s, [&] { return closed_ >= n; });
   }
 
  private:
@@ -247,6 +197,9 @@ class ScriptedServer {
       } catch (const Poco::Exception&) {
       }
       connection.close();
+      std::lock_guard lock(mutex_);
+      ++closed_;
+      closed_cv_.notify_all();
     }
   }
   // Reads one request and answers it; false when the connection is done.
@@ -260,18 +213,21 @@ class ScriptedServer {
       if (n <= 0) return false;
       request.append(buffer, static_cast<size_t>(n));
     }
-    Reply reply{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"};
-    if (next_ < script_.size()) reply = script_[next_++];
+    const Reply& reply = next_ < script_.size() ? script_[next_++] : otherwise_;
     connection.sendBytes(reply.bytes.data(), static_cast<int>(reply.bytes.size()));
     return !reply.close;
   }
 
+  static inline const std::string kKeptOk = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
   std::vector<Reply> script_;
+  const Reply otherwise_;
   size_t next_ = 0;
   Poco::Net::ServerSocket socket_;
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   int connections_ = 0;
+  std::condition_variable closed_cv_;
+  int closed_ = 0;
   std::thread thread_;  // last: starts once the members above exist
 };
 
@@ -409,9 +365,14 @@ TEST_F(HttpSinkTest, ExpiredDeadlineIsRetriedWithoutSending) {
   EXPECT_TRUE(server.requests().empty());
 }
 
+// A keep-alive 200, then the connection closes anyway, the way an idle connection dies while
+// Lambda keeps the extension frozen.
+const ScriptedServer::Reply kOkThenClose{
+    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n", true};
+
 TEST_F(HttpSinkTest, KeepAliveConnectionClosedBetweenDeliveriesIsReplacedTransparently) {
-  ClosingServer server;
-  auto sink = create({{"post_uri", "http://127.0.0.1:" + std::to_string(server.port()) + "/"}});
+  ScriptedServer server({}, kOkThenClose);
+  auto sink = create({{"post_uri", server.url()}});
   ASSERT_TRUE(sink.created());
   auto first = sink.deliver(batch_.build());
   EXPECT_EQ(first.status, RELAY_OK) << first.error;
@@ -450,8 +411,8 @@ TEST_F(HttpSinkTest, LargeBatchIsPostedByteForByteOnAKeptAliveConnection) {
 
 TEST_F(HttpSinkTest, LargeBatchOnAConnectionClosedBetweenDeliveriesIsResent) {
   add_large_events(batch_);
-  ClosingServer server;
-  auto sink = create({{"post_uri", "http://127.0.0.1:" + std::to_string(server.port()) + "/"}});
+  ScriptedServer server({}, kOkThenClose);
+  auto sink = create({{"post_uri", server.url()}});
   ASSERT_TRUE(sink.created());
   auto first = sink.deliver(batch_.build());
   EXPECT_EQ(first.status, RELAY_OK) << first.error;
