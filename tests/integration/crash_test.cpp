@@ -36,17 +36,10 @@ class CrashTest : public ExtensionRunFixture {
   // http and the crashing fixture side by side; the fixture crashes in deliver (continuous, so
   // on the first batch after the trigger file appears).
   Options relay_options(int invocations, const std::string& post_uri) const {
-    Options options;
-    options.settle_telemetry_before_events = true;
+    Options options = extension_options(invocations);
     options.runtime_ms = 200;
-    options.extension_path = RELAY_BINARY;
-    options.invocations = invocations;
-    options.logs_per_invoke = 10;
-    options.stderr_path = stderr_path();
-    options.stdout_path = dir_ + "/relay.stdout";
     options.env["RELAY_PLUGIN_DIR"] = plugin_dir({RELAY_HTTP_PLUGIN, RELAY_CRASHES_PLUGIN});
     options.env["RELAY_SINKS"] = "http,crashes";
-    options.env["RELAY_SPOOL_DIR"] = dir_ + "/spool";
     options.env["DISPATCH_POST_URI"] = post_uri;
     options.env["RELAY_HTTP_CONNECT_TIMEOUT_MS"] = "500";
     options.env["RELAY_CRASHES_CRASH_IN"] = "deliver";

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "emulator.h"
 #include "test_files.h"
 
 namespace relay::emu {
@@ -37,6 +38,21 @@ class ExtensionRunFixture : public ::testing::Test {
   }
 
   std::string stderr_path() const { return dir_ + "/relay.stderr"; }
+
+  // The real binary (RELAY_BINARY, defined per test target) with its output and its own spool
+  // in this test's folder (tests run in parallel: a shared spool would be replayed by another);
+  // the extension holds what was generated when each event arrives, 10 log lines per invocation.
+  Options extension_options(int invocations) const {
+    Options options;
+    options.settle_telemetry_before_events = true;
+    options.extension_path = RELAY_BINARY;
+    options.invocations = invocations;
+    options.logs_per_invoke = 10;
+    options.stderr_path = stderr_path();
+    options.stdout_path = dir_ + "/relay.stdout";
+    options.env["RELAY_SPOOL_DIR"] = dir_ + "/spool";
+    return options;
+  }
   std::vector<std::string> relay_log() const { return read_lines(stderr_path()); }
 
   // Under -fsanitize the extension reports there; UBSan does not even change its exit code.

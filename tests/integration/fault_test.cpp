@@ -153,19 +153,12 @@ class FaultTest : public ExtensionRunFixture {
   std::string http_spool() const { return spool_dir() + "/http"; }
 
   Options relay_options(int invocations, const std::string& post_uri) const {
-    Options options;
     // The extension holds everything generated so far when each INVOKE arrives, so deliveries
     // (and the faults they meet) happen during the invocations, not all at SHUTDOWN.
-    options.settle_telemetry_before_events = true;
+    Options options = extension_options(invocations);
     options.runtime_ms = 200;
-    options.extension_path = RELAY_BINARY;
-    options.invocations = invocations;
-    options.logs_per_invoke = 10;
     options.log_bursts = 2;
-    options.stderr_path = stderr_path();
-    options.stdout_path = dir_ + "/relay.stdout";
     options.env["RELAY_PLUGIN_DIR"] = fs::path(RELAY_HTTP_PLUGIN).parent_path().string();
-    options.env["RELAY_SPOOL_DIR"] = spool_dir();
     options.env["DISPATCH_POST_URI"] = post_uri;
     // Fast retries keep the scenarios short; the policy itself is unit-tested.
     options.env["RELAY_HTTP_CONNECT_TIMEOUT_MS"] = "500";

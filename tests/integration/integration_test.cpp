@@ -100,17 +100,9 @@ class IntegrationTest : public ExtensionRunFixture {
   // emulator's buffer happened to flush. The unsettled shutdown drain has its own tests
   // (ShutdownDispatchesEverythingLeft, FinalBatchArrivingAfterShutdownIsNeverLost).
   Options relay_options(int invocations = 3) const {
-    Options options;
-    options.settle_telemetry_before_events = true;
-    options.extension_path = RELAY_BINARY;
-    options.invocations = invocations;
-    options.logs_per_invoke = 10;
+    Options options = extension_options(invocations);
     options.log_bursts = 2;
-    options.stderr_path = stderr_path();
-    options.stdout_path = dir_ + "/relay.stdout";
     options.env["RELAY_PLUGIN_DIR"] = fs::path(RELAY_HTTP_PLUGIN).parent_path().string();
-    // Each test its own spool: tests run in parallel, and a shared folder would be replayed.
-    options.env["RELAY_SPOOL_DIR"] = dir_ + "/spool";
     return options;
   }
 
