@@ -160,16 +160,11 @@ void Outlet::set_aside_crashed_batch() {
   std::string outcome;
   const std::vector<uint64_t> seqs =
       crash->batch_id.empty() ? std::vector<uint64_t>{} : spool_->seqs();
+  std::unique_lock lock(mutex_);  // the outlet thread has not started: uncontended
   for (const uint64_t seq : seqs) {
     const std::optional<SpooledDelivery> spooled = spool_->read(seq);
     if (!spooled || spooled->batch_id != crash->batch_id) continue;
-    std::string error;
-    const std::optional<std::string> where = spool_->dead_letter(seq, &error);
-    spool_events_ -= std::min(spool_events_, spooled->events);
-    spool_files_ -= std::min<uint64_t>(spool_files_, 1);
-    counters_.dead_lettered += spooled->events;
-    outcome =
-        "; it will not be replayed: " + (where ? "moved to " + *where : "deleted (" + error + ")");
+    outcome = "; it will not be replayed: " + move_to_dead_letter(lock, seq, spooled->events);
     break;
   }
   spool_files_ = spool_->files();  // a read may have quarantined a file
@@ -472,28 +467,34 @@ void Outlet::note_failure(std::unique_lock<std::mutex>& lock, uint64_t seq, uint
   }
 }
 
-void Outlet::dead_letter(std::unique_lock<std::mutex>& lock, uint64_t seq, const RetryState& state,
-                         uint64_t now) {
-  const std::shared_ptr<Current> poison = current_;
+std::string Outlet::move_to_dead_letter(std::unique_lock<std::mutex>& lock, uint64_t seq,
+                                        uint64_t events) {
+  const Phase phase = phase_;
   phase_ = Phase::kSpooling;
   lock.unlock();
   std::string error;
   const std::optional<std::string> where = spool_->dead_letter(seq, &error);
   lock.lock();
-  phase_ = Phase::kIdle;
+  phase_ = phase;
   idle_.notify_all();
   retry_states_.erase(seq);
-  spool_events_ -= std::min(spool_events_, poison->events);
+  spool_events_ -= std::min(spool_events_, events);
   spool_files_ -= std::min<uint64_t>(spool_files_, 1);
-  counters_.dead_lettered += poison->events;
+  counters_.dead_lettered += events;
+  return where ? "moved to " + *where : "deleted (" + error + ")";
+}
+
+void Outlet::dead_letter(std::unique_lock<std::mutex>& lock, uint64_t seq, const RetryState& state,
+                         uint64_t now) {
+  const std::shared_ptr<Current> poison = current_;
+  const std::string outcome = move_to_dead_letter(lock, seq, poison->events);
   if (current_ == poison) current_.reset();
   // Logged once, with its id: /tmp ends with the environment, the log line stays.
   log_.error(
       "sink %s: batch %s (%Lu events) failed %u times, %u of them while other deliveries "
       "succeeded, over %Lu s (last error: %s): %s; it will not be replayed",
       name(), poison->delivery.batch_id, poison->events, state.failures, state.evidence,
-      (now - state.first_failed_ms) / 1000, last_error_,
-      where ? "moved to " + *where : "deleted (" + error + ")");
+      (now - state.first_failed_ms) / 1000, last_error_, outcome);
 }
 
 void Outlet::spill(std::unique_lock<std::mutex>& lock, size_t target_bytes,
@@ -838,8 +839,9 @@ std::shared_ptr<Outlet::Current> Outlet::next_current(std::unique_lock<std::mute
   }
   for (int tries = 0; spool_ && spool_files_ > 0 && tries < 8 && !stop_; ++tries) {
     const uint64_t now = now_unix_ms();
-    std::optional<uint64_t> seq = pick_spooled_locked(now, /*cooling_ok=*/false);
-    if (!seq && released_events_ == 0) seq = pick_spooled_locked(now, /*cooling_ok=*/true);
+    // Memory released for delivery goes before what failed since the last success.
+    const std::optional<uint64_t> seq =
+        pick_spooled_locked(now, /*cooling_ok=*/released_events_ == 0);
     if (!seq) break;
     spool_blocked_until_ms_ = 0;
     const uint64_t files_before = spool_files_;

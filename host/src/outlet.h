@@ -229,6 +229,9 @@ class Outlet {
   void note_failure(std::unique_lock<std::mutex>& lock, uint64_t seq, uint64_t now);
   void dead_letter(std::unique_lock<std::mutex>& lock, uint64_t seq, const RetryState& state,
                    uint64_t now);
+  // Moves a spooled delivery of `events` to the dead-letter folder and counts it; says where.
+  std::string move_to_dead_letter(std::unique_lock<std::mutex>& lock, uint64_t seq,
+                                  uint64_t events);
   // The oldest spooled delivery that may be attempted now. With cooling_ok, when all failed
   // since the sink last succeeded: the one that failed longest ago.
   std::optional<uint64_t> pick_spooled_locked(uint64_t now, bool cooling_ok);
