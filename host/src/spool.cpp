@@ -233,6 +233,23 @@ bool list_dir(int dir_fd, std::vector<std::string>* names, int* err) {
   return true;
 }
 
+// A private sub-folder of the spool (created 0700 if missing; a symlink is refused), opened for
+// the *at calls; -1 with *error naming it when that fails.
+int open_subfolder(int dir_fd, const char* name, bool create, std::string* error) {
+  if (create && ::mkdirat(dir_fd, name, 0700) != 0 && errno != EEXIST) {
+    *error = std::string("cannot create ") + name + "/: " + errno_text(errno);
+    return -1;
+  }
+  const int fd = ::openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    *error =
+        std::string("cannot open ") + name + "/ (must be a real directory): " + errno_text(err);
+    errno = err;  // for a caller that tells "missing" apart
+  }
+  return fd;
+}
+
 std::string trim_trailing_slashes(std::string dir) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   return dir;
@@ -313,18 +330,12 @@ void Spool::open_dir() {
     fail("cannot restrict permissions to 0700: " + errno_text(errno));
   }
 
-  if (::mkdirat(dir_fd_, kCorruptDir, 0700) != 0 && errno != EEXIST) {
-    fail("cannot create corrupt/: " + errno_text(errno));
-  }
-  corrupt_fd_ = ::openat(dir_fd_, kCorruptDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (corrupt_fd_ < 0)
-    fail("cannot open corrupt/ (must be a real directory): " + errno_text(errno));
+  std::string error;
+  corrupt_fd_ = open_subfolder(dir_fd_, kCorruptDir, /*create=*/true, &error);
+  if (corrupt_fd_ < 0) fail(error);
   // dead-letter/ is made when first needed; an existing one names seqs that must not be reused.
-  dead_letter_fd_ =
-      ::openat(dir_fd_, kDeadLetterDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dead_letter_fd_ < 0 && errno != ENOENT) {
-    fail("cannot open dead-letter/ (must be a real directory): " + errno_text(errno));
-  }
+  dead_letter_fd_ = open_subfolder(dir_fd_, kDeadLetterDir, /*create=*/false, &error);
+  if (dead_letter_fd_ < 0 && errno != ENOENT) fail(error);
 }
 
 void Spool::index_existing() {
@@ -720,15 +731,7 @@ std::optional<std::string> Spool::dead_letter(uint64_t seq, std::string* error) 
   index_.erase(it);
   const std::string name = batch_name(seq);
   if (dead_letter_fd_ < 0) {
-    if (::mkdirat(dir_fd_, kDeadLetterDir, 0700) != 0 && errno != EEXIST) {
-      *error = "cannot create " + std::string(kDeadLetterDir) + "/: " + errno_text(errno);
-    } else {
-      dead_letter_fd_ =
-          ::openat(dir_fd_, kDeadLetterDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (dead_letter_fd_ < 0) {
-        *error = "cannot open " + std::string(kDeadLetterDir) + "/: " + errno_text(errno);
-      }
-    }
+    dead_letter_fd_ = open_subfolder(dir_fd_, kDeadLetterDir, /*create=*/true, error);
   }
   if (dead_letter_fd_ < 0) {
     ::unlinkat(dir_fd_, name.c_str(), 0);  // never replayed, either way
