@@ -14,9 +14,9 @@ namespace {
 
 // Update all three together, and only after deciding the version bump (see the header's top).
 constexpr unsigned kPinnedMajor = 1;
-constexpr unsigned kPinnedMinor = 2;
+constexpr unsigned kPinnedMinor = 3;
 constexpr const char* kPinnedSha256 =
-    "3dcbb2a8d1d7be7b429cd3ee38c43ed58603d8384492bb06049e3f6acbeac131";
+    "525f037999ad411c04fd0200a8b6e0e3340024ce65afd97cac261e7880a9fd3f";
 
 #if defined(__LP64__) && (defined(__x86_64__) || defined(__aarch64__))
 // The layout every released plugin was compiled against (LP64, x86_64 and aarch64 Lambda).
@@ -39,7 +39,15 @@ static_assert(sizeof(relay_host) == 40 && offsetof(relay_host, abi_major) == 0 &
               offsetof(relay_host, abi_minor) == 4 && offsetof(relay_host, struct_size) == 8 &&
               offsetof(relay_host, host_version) == 16 && offsetof(relay_host, host_ctx) == 24 &&
               offsetof(relay_host, log) == 32);
-static_assert(sizeof(relay_sink_descriptor) == 64 &&
+// 1.3 appended config_keys: a 1.2 plugin's descriptor ends at 64 bytes.
+static_assert(sizeof(relay_config_key) == 56 && offsetof(relay_config_key, type) == 8 &&
+              offsetof(relay_config_key, flags) == 12 &&
+              offsetof(relay_config_key, default_value) == 16 &&
+              offsetof(relay_config_key, min) == 24 && offsetof(relay_config_key, max) == 32 &&
+              offsetof(relay_config_key, choices) == 40 && offsetof(relay_config_key, help) == 48);
+static_assert(offsetof(relay_sink_descriptor, config_keys) == 64 &&
+              offsetof(relay_sink_descriptor, config_key_count) == 72);
+static_assert(sizeof(relay_sink_descriptor) == 80 &&
               offsetof(relay_sink_descriptor, abi_major) == 0 &&
               offsetof(relay_sink_descriptor, abi_minor) == 4 &&
               offsetof(relay_sink_descriptor, struct_size) == 8 &&

@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <telemetry_relay/config_keys.hpp>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -226,6 +227,17 @@ class Config {
   std::string_view get_or(std::string_view key, std::string_view fallback) const noexcept {
     return get(key).value_or(fallback);
   }
+
+  // Typed values of keys declared in kConfigKeys: already validated (and defaulted) by the host
+  // or by create(), so these only convert. Unset keys without a default read as "", 0, false.
+  std::string text(std::string_view key) const { return std::string(get_or(key, "")); }
+  int64_t integer(std::string_view key) const {
+    const std::string_view value = get_or(key, "");
+    int64_t parsed = 0;
+    std::from_chars(value.data(), value.data() + value.size(), parsed);
+    return parsed;
+  }
+  bool boolean(std::string_view key) const { return get_or(key, "") == "true"; }
 
   // A whole decimal integer in [min, max]; fallback when absent or empty (an empty env var
   // means "not set"). Throws std::invalid_argument naming the key, the value and the range.
@@ -448,7 +460,34 @@ struct Glue {
     }
     *out_instance = nullptr;
     try {
-      Sink* sink = new SinkClass(Host(host), Config(config, config_count));
+      Sink* sink = nullptr;
+      if constexpr (requires { SinkClass::kConfigKeys; }) {
+        // A 1.3 host has validated already (then this finds nothing to say); an older one has
+        // not, and the sink must see the same effective values on any host.
+        std::vector<std::pair<std::string_view, std::string_view>> given;
+        for (size_t i = 0; config != nullptr && i < config_count; ++i) {
+          given.emplace_back(view(config[i].key), view(config[i].value));
+        }
+        const ValidatedConfig checked = validate(SinkClass::kConfigKeys, given);
+        const Host services(host);
+        for (const KeyIssue& issue : checked.issues) {
+          const bool secret = is_secret(SinkClass::kConfigKeys, issue.key);
+          services.error(issue.key + "=" + (secret ? std::string("<redacted>") : issue.value) +
+                         ": " + issue.problem +
+                         (issue.unknown
+                              ? std::string("; ignored")
+                              : "; using " + (issue.fallback.empty() ? std::string("unset")
+                                              : secret               ? std::string("<redacted>")
+                                                                     : issue.fallback)));
+        }
+        std::vector<relay_kv> effective;
+        for (const auto& [k, v] : checked.values) {
+          effective.push_back({{k.data(), k.size()}, {v.data(), v.size()}});
+        }
+        sink = new SinkClass(services, Config(effective.data(), effective.size()));
+      } else {
+        sink = new SinkClass(Host(host), Config(config, config_count));
+      }
       *out_instance = sink;
       return RELAY_OK;
     } catch (const std::exception& e) {
@@ -508,6 +547,12 @@ struct Glue {
   }
 
   static constexpr relay_sink_descriptor descriptor(const char* name, const char* version) {
+    const relay_config_key* keys = nullptr;
+    size_t key_count = 0;
+    if constexpr (requires { SinkClass::kConfigKeys; }) {
+      keys = SinkClass::kConfigKeys;
+      key_count = std::size(SinkClass::kConfigKeys);
+    }
     return relay_sink_descriptor{RELAY_ABI_MAJOR,
                                  RELAY_ABI_MINOR,
                                  sizeof(relay_sink_descriptor),
@@ -516,7 +561,9 @@ struct Glue {
                                  &create,
                                  &deliver,
                                  &flush,
-                                 &destroy};
+                                 &destroy,
+                                 keys,
+                                 key_count};
   }
 };
 

@@ -20,6 +20,10 @@
  *   1.2  RELAY_FEEDBACK_TOO_LARGE: a plugin may say the receiver refused a batch as too large
  *        (e.g. HTTP 413); the host then splits it. Split batches carry derived ids "<id>.1",
  *        "<id>.2" (recursively), still stable across retries and replays.
+ *   1.3  relay_sink_descriptor gains config_keys: a plugin declares every configuration key it
+ *        reads (type, default, range or choices, secret or not, one line of help). The host
+ *        validates the sink's configuration against them, shows them in --check (secrets
+ *        redacted) and passes create() every declared key with its effective value.
  *
  * Ownership: every pointer the host passes is host-owned and valid only for the duration of the
  * call; a plugin copies what it keeps. Nothing is allocated on one side and freed on the other.
@@ -39,7 +43,7 @@ extern "C" {
 #endif
 
 #define RELAY_ABI_MAJOR 1u
-#define RELAY_ABI_MINOR 2u
+#define RELAY_ABI_MINOR 3u
 
 /* The one exported symbol of a plugin: relay_sink_entry. */
 #define RELAY_SINK_ENTRY_SYMBOL "relay_sink_entry"
@@ -108,6 +112,33 @@ typedef struct relay_deliver_feedback {
  * (counted). A 1.1 host drops the whole batch. */
 #define RELAY_FEEDBACK_TOO_LARGE 2u
 
+/* Since ABI 1.3. How the host validates a declared key's value. */
+typedef enum relay_key_type {
+  RELAY_KEY_STRING = 0,  /* any text */
+  RELAY_KEY_INTEGER = 1, /* a whole decimal number in [min, max] */
+  RELAY_KEY_BOOLEAN = 2, /* true/false, on/off, yes/no or 1/0, any case; passed as "true"/"false" */
+  RELAY_KEY_CHOICE = 3,  /* one of choices, any case; passed as spelled in choices */
+  RELAY_KEY_URI = 4,     /* an absolute URI with a host whose scheme is one of choices */
+  RELAY_KEY_RESERVED_MAX_ = 0x7fffffff
+} relay_key_type;
+
+/* relay_config_key.flags */
+#define RELAY_KEY_SECRET 1u /* never shown: logs, --check and errors print <redacted> */
+#define RELAY_KEY_PREFIX 2u /* name is a prefix: every key that starts with it (e.g. "header_") */
+
+/* Since ABI 1.3. One configuration key a sink reads. Keys arrive lower-case without the
+ * RELAY_<SINK>_ prefix of their environment variable (RELAY_HTTP_CA_FILE is "ca_file"). */
+typedef struct relay_config_key {
+  const char* name;          /* e.g. "connect_timeout_ms" */
+  uint32_t type;             /* relay_key_type */
+  uint32_t flags;            /* RELAY_KEY_* bits */
+  const char* default_value; /* used when unset or invalid; "" or NULL: unset */
+  int64_t min;               /* RELAY_KEY_INTEGER: inclusive bounds */
+  int64_t max;
+  const char* choices; /* RELAY_KEY_CHOICE values, RELAY_KEY_URI schemes: "a|b|c"; else NULL */
+  const char* help;    /* one line for --check and the README */
+} relay_config_key;
+
 /* A batch to deliver. */
 typedef struct relay_batch {
   uint32_t struct_size;      /* sizeof(relay_batch) as the host built it */
@@ -159,6 +190,14 @@ typedef struct relay_sink_descriptor {
 
   /* Destroys an instance. [main-thread] Called once, after the last deliver/flush returned. */
   void (*destroy)(void* instance);
+
+  /* Since ABI 1.3 (present when struct_size covers them). The keys the plugin reads; NULL/0
+   * when it declares none (the host then passes its configuration unchecked, as 1.2 did). With
+   * keys, the host refuses what is undeclared, replaces an invalid value by its default (one
+   * error line naming key, value and default; RELAY_STRICT makes it an init error) and passes
+   * create() every declared key that has a value. The array stays valid while loaded. */
+  const relay_config_key* config_keys;
+  size_t config_key_count;
 } relay_sink_descriptor;
 
 /* The entry point: returns the plugin's descriptor, or NULL to refuse this host (for instance an
