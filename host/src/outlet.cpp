@@ -8,7 +8,6 @@
 #include <chrono>
 #include <limits>
 
-#include "batch_parser.h"
 #include "crash_guard.h"
 #include "logging.h"
 #include "spool.h"
@@ -92,26 +91,16 @@ Delivery assemble(std::string batch_id, size_t json_bytes, uint64_t events,
 // Suspect deliveries wait longer between their own attempts, up to this.
 constexpr uint64_t kMaxSuspectBackoffMs = 60000;
 
-// A spooled delivery holds only its JSON; the sink interface also hands the events, so they
-// are found again (on replay only, never on the hot path). Same bytes, same id.
-std::optional<Delivery> delivery_from_spool(SpooledDelivery&& entry, std::string* error) {
-  ParseResult parsed = parse_batch(entry.json);
-  if (!parsed.batch) {
-    *error = parsed.error.message;
-    return std::nullopt;
-  }
+// A spooled delivery holds its JSON and where each event lies in it (validated by the spool), so
+// the sink's event views are rebuilt without parsing. Same bytes, same id. Never fails (the
+// optional and *error are kept for the caller).
+std::optional<Delivery> delivery_from_spool(SpooledDelivery&& entry, std::string* /*error*/) {
   Delivery delivery;
   delivery.batch_id = std::move(entry.batch_id);
   delivery.json = std::move(entry.json);
-  const char* body = parsed.batch->body->data();
-  delivery.events.reserve(parsed.batch->events.size());
-  for (const TelemetryEvent& event : parsed.batch->events) {
-    const char* base = delivery.json.data() + (event.json.data() - body);
-    delivery.events.push_back(TelemetryEvent{{base, event.json.size()},
-                                             rebase(event.type, event.json, base),
-                                             rebase(event.time, event.json, base),
-                                             rebase(event.record, event.json, base)});
-  }
+  delivery.events.reserve(entry.offsets.size());
+  for (const SpooledEvent& event : entry.offsets)
+    delivery.events.push_back(event.in(delivery.json));
   return delivery;
 }
 
@@ -289,7 +278,7 @@ void Outlet::note_spool_error_locked(const std::string& error, uint64_t events, 
 bool Outlet::write_to_spool(const Taken& taken, std::string batch_id, std::string* error) {
   // [no lock] One file of exactly these events, under a new id.
   const Delivery delivery = build_delivery(taken, std::move(batch_id));
-  return spool_->put(delivery.batch_id, delivery.json, taken.events, error);
+  return spool_->put(delivery.batch_id, delivery.json, delivery.events, error);
 }
 
 void Outlet::note_spooled_locked(uint64_t events) {
@@ -311,7 +300,7 @@ bool Outlet::spool_delivery(std::unique_lock<std::mutex>& lock,
   lock.unlock();
   std::string error;
   const bool stored = spool_->put(delivery->delivery.batch_id, delivery->delivery.json,
-                                  delivery->delivery.events.size(), &error, seq);
+                                  delivery->delivery.events, &error, seq);
   lock.lock();
   phase_ = phase;
   idle_.notify_all();
@@ -380,10 +369,10 @@ bool Outlet::split_current(std::unique_lock<std::mutex>& lock, const char* why,
     std::string error;
     uint64_t first_seq = 0;
     uint64_t second_seq = 0;
-    bool stored = spool_->put(first->delivery.batch_id, first->delivery.json, first->events, &error,
-                              &first_seq);
-    if (stored && !spool_->put(second->delivery.batch_id, second->delivery.json, second->events,
-                               &error, &second_seq)) {
+    bool stored = spool_->put(first->delivery.batch_id, first->delivery.json,
+                              first->delivery.events, &error, &first_seq);
+    if (stored && !spool_->put(second->delivery.batch_id, second->delivery.json,
+                               second->delivery.events, &error, &second_seq)) {
       spool_->remove(first_seq);
       stored = false;
     }

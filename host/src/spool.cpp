@@ -1,6 +1,9 @@
 #include "spool.h"
 
+#include <Poco/BinaryReader.h>
+#include <Poco/BinaryWriter.h>
 #include <Poco/Checksum.h>
+#include <Poco/MemoryStream.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -20,13 +23,20 @@
 namespace relay {
 namespace {
 
-// File layout, all integers little-endian:
+// File layout (version 2), all integers little-endian, written with Poco::BinaryWriter and read
+// with Poco::BinaryReader:
 //   0  magic "TRSPOOL1"       8  u32 format version     12 u32 batch id length
 //   16 u64 event count        24 u64 payload length     32 u32 CRC-32    36 u32 reserved (0)
-//   40 batch id bytes, then the payload (the exact delivery JSON).
-// The CRC covers the header (without the CRC field), the batch id and the payload.
+//   40 the batch id bytes; then the offset table, per event 8 u32 (kEventBytes): offset and
+//   length of its json, type, time and record views within the payload; then the payload (the
+//   exact delivery JSON).
+// The CRC covers the header (without the CRC field), the batch id, the table and the payload.
+// Version 1 had the same header and no table.
 constexpr char kMagic[8] = {'T', 'R', 'S', 'P', 'O', 'O', 'L', '1'};
 constexpr size_t kCrcOffset = 32;
+constexpr uint32_t kVersionWithoutOffsets = 1;
+// 32-bit offsets address at most this much payload.
+constexpr uint64_t kMaxPayloadBytes = UINT32_MAX;
 constexpr const char* kTempPrefix = ".tmp-";
 constexpr const char* kBatchSuffix = ".batch";
 constexpr size_t kSeqDigits = 20;
@@ -41,23 +51,6 @@ bool is_transient(int err) {
   return err == EMFILE || err == ENFILE || err == ENOMEM || err == EINTR || err == EAGAIN;
 }
 
-void put_u32(char* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xffu);
-}
-void put_u64(char* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xffu);
-}
-uint32_t get_u32(const char* in) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[i]);
-  return v;
-}
-uint64_t get_u64(const char* in) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[i]);
-  return v;
-}
-
 // Poco::Checksum takes unsigned lengths; feed large payloads in chunks.
 void crc_update(Poco::Checksum& crc, std::string_view bytes) {
   constexpr size_t kChunk = 1u << 20;
@@ -67,11 +60,11 @@ void crc_update(Poco::Checksum& crc, std::string_view bytes) {
   }
 }
 
-uint32_t file_crc(std::string_view header, std::string_view batch_id, std::string_view payload) {
+// `head`: header, batch id and offset table, as stored.
+uint32_t file_crc(std::string_view head, std::string_view payload) {
   Poco::Checksum crc(Poco::Checksum::TYPE_CRC32);
-  crc_update(crc, header.substr(0, kCrcOffset));
-  crc_update(crc, header.substr(kCrcOffset + 4));
-  crc_update(crc, batch_id);
+  crc_update(crc, head.substr(0, kCrcOffset));
+  crc_update(crc, head.substr(kCrcOffset + 4));
   crc_update(crc, payload);
   return crc.checksum();
 }
@@ -99,16 +92,18 @@ std::optional<uint64_t> parse_batch_name(std::string_view name) {
 }
 
 struct Header {
-  uint32_t id_len = 0;
-  uint64_t events = 0;
-  uint64_t payload_len = 0;
-  uint32_t crc = 0;
+  Poco::UInt32 version = 0;
+  Poco::UInt32 id_len = 0;
+  Poco::UInt64 events = 0;
+  Poco::UInt64 payload_len = 0;
+  Poco::UInt32 crc = 0;
+  Poco::UInt32 reserved = 0;
 };
 
 // Checks everything that can be checked from the header and the file's size. On failure returns
 // nullopt with *reason describing what was wrong, and *claimed_events the event count a
-// sane-looking header announced (0 when the header itself is not believable), so a truncated file's
-// loss is still counted.
+// sane-looking header announced (0 when the header itself is not believable), so a truncated or
+// old-version file's loss is still counted.
 std::optional<Header> check_header(std::string_view bytes, uint64_t file_size, uint64_t max_payload,
                                    std::string* reason, uint64_t* claimed_events = nullptr) {
   const uint64_t header_bytes = Spool::kHeaderBytes;
@@ -121,22 +116,31 @@ std::optional<Header> check_header(std::string_view bytes, uint64_t file_size, u
     *reason = "truncated while reading the header";
     return std::nullopt;
   }
-  if (std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+  Poco::MemoryInputStream stream(bytes.data(), static_cast<std::streamsize>(header_bytes));
+  Poco::BinaryReader in(stream, Poco::BinaryReader::LITTLE_ENDIAN_BYTE_ORDER);
+  std::string magic;
+  Header h;
+  in.readRaw(sizeof kMagic, magic);
+  in >> h.version >> h.id_len >> h.events >> h.payload_len >> h.crc >> h.reserved;
+  if (magic != std::string_view(kMagic, sizeof kMagic)) {
     *reason = "bad magic (not a telemetry-relay spool file)";
     return std::nullopt;
   }
-  const uint32_t version = get_u32(bytes.data() + 8);
-  if (version != Spool::kFormatVersion) {
-    *reason = "unsupported format version " + std::to_string(version) + " (this build reads " +
+  max_payload = std::min(max_payload, kMaxPayloadBytes);
+  // Every event is at least one byte of the payload: a larger count is not believable.
+  const bool sane = h.id_len <= Spool::kMaxBatchIdBytes && h.payload_len <= max_payload &&
+                    h.events <= h.payload_len;
+  if (h.version == kVersionWithoutOffsets) {
+    if (claimed_events != nullptr && sane) *claimed_events = h.events;
+    *reason = "format version 1 (written by an earlier build, without event offsets): not replayed";
+    return std::nullopt;
+  }
+  if (h.version != Spool::kFormatVersion) {
+    *reason = "unsupported format version " + std::to_string(h.version) + " (this build reads " +
               std::to_string(Spool::kFormatVersion) + ")";
     return std::nullopt;
   }
-  Header h;
-  h.id_len = get_u32(bytes.data() + 12);
-  h.events = get_u64(bytes.data() + 16);
-  h.payload_len = get_u64(bytes.data() + 24);
-  h.crc = get_u32(bytes.data() + kCrcOffset);
-  if (get_u32(bytes.data() + 36) != 0) {
+  if (h.reserved != 0) {
     *reason = "reserved header field is not zero";
     return std::nullopt;
   }
@@ -156,18 +160,109 @@ std::optional<Header> check_header(std::string_view bytes, uint64_t file_size, u
     return std::nullopt;
   }
   if (claimed_events != nullptr) *claimed_events = h.events;
-  const uint64_t expected = header_bytes + h.id_len + h.payload_len;
+  // No overflow: events <= payload_len < 2^32.
+  const uint64_t expected = header_bytes + h.id_len + h.events * Spool::kEventBytes + h.payload_len;
+  const std::string layout = " (" + std::to_string(h.id_len) + "-byte id, offsets of " +
+                             std::to_string(h.events) + " events, " +
+                             std::to_string(h.payload_len) + "-byte payload)";
   if (file_size < expected) {
     *reason = "truncated: " + std::to_string(file_size) + " bytes, header promises " +
-              std::to_string(expected);
+              std::to_string(expected) + layout;
     return std::nullopt;
   }
   if (file_size > expected) {
     *reason = std::to_string(file_size - expected) + " trailing bytes: file has " +
-              std::to_string(file_size) + " bytes, header promises " + std::to_string(expected);
+              std::to_string(file_size) + " bytes, header promises " + std::to_string(expected) +
+              layout;
     return std::nullopt;
   }
   return h;
+}
+
+uint64_t end_of(SpooledRange range) { return uint64_t{range.at} + range.size; }
+
+// One event's ranges: its json is not empty, lies inside the payload and starts at or after
+// *next_free (where the previous event ended); its fields lie inside its json. Advances *next_free.
+bool check_event(const SpooledEvent& event, size_t index, uint64_t payload_size,
+                 uint64_t* next_free, std::string* reason) {
+  const auto describe = [](SpooledRange r) {
+    return std::to_string(r.at) + "+" + std::to_string(r.size);
+  };
+  if (event.json.size == 0 || event.json.at < *next_free || end_of(event.json) > payload_size) {
+    *reason = "event " + std::to_string(index) + ": json at " + describe(event.json) +
+              " is empty, overlaps the previous event (which ends at " +
+              std::to_string(*next_free) + ") or runs past the " + std::to_string(payload_size) +
+              "-byte payload";
+    return false;
+  }
+  const std::pair<const char*, SpooledRange> fields[] = {
+      {"type", event.type}, {"time", event.time}, {"record", event.record}};
+  for (const auto& [name, range] : fields) {
+    if (range.size != 0 && (range.at < event.json.at || end_of(range) > end_of(event.json))) {
+      *reason = "event " + std::to_string(index) + ": " + name + " at " + describe(range) +
+                " lies outside its json at " + describe(event.json);
+      return false;
+    }
+  }
+  *next_free = end_of(event.json);
+  return true;
+}
+
+// Where a view into `json` lies; nullopt when it is not inside it. An empty view has no place.
+std::optional<SpooledRange> range_in(std::string_view part, std::string_view json) {
+  if (part.empty()) return SpooledRange{};
+  const auto begin = reinterpret_cast<uintptr_t>(json.data());
+  const auto at = reinterpret_cast<uintptr_t>(part.data());
+  if (at < begin || at - begin > json.size() || part.size() > json.size() - (at - begin)) {
+    return std::nullopt;
+  }
+  return SpooledRange{static_cast<uint32_t>(at - begin), static_cast<uint32_t>(part.size())};
+}
+
+// The events' views as a validated offset table (the writer checks what the reader will).
+bool offsets_of(std::span<const TelemetryEvent> events, std::string_view json,
+                std::vector<SpooledEvent>* table, std::string* error) {
+  table->reserve(events.size());
+  uint64_t next_free = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const TelemetryEvent& e = events[i];
+    const auto json_range = range_in(e.json, json);
+    const auto type = range_in(e.type, json);
+    const auto time = range_in(e.time, json);
+    const auto record = range_in(e.record, json);
+    if (!json_range || !type || !time || !record) {
+      *error = "event " + std::to_string(i) + ": a view lies outside the delivery's JSON";
+      return false;
+    }
+    table->push_back(SpooledEvent{*json_range, *type, *time, *record});
+    if (!check_event(table->back(), i, json.size(), &next_free, error)) return false;
+  }
+  return true;
+}
+
+// Header, batch id and offset table, CRC included: what precedes the payload in the file.
+std::string encode_head(std::string_view batch_id, const std::vector<SpooledEvent>& table,
+                        std::string_view json) {
+  std::string head(Spool::kHeaderBytes + batch_id.size() + table.size() * Spool::kEventBytes, '\0');
+  Poco::MemoryOutputStream stream(head.data(), static_cast<std::streamsize>(head.size()));
+  Poco::BinaryWriter out(stream, Poco::BinaryWriter::LITTLE_ENDIAN_BYTE_ORDER);
+  out.writeRaw(kMagic, sizeof kMagic);
+  out << Poco::UInt32{Spool::kFormatVersion} << static_cast<Poco::UInt32>(batch_id.size())
+      << static_cast<Poco::UInt64>(table.size()) << static_cast<Poco::UInt64>(json.size())
+      << Poco::UInt32{0} /* CRC, below */ << Poco::UInt32{0} /* reserved */;
+  out.writeRaw(batch_id.data(), static_cast<std::streamsize>(batch_id.size()));
+  for (const SpooledEvent& e : table) {
+    for (const SpooledRange r : {e.json, e.type, e.time, e.record}) {
+      out << Poco::UInt32{r.at} << Poco::UInt32{r.size};
+    }
+  }
+  out.flush();
+  // The CRC covers everything else, so it goes into its slot last.
+  Poco::MemoryOutputStream crc_stream(head.data() + kCrcOffset, 4);
+  Poco::BinaryWriter crc_out(crc_stream, Poco::BinaryWriter::LITTLE_ENDIAN_BYTE_ORDER);
+  crc_out << Poco::UInt32{file_crc(head, json)};
+  crc_out.flush();
+  return head;
 }
 
 // Reads up to `size` bytes at offset 0; returns fewer only at end of file.
@@ -186,7 +281,7 @@ bool read_fully(int fd, char* out, size_t size, size_t* got, int* err) {
   return true;
 }
 
-bool write_fully(int fd, std::array<iovec, 3> iov, int* err) {
+bool write_fully(int fd, std::array<iovec, 2> iov, int* err) {
   size_t first = 0;
   while (first < iov.size()) {
     if (iov[first].iov_len == 0) {
@@ -261,6 +356,13 @@ SpoolLimits normalized(SpoolLimits limits) {
 }
 
 }  // namespace
+
+TelemetryEvent SpooledEvent::in(std::string_view json_bytes) const {
+  const auto view = [&](SpooledRange r) {
+    return r.size == 0 ? std::string_view{} : json_bytes.substr(r.at, r.size);
+  };
+  return TelemetryEvent{view(json), view(type), view(time), view(record)};
+}
 
 Spool::Spool(SpoolLimits limits) : limits_(normalized(std::move(limits))) {
   try {
@@ -479,8 +581,8 @@ void Spool::trim_folder_locked(int folder_fd, size_t max_files, uint64_t max_byt
   }
 }
 
-bool Spool::put(std::string_view batch_id, std::string_view json, uint64_t events,
-                std::string* error, uint64_t* seq) {
+bool Spool::put(std::string_view batch_id, std::string_view json,
+                std::span<const TelemetryEvent> events, std::string* error, uint64_t* seq) {
   std::string local_error;
   std::string* err_out = error != nullptr ? error : &local_error;
   try {
@@ -491,19 +593,23 @@ bool Spool::put(std::string_view batch_id, std::string_view json, uint64_t event
   }
 }
 
-bool Spool::put_unlocked(std::string_view batch_id, std::string_view json, uint64_t events,
-                         std::string* error, uint64_t* seq_out) {
+bool Spool::put_unlocked(std::string_view batch_id, std::string_view json,
+                         std::span<const TelemetryEvent> events, std::string* error,
+                         uint64_t* seq_out) {
   if (batch_id.size() > kMaxBatchIdBytes) {
     *error = "batch id of " + std::to_string(batch_id.size()) + " bytes exceeds the limit of " +
              std::to_string(kMaxBatchIdBytes);
     return false;
   }
-  if (events > json.size()) {
-    *error = "event count " + std::to_string(events) + " exceeds the payload's " +
-             std::to_string(json.size()) + " bytes";
+  if (json.size() > kMaxPayloadBytes) {
+    *error = "payload of " + std::to_string(json.size()) + " bytes exceeds the " +
+             std::to_string(kMaxPayloadBytes) + " that the offsets address";
     return false;
   }
-  const uint64_t size = kHeaderBytes + batch_id.size() + json.size();
+  std::vector<SpooledEvent> table;
+  if (!offsets_of(events, json, &table, error)) return false;
+  const std::string head = encode_head(batch_id, table, json);
+  const uint64_t size = head.size() + json.size();
   uint64_t seq = 0;
   {
     // Reserve room and a name; the write and its fsyncs happen without the lock, so the
@@ -530,29 +636,20 @@ bool Spool::put_unlocked(std::string_view batch_id, std::string_view json, uint6
     ++reserved_files_;
     reserved_bytes_ += size;
   }
-  const bool written = write_file(seq, batch_id, json, events, error);
+  const bool written = write_file(seq, head, json, error);
   std::lock_guard lock(mu_);
   --reserved_files_;
   reserved_bytes_ -= size;
   if (!written) return false;
-  index_[seq] = Entry{size, events};
+  index_[seq] = Entry{size, table.size()};
   bytes_ += size;
-  events_ += events;
+  events_ += table.size();
   if (seq_out != nullptr) *seq_out = seq;
   return true;
 }
 
-bool Spool::write_file(uint64_t seq, std::string_view batch_id, std::string_view json,
-                       uint64_t events, std::string* error) {
-  std::array<char, kHeaderBytes> header{};
-  std::memcpy(header.data(), kMagic, sizeof kMagic);
-  put_u32(header.data() + 8, kFormatVersion);
-  put_u32(header.data() + 12, static_cast<uint32_t>(batch_id.size()));
-  put_u64(header.data() + 16, events);
-  put_u64(header.data() + 24, json.size());
-  put_u32(header.data() + kCrcOffset,
-          file_crc(std::string_view(header.data(), header.size()), batch_id, json));
-
+bool Spool::write_file(uint64_t seq, std::string_view head, std::string_view json,
+                       std::string* error) {
   const std::string temp = kTempPrefix + std::to_string(seq);
   const std::string name = batch_name(seq);
   const auto failed = [&](const std::string& what, int err) {
@@ -569,9 +666,8 @@ bool Spool::write_file(uint64_t seq, std::string_view batch_id, std::string_view
     *error = "cannot create " + limits_.dir + "/" + temp + ": " + errno_text(err);
     return false;
   }
-  std::array<iovec, 3> iov{{
-      {header.data(), header.size()},
-      {const_cast<char*>(batch_id.data()), batch_id.size()},
+  std::array<iovec, 2> iov{{
+      {const_cast<char*>(head.data()), head.size()},
       {const_cast<char*>(json.data()), json.size()},
   }};
   int err = 0;
@@ -622,6 +718,7 @@ std::optional<SpooledDelivery> Spool::read_locked(uint64_t seq, const Entry& ind
     return std::nullopt;
   }
   const auto file_size = static_cast<uint64_t>(st.st_size);
+  // put() keeps a whole file within max_bytes; the bound also caps what is read into memory.
   const uint64_t largest = kHeaderBytes + kMaxBatchIdBytes + limits_.max_bytes;
   if (file_size > largest) {
     *reason = "file of " + std::to_string(file_size) + " bytes exceeds the largest valid size " +
@@ -640,31 +737,57 @@ std::optional<SpooledDelivery> Spool::read_locked(uint64_t seq, const Entry& ind
     return std::nullopt;
   }
   bytes.resize(got);
+  // The header's lengths agree with the bytes read (checked here), so the reads below stay
+  // inside them; each is checked all the same, and only what was read and valid counts.
   const auto h = check_header(bytes, got, limits_.max_bytes, reason);
   if (!h) return std::nullopt;
-  const std::string_view view = bytes;
-  const std::string_view header = view.substr(0, kHeaderBytes);
-  const std::string_view batch_id = view.substr(kHeaderBytes, h->id_len);
-  const std::string_view payload = view.substr(kHeaderBytes + h->id_len);
-  const uint32_t crc = file_crc(header, batch_id, payload);
+  Poco::MemoryInputStream stream(bytes.data() + kHeaderBytes,
+                                 static_cast<std::streamsize>(bytes.size() - kHeaderBytes));
+  Poco::BinaryReader in(stream, Poco::BinaryReader::LITTLE_ENDIAN_BYTE_ORDER);
+  SpooledDelivery out;
+  in.readRaw(h->id_len, out.batch_id);
+  out.offsets.reserve(h->events);
+  for (uint64_t i = 0; i < h->events; ++i) {
+    SpooledEvent e;
+    in >> e.json.at >> e.json.size >> e.type.at >> e.type.size >> e.time.at >> e.time.size >>
+        e.record.at >> e.record.size;
+    if (!in.good()) {
+      *reason = "offset table truncated: header announces " + std::to_string(h->events) +
+                " events, " + std::to_string(i) + " present";
+      return std::nullopt;
+    }
+    out.offsets.push_back(e);
+  }
+  const size_t head_size = kHeaderBytes + h->id_len + out.offsets.size() * kEventBytes;
+  const std::string_view payload = std::string_view(bytes).substr(head_size);
+  if (payload.size() != h->payload_len) {
+    *reason = "payload of " + std::to_string(payload.size()) + " bytes, header announces " +
+              std::to_string(h->payload_len);
+    return std::nullopt;
+  }
+  const uint32_t crc = file_crc(std::string_view(bytes).substr(0, head_size), payload);
   if (crc != h->crc) {
     char text[96];
     std::snprintf(text, sizeof text, "checksum mismatch (stored %08x, computed %08x)", h->crc, crc);
     *reason = text;
     return std::nullopt;
   }
+  // Checksummed yet out of bounds: forged, not damaged. Nothing outside the payload is handed on.
+  uint64_t next_free = 0;
+  for (size_t i = 0; i < out.offsets.size(); ++i) {
+    if (!check_event(out.offsets[i], i, payload.size(), &next_free, reason)) return std::nullopt;
+  }
   // Spool files never change after their rename. A valid file that differs from what was indexed
   // was replaced behind our back; accepting it would make files()/bytes()/events() lie.
-  if (got != indexed.size || h->events != indexed.events) {
+  if (got != indexed.size || out.offsets.size() != indexed.events) {
     *reason = "replaced on disk since it was indexed (" + std::to_string(got) + " bytes and " +
-              std::to_string(h->events) + " events, indexed " + std::to_string(indexed.size) +
-              " bytes and " + std::to_string(indexed.events) + " events)";
+              std::to_string(out.offsets.size()) + " events, indexed " +
+              std::to_string(indexed.size) + " bytes and " + std::to_string(indexed.events) +
+              " events)";
     return std::nullopt;
   }
-  SpooledDelivery out;
   out.seq = seq;
-  out.batch_id = std::string(batch_id);
-  out.events = h->events;
+  out.events = out.offsets.size();
   out.json = std::string(payload);
   return out;
 }

@@ -7,6 +7,9 @@
 // that the next Spool deletes. Every file is validated when read; one that fails is moved to
 // <dir>/corrupt/ (at most kMaxCorruptFiles kept), counted and logged, never thrown. A delivery the
 // outlet gives up on (a poison) moves to <dir>/dead-letter/, kept for inspection, never replayed.
+//
+// Each file also stores where every event's views lie in the delivery's JSON, so a replay hands
+// the sink its events without parsing the JSON again; those offsets are validated when read.
 #pragma once
 
 #include <cstdint>
@@ -14,9 +17,12 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "telemetry_batch.h"
 
 namespace relay {
 
@@ -31,11 +37,28 @@ struct SpoolLimits {
   std::function<void()> before_fsync_for_test{};
 };
 
+// One byte range of a delivery's JSON: an offset from its first byte and a length.
+struct SpooledRange {
+  uint32_t at = 0;
+  uint32_t size = 0;
+};
+
+// Where one event's TelemetryEvent views lie in the delivery's JSON. Validated when read: every
+// range lies inside the JSON, the events' ranges are in order without overlapping, and each field
+// lies inside its event (an empty field has size 0).
+struct SpooledEvent {
+  SpooledRange json, type, time, record;
+
+  // The event's views into `json`, the delivery's bytes these offsets were read with.
+  TelemetryEvent in(std::string_view json_bytes) const;
+};
+
 struct SpooledDelivery {
   uint64_t seq = 0;      // replay order (file name order)
   std::string batch_id;  // the delivery's stable id
-  uint64_t events = 0;   // event count, for accounting
+  uint64_t events = 0;   // offsets.size(): the events actually read and valid, not a header's claim
   std::string json;      // the exact bytes to deliver
+  std::vector<SpooledEvent> offsets;  // one per event, in order
 };
 
 class Spool {
@@ -43,7 +66,10 @@ class Spool {
   static constexpr size_t kMaxBatchIdBytes = 128;
   static constexpr size_t kMaxCorruptFiles = 8;  // quarantined files kept for inspection
   static constexpr size_t kHeaderBytes = 40;     // fixed header before batch id and payload
-  static constexpr uint32_t kFormatVersion = 1;
+  static constexpr size_t kEventBytes = 32;      // one event's entry in the offset table
+  // 2: an offset table between the batch id and the payload. Files of version 1 (no offsets) are
+  // quarantined like corrupt ones, their events counted: nothing had shipped with version 1.
+  static constexpr uint32_t kFormatVersion = 2;
   // File names carry the seq; a larger one (forged, e.g. 18446744073709551615.batch) is
   // quarantined rather than let the numbering wrap onto existing files.
   static constexpr uint64_t kMaxSeq = 99999999999999999ull;  // 10^17 - 1
@@ -60,14 +86,16 @@ class Spool {
   Spool& operator=(const Spool&) = delete;
 
   // Atomic: write temp file, fsync, rename, fsync dir. Thread-safe; the disk work runs without
-  // the spool's lock, so concurrent puts and the counters never wait on another put's fsync. False
-  // (with *error, if given) when a limit would be exceeded, the id or payload is out of bounds, or
-  // on I/O error; nothing partial is left behind.
-  bool put(std::string_view batch_id, std::string_view json, uint64_t events, std::string* error,
-           uint64_t* seq = nullptr);
+  // the spool's lock, so concurrent puts and the counters never wait on another put's fsync.
+  // `events` are the delivery's events as views into `json` (as Delivery holds them); their
+  // offsets are stored with it. False (with *error, if given) when a limit would be exceeded, the
+  // id or payload is out of bounds, a view lies outside `json` or out of order, or on I/O error;
+  // nothing partial is left behind.
+  bool put(std::string_view batch_id, std::string_view json, std::span<const TelemetryEvent> events,
+           std::string* error, uint64_t* seq = nullptr);
 
   // Oldest valid entry (it stays spooled until remove(seq)). A file that fails validation
-  // (magic/version/length/checksum/truncation) is moved to <dir>/corrupt/, counted in
+  // (magic/version/length/checksum/truncation/offsets) is moved to <dir>/corrupt/, counted in
   // quarantined(), described in last_quarantine_reason(), logged as a warning, and skipped.
   // Nullopt while files() > 0 means a passing error (e.g. out of file descriptors, logged):
   // the entry stays spooled; try again later.
@@ -122,10 +150,9 @@ class Spool {
   // (e.g. out of descriptors), so it must stay spooled.
   std::optional<SpooledDelivery> read_locked(uint64_t seq, const Entry& indexed,
                                              std::string* reason, bool* transient);
-  bool put_unlocked(std::string_view batch_id, std::string_view json, uint64_t events,
-                    std::string* error, uint64_t* seq_out);
-  bool write_file(uint64_t seq, std::string_view batch_id, std::string_view json, uint64_t events,
-                  std::string* error);
+  bool put_unlocked(std::string_view batch_id, std::string_view json,
+                    std::span<const TelemetryEvent> events, std::string* error, uint64_t* seq_out);
+  bool write_file(uint64_t seq, std::string_view head, std::string_view json, std::string* error);
 
   const SpoolLimits limits_;
   int dir_fd_ = -1;          // the spool folder, opened O_NOFOLLOW; all file ops are relative to it

@@ -1,8 +1,11 @@
 #include "spool.h"
 
 #include <Poco/AutoPtr.h>
+#include <Poco/BinaryWriter.h>
 #include <Poco/Channel.h>
+#include <Poco/Checksum.h>
 #include <Poco/Logger.h>
+#include <Poco/MemoryStream.h>
 #include <Poco/Message.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -55,6 +58,28 @@ std::vector<std::string> names_in(const fs::path& dir) {
   return names;
 }
 
+// n events over the bytes between json's brackets, contiguous and non-empty, as the host hands
+// them (views into json); each with a one-byte type, no time and the whole event as its record.
+std::vector<TelemetryEvent> events_over(std::string_view json, size_t n) {
+  std::vector<TelemetryEvent> events;
+  if (n == 0) return events;
+  const std::string_view inner = json.substr(1, json.size() - 2);
+  const size_t piece = inner.size() / n;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string_view event =
+        inner.substr(i * piece, i + 1 == n ? std::string_view::npos : piece);
+    events.push_back(TelemetryEvent{event, event.substr(0, 1), {}, event});
+  }
+  return events;
+}
+
+// Spool::put with n events spread over json (see events_over).
+bool put(Spool& spool, std::string_view id, std::string_view json, size_t n,
+         std::string* error = nullptr, uint64_t* seq = nullptr) {
+  const std::vector<TelemetryEvent> events = events_over(json, n);
+  return spool.put(id, json, events, error, seq);
+}
+
 // Deterministic content per batch number, so a reader can check a replayed file byte for byte.
 std::string payload_for(uint64_t n, size_t size) {
   std::string json = "[\"batch " + std::to_string(n) + "\"";
@@ -94,10 +119,10 @@ TEST_F(SpoolTest, RoundTripKeepsIdEventsAndExactBytes) {
 
   const std::string json = "[{\"record\":\"\\u0000 binary \xff ok\"}]";
   std::string error;
-  ASSERT_TRUE(spool.put("batch-1", json, 1, &error)) << error;
+  ASSERT_TRUE(put(spool, "batch-1", json, 1, &error)) << error;
   EXPECT_EQ(spool.files(), 1u);
   EXPECT_EQ(spool.events(), 1u);
-  EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 7 + json.size());
+  EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 7 + Spool::kEventBytes + json.size());
 
   const auto got = spool.oldest();
   ASSERT_TRUE(got.has_value());
@@ -120,7 +145,7 @@ TEST_F(SpoolTest, RoundTripKeepsIdEventsAndExactBytes) {
 
 TEST_F(SpoolTest, FolderAndFilesArePrivate) {
   Spool spool(limits());
-  ASSERT_TRUE(spool.put("id", "[1]", 1, nullptr));
+  ASSERT_TRUE(put(spool, "id", "[1]", 1, nullptr));
   EXPECT_EQ(fs::status(dir_).permissions(), fs::perms::owner_all);
   const auto seq = spool.oldest()->seq;
   EXPECT_EQ(fs::status(dir_ / batch_file(seq)).permissions(),
@@ -138,7 +163,7 @@ TEST_F(SpoolTest, ReturnsEntriesInPutOrder) {
   Spool spool(limits());
   for (int i = 0; i < 40; ++i) {
     std::string error;
-    ASSERT_TRUE(spool.put("id-" + std::to_string(i), payload_for(i, 50 + i), 1, &error)) << error;
+    ASSERT_TRUE(put(spool, "id-" + std::to_string(i), payload_for(i, 50 + i), 1, &error)) << error;
   }
   EXPECT_EQ(spool.files(), 40u);
   EXPECT_EQ(spool.events(), 40u);
@@ -161,7 +186,7 @@ TEST_F(SpoolTest, NewSpoolReplaysEarlierFilesInOrderAndContinuesSeq) {
   {
     Spool first(limits());
     for (int i = 0; i < 3; ++i)
-      ASSERT_TRUE(first.put("old-" + std::to_string(i), "[1,2]", 2, nullptr));
+      ASSERT_TRUE(put(first, "old-" + std::to_string(i), "[1,2]", 2, nullptr));
     const auto head = first.oldest();
     first.remove(head->seq);  // delivered before the process ended
     highest = head->seq + 2;
@@ -171,7 +196,7 @@ TEST_F(SpoolTest, NewSpoolReplaysEarlierFilesInOrderAndContinuesSeq) {
   EXPECT_EQ(second.events(), 4u);
   EXPECT_EQ(second.initial_files(), 2u);
   EXPECT_EQ(second.initial_events(), 4u);
-  ASSERT_TRUE(second.put("new-0", "[3]", 1, nullptr));
+  ASSERT_TRUE(put(second, "new-0", "[3]", 1, nullptr));
 
   std::vector<std::string> ids;
   std::vector<uint64_t> seqs;
@@ -190,13 +215,13 @@ TEST_F(SpoolTest, SeqNeverReusesAQuarantinedFilesNumber) {
   uint64_t corrupt_seq = 0;
   {
     Spool first(limits());
-    ASSERT_TRUE(first.put("a", "[1]", 1, nullptr));
+    ASSERT_TRUE(put(first, "a", "[1]", 1, nullptr));
     corrupt_seq = first.oldest()->seq;
   }
   write_file(dir_ / batch_file(corrupt_seq), "garbage");
   Spool second(limits());
   EXPECT_EQ(second.quarantined(), 1u);
-  ASSERT_TRUE(second.put("b", "[2]", 1, nullptr));
+  ASSERT_TRUE(put(second, "b", "[2]", 1, nullptr));
   EXPECT_GT(second.oldest()->seq, corrupt_seq);
 }
 
@@ -204,7 +229,7 @@ TEST_F(SpoolTest, LeftoverTempFilesAreRemovedAndNotReplayed) {
   uint64_t seq = 0;
   {
     Spool first(limits());
-    ASSERT_TRUE(first.put("whole", "[1]", 1, nullptr));
+    ASSERT_TRUE(put(first, "whole", "[1]", 1, nullptr));
     seq = first.oldest()->seq;
   }
   // A temp file with complete, valid content still never counts: only a renamed file is whole.
@@ -233,11 +258,23 @@ struct Corruption {
   const char* reason;
 };
 
-void set_u32(std::string& bytes, size_t at, uint32_t v) {
-  for (int i = 0; i < 4; ++i) bytes[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+// Overwrites a little-endian field of a spool file in place.
+template <class T>
+void set_at(std::string& bytes, size_t at, T value) {
+  Poco::MemoryOutputStream stream(bytes.data() + at, sizeof(T));
+  Poco::BinaryWriter out(stream, Poco::BinaryWriter::LITTLE_ENDIAN_BYTE_ORDER);
+  out << value;
+  out.flush();
 }
-void set_u64(std::string& bytes, size_t at, uint64_t v) {
-  for (int i = 0; i < 8; ++i) bytes[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+void set_u32(std::string& bytes, size_t at, uint32_t v) { set_at<Poco::UInt32>(bytes, at, v); }
+void set_u64(std::string& bytes, size_t at, uint64_t v) { set_at<Poco::UInt64>(bytes, at, v); }
+
+// Recomputes a file's CRC-32 (everything but its own field at byte 32), as a forger would.
+void reseal(std::string& bytes) {
+  Poco::Checksum crc(Poco::Checksum::TYPE_CRC32);
+  crc.update(bytes.data(), 32);
+  crc.update(bytes.data() + 36, static_cast<unsigned>(bytes.size() - 36));
+  set_u32(bytes, 32, crc.checksum());
 }
 
 const Corruption kCorruptions[] = {
@@ -246,15 +283,65 @@ const Corruption kCorruptions[] = {
     {"flipped_payload_byte", [](std::string& b) { b[b.size() - 3] ^= 0x20; }, "checksum mismatch"},
     {"flipped_id_byte", [](std::string& b) { b[Spool::kHeaderBytes] ^= 0x01; },
      "checksum mismatch"},
-    {"flipped_event_count", [](std::string& b) { set_u64(b, 16, 1); }, "checksum mismatch"},
+    {"flipped_event_count", [](std::string& b) { set_u64(b, 16, 1); }, "header promises"},
+    {"flipped_offset_byte", [](std::string& b) { b[Spool::kHeaderBytes + 5] ^= 0x01; },
+     "checksum mismatch"},
     {"bad_magic", [](std::string& b) { b[0] = 'X'; }, "bad magic"},
-    {"wrong_version", [](std::string& b) { set_u32(b, 8, 2); }, "unsupported format version 2"},
+    {"wrong_version", [](std::string& b) { set_u32(b, 8, 3); }, "unsupported format version 3"},
     {"length_larger_than_file", [](std::string& b) { set_u64(b, 24, 1000); }, "header promises"},
     {"trailing_bytes", [](std::string& b) { b += "extra"; }, "5 trailing bytes"},
     {"huge_id_length", [](std::string& b) { set_u32(b, 12, 4096); }, "batch id length 4096"},
     {"huge_payload_length", [](std::string& b) { set_u64(b, 24, uint64_t{1} << 40); },
      "exceeds the spool's max_bytes"},
     {"zero_length", [](std::string& b) { b.clear(); }, "truncated: 0 bytes"},
+    // A file of the previous format (no offset table): never replayed, its events counted.
+    {"old_version", [](std::string& b) { set_u32(b, 8, 1); }, "format version 1"},
+    // Forged offset tables with a valid checksum. The file is "id-0" (4 bytes) and 3 events, so
+    // event i's entry starts at 44 + 32 i: json at/size, type at/size, time.., record...
+    {"forged_offset_out_of_range",
+     [](std::string& b) {
+       set_u32(b, 44 + 32, 0xffffff00u);
+       reseal(b);
+     },
+     "event 1: json at 4294967040+"},
+    {"forged_negative_like_length",
+     [](std::string& b) {
+       set_u32(b, 44 + 32 + 4, 0xffffffffu);
+       reseal(b);
+     },
+     "runs past the 100-byte payload"},
+    {"forged_overlapping_events",
+     [](std::string& b) {
+       set_u32(b, 44 + 64, 1);  // event 2 starts inside event 0
+       reseal(b);
+     },
+     "event 2: json at 1+"},
+    {"forged_field_outside_its_event",
+     [](std::string& b) {
+       set_u32(b, 44 + 32 + 24, 0);  // event 1's record at the payload's start
+       reseal(b);
+     },
+     "event 1: record at 0+"},
+    {"forged_count_larger_than_present",
+     [](std::string& b) {
+       set_u64(b, 16, 5);
+       reseal(b);
+     },
+     "offsets of 5 events"},
+    // Sizes consistent: the table's 4th entry is read from the payload's first bytes.
+    {"forged_count_with_size_to_match",
+     [](std::string& b) {
+       set_u64(b, 16, 4);
+       set_u64(b, 24, 100 - Spool::kEventBytes);
+       reseal(b);
+     },
+     "runs past the 68-byte payload"},
+    {"truncated_offset_table",
+     [](std::string& b) {
+       b.erase(44 + 64 + 16, 16);  // half of the last entry
+       reseal(b);
+     },
+     "offsets of 3 events"},
 };
 
 class SpoolCorruption : public SpoolTest,
@@ -264,7 +351,7 @@ TEST_P(SpoolCorruption, IsQuarantinedWithReasonAndTheNextValidOneIsReturned) {
   const auto& [corruption, restart] = GetParam();
   auto spool = std::make_unique<Spool>(limits());
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(spool->put("id-" + std::to_string(i), payload_for(i, 100), 3, nullptr));
+    ASSERT_TRUE(put(*spool, "id-" + std::to_string(i), payload_for(i, 100), 3, nullptr));
   }
   const uint64_t bad_seq = spool->oldest()->seq;
   const fs::path bad = dir_ / batch_file(bad_seq);
@@ -304,8 +391,8 @@ INSTANTIATE_TEST_SUITE_P(All, SpoolCorruption,
 
 TEST_F(SpoolTest, SymlinkInPlaceOfABatchFileIsNotFollowed) {
   Spool spool(limits());
-  ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr));
-  ASSERT_TRUE(spool.put("b", "[2]", 1, nullptr));
+  ASSERT_TRUE(put(spool, "a", "[1]", 1, nullptr));
+  ASSERT_TRUE(put(spool, "b", "[2]", 1, nullptr));
   const uint64_t seq = spool.oldest()->seq;
   const fs::path secret = root_ / "secret";
   write_file(secret, "do not read me");
@@ -322,8 +409,8 @@ TEST_F(SpoolTest, SymlinkInPlaceOfABatchFileIsNotFollowed) {
 
 TEST_F(SpoolTest, FileThatVanishedIsCountedAndSkipped) {
   Spool spool(limits());
-  ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr));
-  ASSERT_TRUE(spool.put("b", "[2]", 1, nullptr));
+  ASSERT_TRUE(put(spool, "a", "[1]", 1, nullptr));
+  ASSERT_TRUE(put(spool, "b", "[2]", 1, nullptr));
   fs::remove(dir_ / batch_file(spool.oldest()->seq));
   EXPECT_EQ(spool.oldest()->batch_id, "b");
   EXPECT_EQ(spool.quarantined(), 1u);
@@ -336,7 +423,7 @@ TEST_F(SpoolTest, QuarantineIsLoggedAsAWarningNamingFileAndReason) {
   {
     const testing::LogCapture capture("relay.spool");
     Spool spool(limits());
-    ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr));
+    ASSERT_TRUE(put(spool, "a", "[1]", 1, nullptr));
     const uint64_t seq = spool.oldest()->seq;
     write_file(dir_ / batch_file(seq), "TRSPOOL1");
     EXPECT_FALSE(spool.oldest().has_value());
@@ -351,20 +438,20 @@ TEST_F(SpoolTest, QuarantineIsLoggedAsAWarningNamingFileAndReason) {
 
 TEST_F(SpoolTest, ValidFileReplacedBehindItsBackIsQuarantinedKeepingCountsTrue) {
   Spool spool(limits());
-  ASSERT_TRUE(spool.put("a", "[1,2,3]", 3, nullptr));
-  ASSERT_TRUE(spool.put("b", "[4]", 1, nullptr));
+  ASSERT_TRUE(put(spool, "a", "[1,2,3]", 3, nullptr));
+  ASSERT_TRUE(put(spool, "b", "[4]", 1, nullptr));
   const uint64_t seq = spool.oldest()->seq;
   {
     // A whole, checksummed file with other contents, swapped in under the same name.
     Spool other(SpoolLimits{(root_ / "other").string(), 1u << 20, 10});
-    ASSERT_TRUE(other.put("x", "[9,9,9,9,9]", 5, nullptr));
+    ASSERT_TRUE(put(other, "x", "[9,9,9,9,9]", 5, nullptr));
     fs::rename(root_ / "other" / batch_file(other.oldest()->seq), dir_ / batch_file(seq));
   }
   EXPECT_EQ(spool.oldest()->batch_id, "b");
   EXPECT_THAT(spool.last_quarantine_reason(), HasSubstr("replaced on disk"));
   EXPECT_EQ(spool.events(), 1u);
   EXPECT_EQ(spool.quarantined_events(), 3u);
-  EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 1 + 3);
+  EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 1 + 3 + Spool::kEventBytes);
 }
 
 TEST_F(SpoolTest, OutOfDescriptorsKeepsTheEntrySpooled) {
@@ -374,7 +461,7 @@ TEST_F(SpoolTest, OutOfDescriptorsKeepsTheEntrySpooled) {
   GTEST_SKIP() << "needs spare file descriptors under the sanitizers; runs in the release build";
 #endif
   Spool spool(limits());
-  ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr));
+  ASSERT_TRUE(put(spool, "a", "[1]", 1, nullptr));
   rlimit saved{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
   const int lowest_free = ::dup(0);
@@ -396,7 +483,7 @@ TEST_F(SpoolTest, OutOfDescriptorsKeepsTheEntrySpooled) {
 TEST_F(SpoolTest, CorruptFolderKeepsOnlyTheNewestFew) {
   {
     Spool spool(limits());
-    for (int i = 0; i < 12; ++i) ASSERT_TRUE(spool.put("id", "[1]", 1, nullptr));
+    for (int i = 0; i < 12; ++i) ASSERT_TRUE(put(spool, "id", "[1]", 1, nullptr));
   }
   std::vector<std::string> all = names_in(dir_);
   all.pop_back();  // "corrupt"
@@ -411,32 +498,32 @@ TEST_F(SpoolTest, CorruptFolderKeepsOnlyTheNewestFew) {
 
 TEST_F(SpoolTest, FileLimitRefusesWithReasonUntilSpaceIsFreed) {
   Spool spool(limits(1u << 20, 2));
-  ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr));
-  ASSERT_TRUE(spool.put("b", "[2]", 1, nullptr));
+  ASSERT_TRUE(put(spool, "a", "[1]", 1, nullptr));
+  ASSERT_TRUE(put(spool, "b", "[2]", 1, nullptr));
   std::string error;
-  EXPECT_FALSE(spool.put("c", "[3]", 1, &error));
+  EXPECT_FALSE(put(spool, "c", "[3]", 1, &error));
   EXPECT_THAT(error, HasSubstr("spool full"));
   EXPECT_THAT(error, HasSubstr("max_files is 2"));
   EXPECT_EQ(spool.files(), 2u);
   spool.remove(spool.oldest()->seq);
-  EXPECT_TRUE(spool.put("c", "[3]", 1, &error)) << error;
+  EXPECT_TRUE(put(spool, "c", "[3]", 1, &error)) << error;
   EXPECT_EQ(names_in(dir_).size(), 3u);  // two batches and corrupt/, no temp file
 }
 
 TEST_F(SpoolTest, ByteLimitCountsWholeFilesAndRefusesWithReason) {
   const std::string json(100, 'x');
-  const uint64_t file_size = Spool::kHeaderBytes + 2 + json.size();
+  const uint64_t file_size = Spool::kHeaderBytes + 2 + Spool::kEventBytes + json.size();
   Spool spool(limits(2 * file_size, 100));
-  ASSERT_TRUE(spool.put("id", json, 1, nullptr));
-  ASSERT_TRUE(spool.put("id", json, 1, nullptr));
+  ASSERT_TRUE(put(spool, "id", json, 1, nullptr));
+  ASSERT_TRUE(put(spool, "id", json, 1, nullptr));
   EXPECT_EQ(spool.bytes(), 2 * file_size);
   std::string error;
-  EXPECT_FALSE(spool.put("id", "[]", 0, &error));
+  EXPECT_FALSE(put(spool, "id", "[]", 0, &error));
   EXPECT_THAT(error, HasSubstr("spool full"));
   EXPECT_THAT(error, HasSubstr("max_bytes " + std::to_string(2 * file_size)));
 
   Spool empty_limit(SpoolLimits{(root_ / "tiny").string(), 10, 100});
-  EXPECT_FALSE(empty_limit.put("id", json, 1, &error));
+  EXPECT_FALSE(put(empty_limit, "id", json, 1, &error));
   EXPECT_THAT(error, HasSubstr("max_bytes 10"));
   EXPECT_EQ(names_in(root_ / "tiny"), std::vector<std::string>{"corrupt"});
 }
@@ -444,27 +531,43 @@ TEST_F(SpoolTest, ByteLimitCountsWholeFilesAndRefusesWithReason) {
 TEST_F(SpoolTest, OutOfBoundsInputIsRefusedWithReason) {
   Spool spool(limits());
   std::string error;
-  EXPECT_FALSE(spool.put(std::string(Spool::kMaxBatchIdBytes + 1, 'i'), "[1]", 1, &error));
+  EXPECT_FALSE(put(spool, std::string(Spool::kMaxBatchIdBytes + 1, 'i'), "[1]", 1, &error));
   EXPECT_THAT(error, HasSubstr("batch id of 129 bytes"));
-  EXPECT_TRUE(spool.put(std::string(Spool::kMaxBatchIdBytes, 'i'), "[1]", 1, &error)) << error;
-  EXPECT_FALSE(spool.put("id", "[1]", 10, &error));
-  EXPECT_THAT(error, HasSubstr("event count 10"));
-  EXPECT_FALSE(spool.put("id", "[1]", 10, nullptr));  // error is optional
+  EXPECT_TRUE(put(spool, std::string(Spool::kMaxBatchIdBytes, 'i'), "[1]", 1, &error)) << error;
+  // Event views must lie inside the JSON, in order, each field inside its event.
+  const std::string json = "[1,2]";
+  const std::string elsewhere = "[3]";
+  const std::string_view one = std::string_view(json).substr(1, 1);
+  const std::string_view two = std::string_view(json).substr(3, 1);
+  const auto event = [](std::string_view whole, std::string_view type = {}) {
+    return TelemetryEvent{whole, type, {}, {}};
+  };
+  const std::vector<std::pair<std::vector<TelemetryEvent>, std::string>> bad = {
+      {{event(std::string_view(elsewhere).substr(1, 1))}, "outside the delivery's JSON"},
+      {{event(two), event(one)}, "overlaps the previous event"},
+      {{event(one, two)}, "event 0: type at 3+1 lies outside its json at 1+1"},
+      {{event(std::string_view(json).substr(1, 0))}, "is empty"},
+  };
+  for (const auto& [events, reason] : bad) {
+    EXPECT_FALSE(spool.put("id", json, events, &error)) << reason;
+    EXPECT_THAT(error, HasSubstr(reason));
+  }
+  EXPECT_FALSE(spool.put("id", json, bad[0].first, nullptr));  // error is optional
   EXPECT_EQ(spool.files(), 1u);
 }
 
 TEST_F(SpoolTest, RemoveUpdatesFilesBytesAndEvents) {
   Spool spool(limits());
-  ASSERT_TRUE(spool.put("a", "[1,2,3]", 3, nullptr));
-  ASSERT_TRUE(spool.put("bb", "[4,5]", 2, nullptr));
+  ASSERT_TRUE(put(spool, "a", "[1,2,3]", 3, nullptr));
+  ASSERT_TRUE(put(spool, "bb", "[4,5]", 2, nullptr));
   const uint64_t first = spool.oldest()->seq;
   EXPECT_EQ(spool.files(), 2u);
   EXPECT_EQ(spool.events(), 5u);
-  EXPECT_EQ(spool.bytes(), 2 * Spool::kHeaderBytes + 1 + 7 + 2 + 5);
+  EXPECT_EQ(spool.bytes(), 2 * Spool::kHeaderBytes + 1 + 7 + 2 + 5 + 5 * Spool::kEventBytes);
   spool.remove(first + 1);  // removing out of order is allowed
   EXPECT_EQ(spool.files(), 1u);
   EXPECT_EQ(spool.events(), 3u);
-  EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 1 + 7);
+  EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 1 + 7 + 3 * Spool::kEventBytes);
   spool.remove(first + 1);  // unknown seq: no effect
   spool.remove(12345);
   EXPECT_EQ(spool.files(), 1u);
@@ -514,7 +617,7 @@ TEST_F(SpoolTest, ConcurrentPutOldestRemoveStayConsistent) {
   constexpr int kBatches = 300;
   std::thread producer([&] {
     for (int i = 0; i < kBatches; ++i) {
-      ASSERT_TRUE(spool.put("id-" + std::to_string(i), payload_for(i, 64), 1, nullptr));
+      ASSERT_TRUE(put(spool, "id-" + std::to_string(i), payload_for(i, 64), 1, nullptr));
     }
   });
   std::vector<std::string> seen;
@@ -556,8 +659,8 @@ TEST_F(SpoolTest, SigkillAtAnyInstantLeavesOnlyWholeFiles) {
         std::mt19937 sizes(static_cast<unsigned>(::getpid()));
         for (uint64_t n = 0;; ++n) {
           const size_t size = 1000 + sizes() % (200u << 10);
-          if (!spool.put("round-" + std::to_string(round) + "-" + std::to_string(n),
-                         payload_for(n, size), 1, nullptr)) {
+          if (!put(spool, "round-" + std::to_string(round) + "-" + std::to_string(n),
+                   payload_for(n, size), 1, nullptr)) {
             if (const auto head = spool.oldest()) spool.remove(head->seq);
           }
         }
@@ -620,7 +723,7 @@ TEST_F(SpoolTest, ForgedHugeSeqIsQuarantinedAndNumberingDoesNotWrapOntoOldFiles)
   uint64_t first = 0;
   {
     Spool spool(limits());
-    ASSERT_TRUE(spool.put("a", "[1]", 1, nullptr, &first));
+    ASSERT_TRUE(put(spool, "a", "[1]", 1, nullptr, &first));
   }
   // A valid file under the largest name: without a bound the next seq would wrap to 0.
   fs::copy_file(dir_ / batch_file(first), dir_ / "18446744073709551615.batch");
@@ -629,7 +732,7 @@ TEST_F(SpoolTest, ForgedHugeSeqIsQuarantinedAndNumberingDoesNotWrapOntoOldFiles)
   EXPECT_EQ(spool.quarantined(), 1u);
   EXPECT_EQ(spool.files(), 2u);  // 0 and first
   uint64_t next = 0;
-  ASSERT_TRUE(spool.put("b", "[2]", 1, nullptr, &next));
+  ASSERT_TRUE(put(spool, "b", "[2]", 1, nullptr, &next));
   EXPECT_EQ(next, first + 1);
   EXPECT_EQ(spool.read(0)->json, "[1]");
   EXPECT_EQ(spool.read(next)->json, "[2]");
@@ -640,8 +743,8 @@ TEST_F(SpoolTest, DeadLetterMovesTheFileAsideForGoodAndItsSeqIsNeverReused) {
   uint64_t next = 0;
   {
     Spool spool(limits());
-    ASSERT_TRUE(spool.put("poison", "[1]", 1, nullptr, &poison));
-    ASSERT_TRUE(spool.put("fine", "[2]", 1, nullptr));
+    ASSERT_TRUE(put(spool, "poison", "[1]", 1, nullptr, &poison));
+    ASSERT_TRUE(put(spool, "fine", "[2]", 1, nullptr));
     std::string error;
     const std::optional<std::string> where = spool.dead_letter(poison, &error);
     ASSERT_TRUE(where.has_value()) << error;
@@ -656,7 +759,7 @@ TEST_F(SpoolTest, DeadLetterMovesTheFileAsideForGoodAndItsSeqIsNeverReused) {
   EXPECT_EQ(reopened.files(), 1u);  // not replayed by the next process
   EXPECT_EQ(reopened.oldest()->batch_id, "fine");
   reopened.remove(reopened.oldest()->seq);
-  ASSERT_TRUE(reopened.put("later", "[3]", 1, nullptr, &next));
+  ASSERT_TRUE(put(reopened, "later", "[3]", 1, nullptr, &next));
   EXPECT_GT(next, poison + 1);
 }
 
@@ -665,7 +768,7 @@ TEST_F(SpoolTest, DeadLetterFolderKeepsOnlyTheNewest) {
   std::vector<std::string> names;
   for (size_t i = 0; i < Spool::kMaxDeadLetterFiles + 3; ++i) {
     uint64_t seq = 0;
-    ASSERT_TRUE(spool.put("p", "[1]", 1, nullptr, &seq));
+    ASSERT_TRUE(put(spool, "p", "[1]", 1, nullptr, &seq));
     std::string error;
     ASSERT_TRUE(spool.dead_letter(seq, &error).has_value()) << error;
     names.push_back(batch_file(seq));
@@ -698,7 +801,7 @@ TEST_F(SpoolTest, MissingParentsAreCreatedPrivateWhateverTheUmask) {
 TEST_F(SpoolTest, ThousandsOfCorruptFilesGiveAFewLinesAndOneSummary) {
   {
     Spool spool(limits(1u << 20, 2000));
-    for (int i = 0; i < 300; ++i) ASSERT_TRUE(spool.put("id", "[1]", 1, nullptr));
+    for (int i = 0; i < 300; ++i) ASSERT_TRUE(put(spool, "id", "[1]", 1, nullptr));
   }
   for (const auto& name : names_in(dir_)) {
     if (name.ends_with(".batch")) write_file(dir_ / name, "garbage");
@@ -712,6 +815,96 @@ TEST_F(SpoolTest, ThousandsOfCorruptFilesGiveAFewLinesAndOneSummary) {
   }
   ASSERT_EQ(lines.size(), Spool::kLoggedQuarantines + 1);
   EXPECT_THAT(lines.back(), HasSubstr("300 corrupt spool files"));
+}
+
+TEST_F(SpoolTest, EventOffsetsRoundTripToTheSameViewsAlsoAfterARestart) {
+  const std::string json =
+      R"([{"time":"t1","type":"function","record":"a"},{"type":"platform.start","record":{}},)"
+      R"({"time":"t3","type":"x","record":"c"}])";
+  // The event objects and their fields, found by hand the way the parser reports them.
+  std::vector<TelemetryEvent> events;
+  size_t at = 1;
+  for (int i = 0; i < 3; ++i) {
+    const size_t end = json.find(i < 2 ? "},{" : "}]", at) + 1;
+    const std::string_view object = std::string_view(json).substr(at, end - at);
+    const auto value = [&](std::string_view key) -> std::string_view {
+      const size_t k = object.find("\"" + std::string(key) + "\":");
+      if (k == std::string_view::npos) return {};
+      const size_t v = k + key.size() + 3;
+      if (object[v] == '"') return object.substr(v + 1, object.find('"', v + 1) - v - 1);
+      return object.substr(v, object.size() - 1 - v);
+    };
+    events.push_back(TelemetryEvent{object, value("type"), value("time"), value("record")});
+    at = end + 1;
+  }
+  ASSERT_EQ(events[1].type, "platform.start");
+  ASSERT_TRUE(events[1].time.empty());
+  ASSERT_EQ(events[1].record, "{}");
+  const auto expect_same = [&](const SpooledDelivery& got) {
+    EXPECT_EQ(got.events, 3u);
+    ASSERT_EQ(got.offsets.size(), 3u);
+    EXPECT_EQ(got.json, json);
+    for (size_t i = 0; i < 3; ++i) {
+      const TelemetryEvent view = got.offsets[i].in(got.json);
+      EXPECT_EQ(view.json, events[i].json) << i;
+      EXPECT_EQ(view.type, events[i].type) << i;
+      EXPECT_EQ(view.time, events[i].time) << i;
+      EXPECT_EQ(view.record, events[i].record) << i;
+      // Views into the delivery's own bytes, not copies.
+      EXPECT_EQ(view.json.data(), got.json.data() + (events[i].json.data() - json.data())) << i;
+    }
+  };
+  uint64_t seq = 0;
+  {
+    Spool spool(limits());
+    std::string error;
+    ASSERT_TRUE(spool.put("with-offsets", json, events, &error, &seq)) << error;
+    EXPECT_EQ(spool.events(), 3u);
+    EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 12 + 3 * Spool::kEventBytes + json.size());
+    const auto got = spool.read(seq);
+    ASSERT_TRUE(got.has_value());
+    expect_same(*got);
+  }
+  Spool restarted(limits());
+  const auto got = restarted.read(seq);
+  ASSERT_TRUE(got.has_value());
+  expect_same(*got);
+  EXPECT_EQ(restarted.quarantined(), 0u);
+}
+
+// The previous format, written as that build wrote it: the same header without an offset table.
+TEST_F(SpoolTest, FileOfTheOldFormatIsQuarantinedAndItsEventsCounted) {
+  const std::string id = "old";
+  const std::string payload = R"([{"type":"function"},{"type":"function"}])";
+  std::string file(Spool::kHeaderBytes, '\0');
+  {
+    Poco::MemoryOutputStream stream(file.data(), static_cast<std::streamsize>(file.size()));
+    Poco::BinaryWriter out(stream, Poco::BinaryWriter::LITTLE_ENDIAN_BYTE_ORDER);
+    out.writeRaw("TRSPOOL1", 8);
+    out << Poco::UInt32{1} << static_cast<Poco::UInt32>(id.size()) << Poco::UInt64{2}
+        << static_cast<Poco::UInt64>(payload.size()) << Poco::UInt32{0} << Poco::UInt32{0};
+    out.flush();
+  }
+  file += id + payload;
+  reseal(file);
+  fs::create_directories(dir_);
+  write_file(dir_ / batch_file(3), file);
+  std::vector<std::string> lines;
+  {
+    const testing::LogCapture capture("relay.spool");
+    Spool spool(limits());
+    EXPECT_EQ(spool.files(), 0u);
+    EXPECT_EQ(spool.quarantined(), 1u);
+    EXPECT_EQ(spool.quarantined_events(), 2u);  // counted as lost, never silently
+    EXPECT_THAT(spool.last_quarantine_reason(), HasSubstr("format version 1"));
+    uint64_t next = 0;
+    ASSERT_TRUE(put(spool, "new", "[1]", 1, nullptr, &next));
+    EXPECT_EQ(next, 4u);  // its number is not reused
+    lines = capture.lines();
+  }
+  EXPECT_EQ(read_file(dir_ / "corrupt" / batch_file(3)), file);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_THAT(lines[0], HasSubstr("without event offsets"));
 }
 
 }  // namespace
