@@ -1,7 +1,8 @@
 // libFuzzer target: the spool reader, on files an earlier process (or anyone with access to
 // /tmp) left behind. Input: the bytes of one spool file. It is indexed by a new Spool (header
-// checks), read back (checksum, bounds), then removed; whatever the bytes, the spool never
-// crashes, never reads past what it was given, and its counters stay consistent.
+// checks), read back (checksum, bounds, offset table), then removed; whatever the bytes, the
+// spool never crashes, never reads past what it was given, every event view it hands back lies
+// inside the delivery's JSON, and its counters stay consistent.
 #include <Poco/Logger.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <string_view>
 
 #include "spool.h"
 
@@ -52,8 +54,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto entry = spool.oldest();
     if (entry) {
       if (entry->seq != 7 || entry->batch_id.size() > relay::Spool::kMaxBatchIdBytes ||
-          entry->json.size() > size || entry->events > entry->json.size()) {
+          entry->json.size() > size || entry->events != entry->offsets.size() ||
+          entry->events > entry->json.size()) {
         __builtin_trap();
+      }
+      // Every view inside the JSON, events in order without overlap, fields inside their event.
+      const char* begin = entry->json.data();
+      const char* end = begin + entry->json.size();
+      const char* previous_end = begin;
+      for (const relay::SpooledEvent& offsets : entry->offsets) {
+        const relay::TelemetryEvent e = offsets.in(entry->json);
+        const char* json_end = e.json.data() + e.json.size();
+        if (e.json.empty() || e.json.data() < previous_end || json_end > end) __builtin_trap();
+        for (const std::string_view field : {e.type, e.time, e.record}) {
+          if (!field.empty() &&
+              (field.data() < e.json.data() || field.data() + field.size() > json_end)) {
+            __builtin_trap();
+          }
+        }
+        previous_end = json_end;
       }
       spool.remove(entry->seq);
     }
@@ -61,6 +80,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // The next write continues the numbering after the file found.
   uint64_t seq = 0;
-  if (spool.put("id", "[1]", 1, nullptr, &seq) && seq != 8) __builtin_trap();
+  const std::string json = "[1]";
+  const relay::TelemetryEvent event{std::string_view(json).substr(1, 1), {}, {}, {}};
+  if (spool.put("id", json, {&event, 1}, nullptr, &seq) && seq != 8) __builtin_trap();
   return 0;
 }
