@@ -827,11 +827,15 @@ TEST_F(SpoolTest, EventOffsetsRoundTripToTheSameViewsAlsoAfterARestart) {
   for (int i = 0; i < 3; ++i) {
     const size_t end = json.find(i < 2 ? "},{" : "}]", at) + 1;
     const std::string_view object = std::string_view(json).substr(at, end - at);
+    // Strings without their quotes, except the record: raw JSON (see TelemetryEvent).
     const auto value = [&](std::string_view key) -> std::string_view {
       const size_t k = object.find("\"" + std::string(key) + "\":");
       if (k == std::string_view::npos) return {};
       const size_t v = k + key.size() + 3;
-      if (object[v] == '"') return object.substr(v + 1, object.find('"', v + 1) - v - 1);
+      const bool raw = key == "record";
+      if (object[v] == '"') {
+        return object.substr(v + !raw, object.find('"', v + 1) - v + (raw ? 1 : -1));
+      }
       return object.substr(v, object.size() - 1 - v);
     };
     events.push_back(TelemetryEvent{object, value("type"), value("time"), value("record")});
@@ -905,6 +909,28 @@ TEST_F(SpoolTest, FileOfTheOldFormatIsQuarantinedAndItsEventsCounted) {
   EXPECT_EQ(read_file(dir_ / "corrupt" / batch_file(3)), file);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_THAT(lines[0], HasSubstr("without event offsets"));
+}
+
+// The fuzz seed valid_three_events was written from the layout documented in spool.cpp, by a
+// script, not by Spool::put: the format is what the documentation says.
+TEST_F(SpoolTest, AFileWrittenFromTheDocumentedLayoutIsRead) {
+  fs::create_directories(dir_);
+  fs::copy_file(fs::path(RELAY_SOURCE_DIR) / "tests/fuzz/corpus/spool_reader/valid_three_events",
+                dir_ / batch_file(5));
+  Spool spool(limits());
+  const auto got = spool.read(5);
+  ASSERT_TRUE(got.has_value()) << spool.last_quarantine_reason();
+  EXPECT_EQ(got->batch_id, "three");
+  ASSERT_EQ(got->events, 3u);
+  const TelemetryEvent first = got->offsets[0].in(got->json);
+  EXPECT_EQ(first.json, R"({"time":"t1","type":"function","record":"a"})");
+  EXPECT_EQ(first.type, "function");
+  EXPECT_EQ(first.time, "t1");
+  EXPECT_EQ(first.record, "\"a\"");
+  const TelemetryEvent second = got->offsets[1].in(got->json);
+  EXPECT_EQ(second.type, "platform.start");
+  EXPECT_TRUE(second.time.empty());
+  EXPECT_EQ(second.record, "{}");
 }
 
 }  // namespace
