@@ -30,7 +30,8 @@
 # toolkit: give your sources include directories and libraries there
 # (target_link_libraries(relay-sink-<name>-objects PUBLIC ...)). The scheme of the sink's
 # declared URI key (the RELAY_KEY_URI entry of kConfigKeys allowing https, or URI_KEY) picks the
-# build. The layer zip then also holds telemetry-relay/lib/librelay-<name>-tls.so.
+# build. The layer zip then also holds telemetry-relay/lib/librelay-<name>-tls.so. With a
+# shared POCO, NETWORK implies SHARED_CXX_RUNTIME.
 include_guard(GLOBAL)
 
 option(RELAY_SINK_STATIC_RUNTIME "Link sink plugins with static libstdc++ and libgcc" ON)
@@ -90,6 +91,12 @@ function(relay_network_sink target)
   endif()
   if(NOT TARGET Poco::NetSSL)
     find_package(Poco REQUIRED COMPONENTS Foundation Net NetSSL Crypto)
+  endif()
+  # A shared POCO throws through the shared unwinder: the plugin must share the C++ runtime
+  # (see SHARED_CXX_RUNTIME), and its layer must then ship POCO and that runtime.
+  get_target_property(poco_type Poco::Net TYPE)
+  if(poco_type STREQUAL "SHARED_LIBRARY")
+    set(arg_RUNTIME SHARED_CXX_RUNTIME)
   endif()
 
   # The sink's sources and the toolkit, once for both builds; the sink's entry renamed so that
