@@ -187,6 +187,36 @@ TEST(Headers, FromConfigurationNamesTheKeyNeverTheValue) {
   }
 }
 
+relay::sdk::Config config_of(const std::vector<relay_kv>& kv) {
+  return relay::sdk::Config(kv.data(), kv.size());
+}
+relay_kv kv(std::string_view key, std::string_view value) {
+  return {{key.data(), key.size()}, {value.data(), value.size()}};
+}
+
+TEST(ClientOptions, FromConfigReadsTheConventionalKeysAndKeepsDefaultsForAbsentOnes) {
+  const net::ClientOptions bare =
+      net::ClientOptions::from_config(config_of({kv("endpoint", "http://h.example/")}), "endpoint");
+  EXPECT_EQ(bare.uri, "http://h.example/");
+  EXPECT_EQ(bare.uri_key, "endpoint");
+  EXPECT_EQ(bare.connect_timeout_ms, 1000);
+  EXPECT_EQ(bare.request_timeout_ms, 5000);
+  EXPECT_FALSE(bare.gzip);
+  EXPECT_TRUE(bare.headers.empty());
+
+  const net::ClientOptions full = net::ClientOptions::from_config(
+      config_of({kv("endpoint", "https://h.example/"), kv("connect_timeout_ms", "250"),
+                 kv("request_timeout_ms", "9000"), kv("ca_file", "/ca.pem"), kv("gzip", "true"),
+                 kv("header_x_a", "1")}),
+      "endpoint");
+  EXPECT_EQ(full.connect_timeout_ms, 250);
+  EXPECT_EQ(full.request_timeout_ms, 9000);
+  EXPECT_EQ(full.ca_file, "/ca.pem");
+  EXPECT_TRUE(full.gzip);
+  ASSERT_EQ(full.headers.size(), 1u);
+  EXPECT_EQ(full.headers[0].name, "x-a");
+}
+
 // A peer that trickles its answer a byte at a time restarts POCO's receive timeout with every
 // byte, the way a Lambda freeze restarts it: only the wall-clock deadline ends the request.
 class TrickleServer {

@@ -166,13 +166,18 @@ std::string gzip(std::string_view body) {
 }
 
 ClientOptions ClientOptions::from_config(const Config& config, std::string_view uri_key) {
+  // A key the sink does not declare is absent from its validated configuration: the default.
   ClientOptions options;
   options.uri = config.text(uri_key);
   options.uri_key = uri_key;
-  options.connect_timeout_ms = config.integer("connect_timeout_ms");
-  options.request_timeout_ms = config.integer("request_timeout_ms");
+  if (config.get("connect_timeout_ms")) {
+    options.connect_timeout_ms = config.integer("connect_timeout_ms");
+  }
+  if (config.get("request_timeout_ms")) {
+    options.request_timeout_ms = config.integer("request_timeout_ms");
+  }
   options.ca_file = config.text("ca_file");
-  options.gzip = config.boolean("gzip");
+  if (config.get("gzip")) options.gzip = config.boolean("gzip");
   options.headers = headers_from_config(config);
   return options;
 }

@@ -61,7 +61,8 @@ struct ClientOptions {
 
   // The conventional keys, read with Config::text/integer/boolean (declare them in kConfigKeys
   // with these names): <uri_key>, connect_timeout_ms, request_timeout_ms, ca_file, gzip and the
-  // header_ prefix. Throws std::invalid_argument for a bad header (see headers_from_config).
+  // header_ prefix; a key not declared keeps the default above. Throws std::invalid_argument for
+  // a bad header (see headers_from_config).
   static ClientOptions from_config(const Config& config, std::string_view uri_key);
 };
 
