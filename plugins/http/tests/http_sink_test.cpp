@@ -3,6 +3,7 @@
 // connections POCO's server would never produce.
 #include <Poco/DateTimeFormat.h>
 #include <Poco/DateTimeFormatter.h>
+#include <Poco/InflatingStream.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/ServerSocket.h>
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <telemetry_relay/testing.hpp>
 #include <vector>
@@ -46,6 +48,7 @@ class HttpSinkTest : public ::testing::Test {
   sdk_testing::SinkInstance create(const sdk_testing::KeyValues& config) {
     return sdk_testing::SinkInstance::create(library_->descriptor(), host_, config);
   }
+  void deliver_across_a_closed_connection();
   std::string batch_json() {
     const relay_batch& batch = batch_.build();
     return std::string(batch.json.data, batch.json.size);
@@ -164,7 +167,8 @@ TEST_F(HttpSinkTest, ExpiredDeadlineIsRetriedWithoutSending) {
 const ScriptedServer::Reply kOkThenClose{
     "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n", true};
 
-TEST_F(HttpSinkTest, KeepAliveConnectionClosedBetweenDeliveriesIsReplacedTransparently) {
+// Two deliveries of batch_, the server closing the kept-alive connection after each.
+void HttpSinkTest::deliver_across_a_closed_connection() {
   ScriptedServer server({}, kOkThenClose);
   auto sink = create({{"post_uri", server.url()}});
   ASSERT_TRUE(sink.created());
@@ -176,6 +180,10 @@ TEST_F(HttpSinkTest, KeepAliveConnectionClosedBetweenDeliveriesIsReplacedTranspa
   EXPECT_TRUE(server.wait_closed(2));
   EXPECT_TRUE(host_.logged("reconnecting")) << "the second delivery should have reused the first "
                                                "connection, found it dead and reconnected";
+}
+
+TEST_F(HttpSinkTest, KeepAliveConnectionClosedBetweenDeliveriesIsReplacedTransparently) {
+  deliver_across_a_closed_connection();
 }
 
 // A body past the size that shares the headers' stream buffer goes to the socket in one call.
@@ -205,15 +213,22 @@ TEST_F(HttpSinkTest, LargeBatchIsPostedByteForByteOnAKeptAliveConnection) {
 
 TEST_F(HttpSinkTest, LargeBatchOnAConnectionClosedBetweenDeliveriesIsResent) {
   add_large_events(batch_);
-  ScriptedServer server({}, kOkThenClose);
-  auto sink = create({{"post_uri", server.url()}});
-  ASSERT_TRUE(sink.created());
-  auto first = sink.deliver(batch_.build());
-  EXPECT_EQ(first.status, RELAY_OK) << first.error;
-  ASSERT_TRUE(server.wait_closed(1));
-  auto second = sink.deliver(batch_.build());
-  EXPECT_EQ(second.status, RELAY_OK) << second.error;
-  EXPECT_TRUE(server.wait_closed(2));
+  deliver_across_a_closed_connection();
+}
+
+TEST_F(HttpSinkTest, GzipSendsTheBatchCompressed) {
+  StubServer server;
+  auto sink = create({{"post_uri", server.url()}, {"gzip", "true"}});
+  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+  EXPECT_TRUE(sink.deliver(batch_.build()).ok());
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].headers.get("Content-Encoding", ""), "gzip");
+  std::istringstream compressed(requests[0].body);
+  Poco::InflatingInputStream inflate(compressed, Poco::InflatingStreamBuf::STREAM_GZIP);
+  std::string body;
+  Poco::StreamCopier::copyToString(inflate, body);
+  EXPECT_EQ(body, batch_json());
 }
 
 TEST_F(HttpSinkTest, KeepAliveConnectionIsReused) {
