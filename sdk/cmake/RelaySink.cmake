@@ -1,7 +1,7 @@
 # relay_add_sink(): builds a telemetry-relay sink plugin the one way the host can load it.
 #
 #   relay_add_sink(NAME <name> SOURCES <src>... [VERSION <v>] [OUTPUT_DIRECTORY <dir>]
-#                  [LAYER_DIRECTORY <dir>] [SHARED_CXX_RUNTIME])
+#                  [LAYER_DIRECTORY <dir>] [SHARED_CXX_RUNTIME] [NETWORK [URI_KEY <key>]])
 #
 # Produces the MODULE library librelay-sink-<name>.so (target relay-sink-<name>) that exports
 # only relay_sink_entry and carries its own static libstdc++/libgcc, because the Lambda image's
@@ -19,6 +19,19 @@
 # caught by a statically linked personality routine aborts the process. Such a plugin's layer
 # must then ship a libstdc++ at least as new as the build machine's.
 # RELAY_SINK_STATIC_RUNTIME (default ON) may be turned off for all plugins, e.g. sanitizer builds.
+#
+# NETWORK: the sink uses the SDK's network toolkit (telemetry_relay/net/client.hpp, built on POCO
+# Net; found with find_package(Poco) unless the Poco:: targets exist). The plugin is then built
+# twice so that OpenSSL is mapped only for an https:// destination (sdk/src/net/tls_loader.cpp):
+#   relay-sink-<name>      librelay-sink-<name>.so, the plugin, without TLS (POCO Net only);
+#   relay-<name>-tls       librelay-<name>-tls.so beside it, the same sink with POCO NetSSL and
+#                          OpenSSL, loaded by the plugin at the first https delivery.
+# Both link the object library relay-sink-<name>-objects, which compiles SOURCES and the
+# toolkit: give your sources include directories and libraries there
+# (target_link_libraries(relay-sink-<name>-objects PUBLIC ...)). The scheme of the sink's
+# declared URI key (the RELAY_KEY_URI entry of kConfigKeys allowing https, or URI_KEY) picks the
+# build. The layer zip then also holds telemetry-relay/lib/librelay-<name>-tls.so. With a
+# shared POCO, NETWORK implies SHARED_CXX_RUNTIME.
 include_guard(GLOBAL)
 
 option(RELAY_SINK_STATIC_RUNTIME "Link sink plugins with static libstdc++ and libgcc" ON)
@@ -69,8 +82,52 @@ function(relay_sink_library target)
   endif()
 endfunction()
 
+# The network toolkit's sources: sdk/src/net in the source tree, net/ beside this file installed.
+function(relay_network_sink target)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "" "NAME;VERSION;OUTPUT_DIRECTORY;URI_KEY;RUNTIME" "SOURCES")
+  set(net "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/../src/net")
+  if(NOT EXISTS "${net}/http_client.cpp")
+    set(net "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/net")
+  endif()
+  if(NOT TARGET Poco::NetSSL)
+    find_package(Poco REQUIRED COMPONENTS Foundation Net NetSSL Crypto)
+  endif()
+  # A shared POCO throws through the shared unwinder: the plugin must share the C++ runtime
+  # (see SHARED_CXX_RUNTIME), and its layer must then ship POCO and that runtime.
+  get_target_property(poco_type Poco::Net TYPE)
+  if(poco_type STREQUAL "SHARED_LIBRARY")
+    set(arg_RUNTIME SHARED_CXX_RUNTIME)
+  endif()
+
+  # The sink's sources and the toolkit, once for both builds; the sink's entry renamed so that
+  # each build exports its own relay_sink_entry.
+  add_library(${target}-objects OBJECT ${arg_SOURCES} "${net}/http_client.cpp")
+  target_compile_features(${target}-objects PUBLIC cxx_std_20)
+  target_compile_definitions(${target}-objects PRIVATE relay_sink_entry=relay_net_sink_entry
+    RELAY_SINK_NAME="${arg_NAME}" RELAY_SINK_VERSION="${arg_VERSION}")
+  target_link_libraries(${target}-objects PUBLIC TelemetryRelay::sdk Poco::Net Poco::Foundation)
+  set_target_properties(${target}-objects PROPERTIES POSITION_INDEPENDENT_CODE ON
+    C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+
+  add_library(${target} MODULE "${net}/tls_loader.cpp" "${net}/tls_none.cpp")
+  target_compile_definitions(${target} PRIVATE
+    RELAY_NET_TLS_LIBRARY="librelay-${arg_NAME}-tls.so" RELAY_NET_URI_KEY="${arg_URI_KEY}")
+  target_link_libraries(${target} PRIVATE ${target}-objects ${CMAKE_DL_LIBS})
+  relay_sink_library(${target} NAME ${arg_NAME} VERSION ${arg_VERSION}
+    OUTPUT_NAME relay-sink-${arg_NAME} OUTPUT_DIRECTORY "${arg_OUTPUT_DIRECTORY}" ${arg_RUNTIME})
+
+  set(tls relay-${arg_NAME}-tls)
+  add_library(${tls} MODULE "${net}/tls_entry.cpp" "${net}/tls_openssl.cpp")
+  target_link_libraries(${tls} PRIVATE ${target}-objects Poco::NetSSL Poco::Crypto)
+  relay_sink_library(${tls} NAME ${arg_NAME} VERSION ${arg_VERSION} OUTPUT_NAME ${tls}
+    OUTPUT_DIRECTORY "${arg_OUTPUT_DIRECTORY}" ${arg_RUNTIME})
+  # Its own folder first: a shared OpenSSL bundled beside it.
+  set_target_properties(${tls} PROPERTIES BUILD_RPATH "$ORIGIN")
+  add_dependencies(${target} ${tls})  # whatever uses the plugin gets both builds
+endfunction()
+
 function(relay_add_sink)
-  cmake_parse_arguments(PARSE_ARGV 0 arg "SHARED_CXX_RUNTIME" "NAME;VERSION;OUTPUT_DIRECTORY;LAYER_DIRECTORY" "SOURCES")
+  cmake_parse_arguments(PARSE_ARGV 0 arg "SHARED_CXX_RUNTIME;NETWORK" "NAME;VERSION;OUTPUT_DIRECTORY;LAYER_DIRECTORY;URI_KEY" "SOURCES")
   if(arg_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "relay_add_sink: unexpected arguments: ${arg_UNPARSED_ARGUMENTS}")
   endif()
@@ -103,18 +160,33 @@ function(relay_add_sink)
   endif()
 
   set(target relay-sink-${arg_NAME})
-  add_library(${target} MODULE ${arg_SOURCES})
   set(runtime)
   if(arg_SHARED_CXX_RUNTIME)
     set(runtime SHARED_CXX_RUNTIME)
   endif()
-  relay_sink_library(${target} NAME ${arg_NAME} VERSION ${arg_VERSION}
-    OUTPUT_NAME relay-sink-${arg_NAME} OUTPUT_DIRECTORY "${arg_OUTPUT_DIRECTORY}" ${runtime})
+  if(arg_NETWORK)
+    relay_network_sink(${target} NAME ${arg_NAME} VERSION ${arg_VERSION} SOURCES ${arg_SOURCES}
+      OUTPUT_DIRECTORY "${arg_OUTPUT_DIRECTORY}" URI_KEY "${arg_URI_KEY}" RUNTIME ${runtime})
+  else()
+    add_library(${target} MODULE ${arg_SOURCES})
+    relay_sink_library(${target} NAME ${arg_NAME} VERSION ${arg_VERSION}
+      OUTPUT_NAME relay-sink-${arg_NAME} OUTPUT_DIRECTORY "${arg_OUTPUT_DIRECTORY}" ${runtime})
+  endif()
 
   relay_lambda_arch(arch)
   set(zip "${arg_LAYER_DIRECTORY}/telemetry-relay-sink-${arg_NAME}-${arg_VERSION}-${arch}.zip")
   set(stage "${CMAKE_CURRENT_BINARY_DIR}/relay-sink-${arg_NAME}-layer")
   set(staged "${stage}/extensions/lib/librelay-sink-${arg_NAME}.so")
+  set(entries "extensions/lib/librelay-sink-${arg_NAME}.so")
+  set(stage_tls)
+  if(arg_NETWORK)  # the TLS build where the plugin looks first: the runtime folder
+    set(tls_entry "telemetry-relay/lib/librelay-${arg_NAME}-tls.so")
+    list(APPEND entries "${tls_entry}")
+    set(stage_tls
+      COMMAND ${CMAKE_COMMAND} -E make_directory "${stage}/telemetry-relay/lib"
+      COMMAND ${CMAKE_COMMAND} -E copy "$<TARGET_FILE:relay-${arg_NAME}-tls>" "${stage}/${tls_entry}"
+      COMMAND chmod 0755 "${stage}/${tls_entry}")
+  endif()
   # A fresh stage each time, so nothing but the plugin is ever zipped. The mode is set explicitly
   # (the zip keeps it) and the timestamps pinned, so the same plugin gives the same zip.
   add_custom_command(OUTPUT "${zip}"
@@ -122,9 +194,10 @@ function(relay_add_sink)
     COMMAND ${CMAKE_COMMAND} -E make_directory "${stage}/extensions/lib" "${arg_LAYER_DIRECTORY}"
     COMMAND ${CMAKE_COMMAND} -E copy "$<TARGET_FILE:${target}>" "${staged}"
     COMMAND chmod 0755 "${staged}"
+    ${stage_tls}
     COMMAND ${CMAKE_COMMAND} -E rm -f "${zip}"
     COMMAND ${CMAKE_COMMAND} -E chdir "${stage}" ${CMAKE_COMMAND} -E tar cf "${zip}" --format=zip
-            "--mtime=1980-01-02 00:00:00 UTC" -- "extensions/lib/librelay-sink-${arg_NAME}.so"
+            "--mtime=1980-01-02 00:00:00 UTC" -- ${entries}
     DEPENDS ${target}
     COMMENT "Packaging sink layer ${zip}"
     VERBATIM)

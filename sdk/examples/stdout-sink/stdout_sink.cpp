@@ -9,8 +9,13 @@ namespace {
 
 class StdoutSink final : public relay::sdk::Sink {
  public:
+  // What the sink reads (RELAY_STDOUT_PATH): the host validates it and --check shows it.
+  static constexpr relay_config_key kConfigKeys[] = {
+      relay::sdk::key::string("path", "", "File to append the lines to; unset: stderr"),
+  };
+
   StdoutSink(const relay::sdk::Host& host, const relay::sdk::Config& config) {
-    std::string path(config.get_or("path", ""));
+    const std::string path = config.text("path");
     if (!path.empty()) {
       file_ = std::fopen(path.c_str(), "a");
       if (file_ == nullptr) {

@@ -23,6 +23,7 @@
 #include <exception>
 #include <iterator>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -185,6 +186,9 @@ class Batch {
   // from a 1.0 host). Send it along (the http sink uses a header) so a receiver can deduplicate.
   constexpr std::string_view id() const noexcept { return id_; }
   constexpr Event operator[](size_t i) const noexcept { return Event(events_[i]); }
+  // The events as the ABI's structs, in order, for std:: algorithms and ranges (Event(e) views
+  // one); empty for an empty batch.
+  constexpr std::span<const relay_event> events() const noexcept { return {events_, count_}; }
   constexpr Iterator begin() const noexcept { return Iterator(events_); }
   constexpr Iterator end() const noexcept { return Iterator(events_ + count_); }
 

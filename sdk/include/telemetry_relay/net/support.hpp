@@ -1,51 +1,50 @@
-// Pure helpers of the http sink, in a header so unit tests can call them without a server:
-// Retry-After parsing, the choice of CA bundle and what of a URI or text may reach a log line.
+// telemetry_relay/net/support.hpp: pure helpers of the network toolkit, header-only so that unit
+// tests call them without a server: Retry-After parsing, the choice of CA bundle, and what of a
+// URI or of a receiver's text may reach a log line.
 #pragma once
 
 #include <Poco/DateTime.h>
 #include <Poco/DateTimeFormat.h>
 #include <Poco/DateTimeParser.h>
 #include <Poco/Exception.h>
+#include <Poco/NumberParser.h>
 #include <Poco/Timestamp.h>
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
-namespace relay::http {
-
-// Longer hints are cut to this: the host spools meanwhile, and a wrong header must not park the
-// sink for hours. (The host applies the same cap.)
-inline constexpr uint64_t kMaxRetryAfterMs = 60000;
+namespace relay::sdk::net {
 
 // A Retry-After value (RFC 9110 10.2.3: delta-seconds or an HTTP-date) as milliseconds to wait
-// from `now`, capped at cap_ms. 0 when the value is empty, malformed, or a date not in the future.
-inline uint64_t parse_retry_after_ms(std::string_view value, Poco::Timestamp now,
-                                     uint64_t cap_ms = kMaxRetryAfterMs) {
+// from `now`; 0 when the value is empty, malformed, or a date not in the future. Not capped: the
+// host caps every hint (README, "Retry-After"), so a sink passes it through. Saturates at
+// UINT64_MAX instead of wrapping.
+inline uint64_t parse_retry_after_ms(std::string_view value, Poco::Timestamp now) {
+  // Spaces and tabs only (RFC 9110's OWS): a CR or LF makes the value malformed.
   const auto is_space = [](char c) { return c == ' ' || c == '\t'; };
   while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
   while (!value.empty() && is_space(value.back())) value.remove_suffix(1);
   if (value.empty() || value.size() > 64) return 0;
+  const std::string text(value);
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
 
-  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    uint64_t seconds = 0;
-    const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-    if (error == std::errc::result_out_of_range || seconds > cap_ms / 1000) return cap_ms;
-    if (error != std::errc() || end != value.data() + value.size()) return 0;
-    return std::min(seconds * 1000, cap_ms);
+  if (std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    Poco::UInt64 seconds = 0;
+    if (!Poco::NumberParser::tryParseUnsigned64(text, seconds)) return kMax;  // too many digits
+    return seconds > kMax / 1000 ? kMax : seconds * 1000;
   }
 
   // Poco's parser is lenient (it reads "soon" as year 0), so the form is picked by shape:
   // IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", obsolete RFC 850 "Sunday, 06-Nov-94 ...",
   // asctime "Sun Nov  6 08:49:37 1994". Garbage parses to a past date: no hint.
-  const std::string text(value);
   const size_t comma = text.find(',');
   const std::string& format = comma == 3                   ? Poco::DateTimeFormat::HTTP_FORMAT
                               : comma != std::string::npos ? Poco::DateTimeFormat::RFC850_FORMAT
@@ -59,8 +58,7 @@ inline uint64_t parse_retry_after_ms(std::string_view value, Poco::Timestamp now
     return 0;  // out-of-range fields
   }
   const Poco::Timestamp at = when.timestamp();
-  if (at <= now) return 0;
-  return std::min(static_cast<uint64_t>((at - now) / 1000), cap_ms);
+  return at <= now ? 0 : static_cast<uint64_t>((at - now) / 1000);
 }
 
 // Where the system's CA certificates usually are, first match wins: Amazon Linux (Lambda's own
@@ -82,7 +80,7 @@ struct CaBundleChoice {
   std::string file;
 };
 
-// The CA bundle to trust when ca_file is not configured. ssl_cert_file is the SSL_CERT_FILE
+// The CA bundle to trust when no CA file is configured. ssl_cert_file is the SSL_CERT_FILE
 // environment variable (nullptr when unset); exists tells whether a path is a regular file.
 inline CaBundleChoice choose_ca_bundle(
     const char* ssl_cert_file, std::span<const std::string_view> candidates,
@@ -115,8 +113,7 @@ inline std::string printable(std::string_view text, size_t limit) {
 // "host:port" of what follows "scheme://" (or of a string without one), for messages. Never the
 // user info, path, query or fragment, which may carry credentials, even when the URI does not
 // parse: a '/', '?' or '#' in a password ends the authority early, so the host is whatever
-// follows the last '@'. A host is shown only when it looks like one, a port only when numeric
-// (the placeholders are the host's own, see config.cpp).
+// follows the last '@'. A host is shown only when it looks like one, a port only when numeric.
 inline std::string redacted_authority(std::string_view rest) {
   if (const size_t at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
   const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
@@ -131,13 +128,11 @@ inline std::string redacted_authority(std::string_view rest) {
   const std::string_view port = has_port ? authority.substr(colon + 1) : std::string_view();
 
   const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
-  const auto is_hex = [&](char c) {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-  };
   const bool ipv6 = host.size() > 2 && host.front() == '[' && host.back() == ']' &&
-                    std::all_of(host.begin() + 1, host.end() - 1,
-                                [&](char c) { return is_hex(c) || c == ':' || c == '.'; });
-  const bool named = !host.empty() && std::all_of(host.begin(), host.end(), [&](char c) {
+                    std::all_of(host.begin() + 1, host.end() - 1, [](char c) {
+                      return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+                    });
+  const bool named = !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
   });
   std::string out = host.empty()                            ? "<no host>"
@@ -151,7 +146,7 @@ inline std::string redacted_authority(std::string_view rest) {
   return out;
 }
 
-// "scheme://host:port" of a URI for messages (see redacted_authority), or nullopt without a
+// "scheme://host:port" of a URI for log lines (see redacted_authority), or nullopt without a
 // "scheme://" prefix.
 inline std::optional<std::string> redacted_uri(std::string_view uri) {
   const size_t separator = uri.find("://");
@@ -166,4 +161,4 @@ inline std::optional<std::string> redacted_uri(std::string_view uri) {
   return std::string(scheme) + "://" + redacted_authority(uri.substr(separator + 3));
 }
 
-}  // namespace relay::http
+}  // namespace relay::sdk::net

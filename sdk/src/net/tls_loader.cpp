@@ -1,19 +1,20 @@
-// The entry point of librelay-sink-http.so: OpenSSL only for https.
+// The entry point of a network sink's plugin (relay_add_sink(... NETWORK)): OpenSSL only for
+// https.
 //
-// The http sink is built twice from http_sink.cpp (plugins/http/CMakeLists.txt):
-//   librelay-sink-http.so  (extensions/lib)     against a NetSSL stand-in without TLS
-//                                                (no_tls/), so it needs neither NetSSL nor
-//                                                OpenSSL; its own entry is renamed
-//                                                relay_http_plain_entry and this file exports
-//                                                relay_sink_entry instead;
-//   librelay-http-tls.so   (telemetry-relay/lib) the same sink with TLS (POCO NetSSL, OpenSSL).
-// create() picks one per instance by the scheme of post_uri: https loads librelay-http-tls.so
-// (once, never unloaded) and forwards the whole C ABI to it; anything else (http, or no
-// post_uri: discard) runs the plain build. For https, create() checks the configuration with the
-// plain build (it parses everything and sets up no TLS) and only the first delivery, on the
-// sink's thread, loads the TLS build and creates its instance: mapping and relocating OpenSSL
-// stays off Lambda's init. So an http:// or discard-only extension never maps
-// libssl or libcrypto, and the TLS variant, outside the plugin folder, is never taken for a sink.
+// Such a sink is built twice from the same objects:
+//   librelay-sink-<name>.so  the plugin: the sink linked with tls_none.cpp (neither NetSSL nor
+//                            OpenSSL); its own entry is renamed relay_net_sink_entry and this
+//                            file exports relay_sink_entry instead;
+//   librelay-<name>-tls.so   the same sink with tls_openssl.cpp (POCO NetSSL, OpenSSL), whose
+//                            tls_entry.cpp exports relay_sink_entry.
+// create() picks one per instance by the scheme of the sink's destination: the value of
+// RELAY_NET_URI_KEY, or when that is empty, of the sink's declared URI key (kConfigKeys) that
+// allows https. https is checked by the plain build's create() (it parses everything and sets up
+// no TLS); only the first delivery, on the sink's thread, loads the TLS build (once, never
+// unloaded) and creates its instance, so mapping OpenSSL stays off Lambda's init. The TLS build
+// is looked for in the layer's runtime folder (/opt/telemetry-relay/lib for a plugin in
+// /opt/extensions/lib), then beside the plugin (a build tree); the host loads plugins by their
+// librelay-sink-<name>.so name only, so it is never taken for a sink.
 #include <dlfcn.h>
 #include <telemetry_relay/sink_abi.h>
 #include <unistd.h>
@@ -27,12 +28,19 @@
 #include <utility>
 #include <vector>
 
-extern "C" const relay_sink_descriptor* relay_http_plain_entry(uint32_t host_abi_major,
-                                                               uint32_t host_abi_minor);
+#ifndef RELAY_NET_TLS_LIBRARY
+#error "RELAY_NET_TLS_LIBRARY (the TLS build's file name) is set by relay_add_sink(... NETWORK)"
+#endif
+#ifndef RELAY_NET_URI_KEY
+#define RELAY_NET_URI_KEY ""
+#endif
+
+extern "C" const relay_sink_descriptor* relay_net_sink_entry(uint32_t host_abi_major,
+                                                             uint32_t host_abi_minor);
 
 namespace {
 
-constexpr const char* kTlsLibrary = "librelay-http-tls.so";
+constexpr const char* kTlsLibrary = RELAY_NET_TLS_LIBRARY;
 
 struct Instance {
   const relay_sink_descriptor* impl;  // the plain or the TLS build's; null until https's first use
@@ -50,29 +58,49 @@ void set_error(relay_error* err, const std::string& message) {
   }
 }
 
-// post_uri's scheme is https (case-insensitive, as URI schemes are).
-bool wants_tls(const relay_kv* config, size_t count) {
-  for (size_t i = 0; i < count; ++i) {
-    const std::string_view key(config[i].key.data, config[i].key.size);
-    if (key != "post_uri") continue;
-    std::string_view value(config[i].value.data, config[i].value.size);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-      value.remove_prefix(1);
-    constexpr std::string_view kHttps = "https:";
-    if (value.size() < kHttps.size()) return false;
-    for (size_t c = 0; c < kHttps.size(); ++c) {
-      const char lower =
-          value[c] >= 'A' && value[c] <= 'Z' ? static_cast<char>(value[c] + 32) : value[c];
-      if (lower != kHttps[c]) return false;
+const relay_sink_descriptor* plain_descriptor() {
+  return relay_net_sink_entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR);
+}
+
+// The key whose scheme decides: RELAY_NET_URI_KEY, else the declared URI key allowing https.
+std::string_view uri_key() {
+  constexpr std::string_view kConfigured = RELAY_NET_URI_KEY;
+  if (!kConfigured.empty()) return kConfigured;
+  const relay_sink_descriptor* plain = plain_descriptor();
+  for (size_t i = 0; i < plain->config_key_count; ++i) {
+    const relay_config_key& key = plain->config_keys[i];
+    if (key.type == RELAY_KEY_URI && key.choices != nullptr && key.name != nullptr &&
+        std::string_view(key.choices).find("https") != std::string_view::npos) {
+      return key.name;
     }
-    return true;
+  }
+  return {};
+}
+
+bool starts_https(std::string_view value) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  constexpr std::string_view kHttps = "https:";
+  if (value.size() < kHttps.size()) return false;
+  for (size_t c = 0; c < kHttps.size(); ++c) {  // URI schemes are case-insensitive
+    const char lower =
+        value[c] >= 'A' && value[c] <= 'Z' ? static_cast<char>(value[c] + 32) : value[c];
+    if (lower != kHttps[c]) return false;
+  }
+  return true;
+}
+
+// The destination's scheme is https (the last entry of a repeated key wins, as in sink.hpp).
+bool wants_tls(const relay_kv* config, size_t count) {
+  const std::string_view key = uri_key();
+  for (size_t i = count; !key.empty() && i-- > 0;) {
+    if (std::string_view(config[i].key.data, config[i].key.size) == key) {
+      return starts_https(std::string_view(config[i].value.data, config[i].value.size));
+    }
   }
   return false;
 }
 
-// Where librelay-http-tls.so is: the layer's runtime folder (this plugin is
-// /opt/extensions/lib/librelay-sink-http.so, the runtime /opt/telemetry-relay/lib), else beside
-// this plugin (a build tree).
+// Where the TLS build is, or empty with `tried` saying where it looked.
 std::string tls_library_path(std::string& tried) {
   Dl_info info{};
   std::string dir = ".";
@@ -83,14 +111,12 @@ std::string tls_library_path(std::string& tried) {
   }
   for (const std::string& candidate :
        {dir + "/../../telemetry-relay/lib/" + kTlsLibrary, dir + "/" + kTlsLibrary}) {
-    if (!tried.empty()) tried += ", ";
-    tried += candidate;
+    tried += (tried.empty() ? "" : ", ") + candidate;
     if (::access(candidate.c_str(), F_OK) == 0) return candidate;
   }
   return {};
 }
 
-// tls_library_path(), or empty with err saying where it looked.
 std::string find_tls_library(relay_error* err) {
   std::string tried;
   std::string path = tls_library_path(tried);
@@ -120,12 +146,12 @@ const relay_sink_descriptor* tls_descriptor(const relay_host* host, relay_error*
   auto entry = reinterpret_cast<relay_sink_entry_fn>(::dlsym(library, RELAY_SINK_ENTRY_SYMBOL));
   const relay_sink_descriptor* found =
       entry != nullptr ? entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR) : nullptr;
-  const relay_sink_descriptor* plain = relay_http_plain_entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR);
+  const relay_sink_descriptor* plain = plain_descriptor();
   if (found == nullptr || found->abi_major != RELAY_ABI_MAJOR ||
       found->struct_size < sizeof(relay_sink_descriptor) || found->create == nullptr ||
       found->deliver == nullptr || found->destroy == nullptr || found->version == nullptr ||
       std::strcmp(found->version, plain->version) != 0) {
-    set_error(err, "https: " + path + " is not the TLS build of this http sink (version " +
+    set_error(err, "https: " + path + " is not the TLS build of this sink (version " +
                        plain->version + ")");
     return nullptr;
   }
@@ -138,7 +164,7 @@ const relay_sink_descriptor* tls_descriptor(const relay_host* host, relay_error*
 
 relay_status create(const relay_host* host, const relay_kv* config, size_t config_count,
                     void** out_instance, relay_error* err) {
-  const relay_sink_descriptor* plain = relay_http_plain_entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR);
+  const relay_sink_descriptor* plain = plain_descriptor();
   const bool tls = wants_tls(config, config_count);
   if (tls) {
     const std::string path = find_tls_library(err);
@@ -227,13 +253,22 @@ void destroy(void* instance) {
 
 }  // namespace
 
+// The plain build's descriptor with this file's calls: name, version and configuration keys
+// (what the host validates and --check shows) are the sink's own.
 extern "C" __attribute__((visibility("default"))) const relay_sink_descriptor* relay_sink_entry(
     uint32_t host_abi_major, uint32_t host_abi_minor) {
-  const relay_sink_descriptor* plain = relay_http_plain_entry(host_abi_major, host_abi_minor);
+  const relay_sink_descriptor* plain = relay_net_sink_entry(host_abi_major, host_abi_minor);
   if (plain == nullptr) return nullptr;
-  static const relay_sink_descriptor kDescriptor = {
-      RELAY_ABI_MAJOR, RELAY_ABI_MINOR, sizeof(relay_sink_descriptor),
-      plain->name,     plain->version,  &create,
-      &deliver,        &flush,          &destroy};
+  static const relay_sink_descriptor kDescriptor = {RELAY_ABI_MAJOR,
+                                                    RELAY_ABI_MINOR,
+                                                    sizeof(relay_sink_descriptor),
+                                                    plain->name,
+                                                    plain->version,
+                                                    &create,
+                                                    &deliver,
+                                                    &flush,
+                                                    &destroy,
+                                                    plain->config_keys,
+                                                    plain->config_key_count};
   return &kDescriptor;
 }

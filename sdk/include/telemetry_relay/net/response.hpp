@@ -1,10 +1,16 @@
-// How the http sink reads and judges the receiver's answer to one POST, apart from the sink so
-// that tests/fuzz/fuzz_http_response.cpp drives this very code with POCO's client session.
+// telemetry_relay/net/response.hpp: how the network toolkit reads and judges a receiver's answer
+// to one request. Header-only so that tests/fuzz/fuzz_http_response.cpp drives this very code
+// with POCO's client session.
+//
+// Classification: 2xx OK; 408, 429, 5xx, 101 and transport errors RETRY (429 and 503 with their
+// Retry-After, seconds or HTTP-date, uncapped: the host caps it); 413 DROP as too large (the
+// host delivers the batch again in halves); 3xx (redirects are never followed) and every other
+// status DROP. Interim 1xx answers are skipped. Nothing here answers FATAL: that is the sink's
+// call (e.g. an unreadable CA bundle).
 #pragma once
 
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/NetException.h>
 #include <Poco/Timestamp.h>
 
 #include <algorithm>
@@ -13,11 +19,10 @@
 #include <istream>
 #include <optional>
 #include <string>
+#include <telemetry_relay/net/support.hpp>
 #include <telemetry_relay/sink.hpp>
 
-#include "http_support.h"
-
-namespace relay::http {
+namespace relay::sdk::net {
 
 // Bytes of a response body (or reason phrase) quoted in an error line.
 inline constexpr size_t kExcerptBytes = 200;
@@ -30,9 +35,9 @@ inline constexpr int kMaxInterimResponses = 8;
 
 // The outcome of one request.
 struct Attempt {
-  relay::sdk::Status status = relay::sdk::Status::kRetry;
-  int http_status = 0;
-  std::string error;
+  Status status = Status::kRetry;
+  int http_status = 0;           // 0 without a final response
+  std::string error;             // empty when OK; printable, never a secret
   bool lost_connection = false;  // failed before any response: safe to resend once
   bool too_large = false;        // HTTP 413: the host may deliver the batch again in halves
   uint64_t retry_after_ms = 0;   // from a 429/503's Retry-After
@@ -75,7 +80,6 @@ inline Body read_body(std::istream& in) {
 // Judges a final response (status 200-599 except 1xx) whose body starts with `head`.
 inline Attempt classify(const Poco::Net::HTTPResponse& response, const std::string& head,
                         Poco::Timestamp now) {
-  using relay::sdk::Status;
   Attempt attempt;
   const int status = static_cast<int>(response.getStatus());
   attempt.http_status = status;
@@ -146,4 +150,4 @@ inline Answer receive_answer(Poco::Net::HTTPClientSession& http, Poco::Timestamp
   return answer;
 }
 
-}  // namespace relay::http
+}  // namespace relay::sdk::net

@@ -1,3 +1,0 @@
-// No-TLS stand-in for <Poco/Net/NetSSL.h>: see relay_no_tls.h.
-#pragma once
-#include "relay_no_tls.h"  // IWYU pragma: export
