@@ -141,15 +141,15 @@ class Reader {
   // consequence: "using <x>" (then " instead" follows), "ignored", "left unset".
   void issue_shown(const std::string& key, const std::string& shown, const std::string& what,
                    const std::string& consequence) {
-    invalid_.insert(key);
+    add_issue({key, shown, issue_line(key, shown, what, consequence)});
+  }
+  void add_issue(ConfigIssue issue) {
+    invalid_.insert(issue.key);
     if (config_.issues.size() >= kMaxIssues) {
       ++issues_not_shown_;
       return;
     }
-    const bool instead = consequence.rfind("using ", 0) == 0;
-    config_.issues.push_back(
-        {key, shown,
-         key + "=" + shown + ": " + what + "; " + consequence + (instead ? " instead" : "")});
+    config_.issues.push_back(std::move(issue));
   }
   void issue(const std::string& key, const std::string& value, const std::string& what,
              const std::string& used) {
@@ -416,7 +416,7 @@ void read_flush(Reader& in, Config& config) {
 }
 
 // The names a sink's keys do not list, for an unknown key's issue (bounded: a line, not a page).
-std::string declared_names(const SinkKeyTable& keys) {
+std::string declared_names(std::span<const relay_config_key> keys) {
   std::string names;
   for (const relay_config_key& k : keys) {
     const std::string name = std::string(k.name) + ((k.flags & RELAY_KEY_PREFIX) ? "*" : "");
@@ -493,20 +493,9 @@ void read_sink_configs(Reader& in, Config& config, const SinkKeySource& sink_key
     };
     std::set<std::string> invalid;
     for (const sdk::KeyIssue& bad : checked.issues) {
-      const std::string variable = variable_of(bad.key);
-      const bool secret = sdk::is_secret(*keys, bad.key) || is_secret_key(bad.key);
       invalid.insert(bad.key);
-      if (bad.unknown) {
-        in.issue_shown(
-            variable, shown_value(bad.key, bad.value, secret),
-            "not a key of the " + sink + " sink (it reads " + declared_names(*keys) + ")",
-            "ignored");
-      } else {
-        in.issue_shown(variable, shown_value(bad.key, bad.value, secret), bad.problem,
-                       bad.fallback.empty()
-                           ? "left unset"
-                           : "using " + shown_value(bad.key, bad.fallback, secret));
-      }
+      const SinkKeyIssue text = sink_key_issue(sink, *keys, bad, variable_of(bad.key));
+      in.add_issue({text.variable, text.shown, text.message});
     }
     out = checked.values;
     // --check: every declared key with its effective value, then the prefix keys given.
@@ -784,6 +773,31 @@ OutletOptions outlet_options(const Config& config, const std::string& sink) {
   options.retry_max_attempts = config.retry_max_attempts;
   options.retry_max_age_ms = uint64_t{config.retry_max_age_s} * 1000;
   return options;
+}
+
+std::string issue_line(const std::string& variable, const std::string& shown,
+                       const std::string& what, const std::string& consequence) {
+  const bool instead = consequence.rfind("using ", 0) == 0;
+  return variable + "=" + shown + ": " + what + "; " + consequence + (instead ? " instead" : "");
+}
+
+SinkKeyIssue sink_key_issue(const std::string& sink, std::span<const relay_config_key> keys,
+                            const sdk::KeyIssue& issue, std::string variable) {
+  if (variable.empty()) variable = sink_variable(sink, issue.key);
+  // The key decides, not the variable: RELAY_KEYED_* would look like a "key" to is_secret_key.
+  const bool secret = sdk::is_secret(keys, issue.key) || is_secret_key(issue.key);
+  SinkKeyIssue out{variable, shown_value(issue.key, issue.value, secret), {}};
+  if (issue.unknown) {
+    out.message = issue_line(
+        variable, out.shown,
+        "not a key of the " + sink + " sink (it reads " + declared_names(keys) + ")", "ignored");
+  } else {
+    out.message = issue_line(variable, out.shown, issue.problem,
+                             issue.fallback.empty()
+                                 ? "left unset"
+                                 : "using " + shown_value(issue.key, issue.fallback, secret));
+  }
+  return out;
 }
 
 std::string printable_value(const std::string& key, const std::string& value) {

@@ -17,6 +17,7 @@
 #include "extensions_api.h"
 #include "outlet.h"
 #include "plugin_loader.h"
+#include "telemetry_relay/config_keys.hpp"
 
 namespace relay {
 
@@ -124,6 +125,22 @@ bool any_sink_flushes(const Config& config, FlushMode mode);
 OutletOptions outlet_options(const Config& config, const std::string& sink);
 
 std::map<std::string, std::string> process_environment();
+
+// One configuration issue as a line: "<variable>=<shown>: <what>; <consequence>", with " instead"
+// after a consequence "using <x>".
+std::string issue_line(const std::string& variable, const std::string& shown,
+                       const std::string& what, const std::string& consequence);
+
+// An issue validate() found in sink `sink`'s declared keys, as load_config and the loader report
+// it: the variable (RELAY_<SINK>_<KEY> unless given, e.g. DISPATCH_POST_URI), the value shown
+// (secrets redacted) and the line.
+struct SinkKeyIssue {
+  std::string variable;
+  std::string shown;
+  std::string message;
+};
+SinkKeyIssue sink_key_issue(const std::string& sink, std::span<const relay_config_key> keys,
+                            const sdk::KeyIssue& issue, std::string variable = {});
 
 // What may be shown of a value (--check, log lines, init/error): secrets become <redacted>
 // (keys naming a header, key, token, secret, password, credential, auth...). URI values (keys

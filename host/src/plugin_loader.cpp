@@ -235,11 +235,7 @@ LoadResult load_sink(const std::string& plugin_dir, const std::string& name,
     for (const auto& [key, value] : config) given.emplace_back(key, value);
     sdk::ValidatedConfig checked = sdk::validate(keys, given);
     for (const sdk::KeyIssue& bad : checked.issues) {
-      const std::string variable = sink_variable(name, bad.key);
-      const std::string shown =
-          sdk::is_secret(keys, bad.key) ? "<redacted>" : printable_value(variable, bad.value);
-      result.config_issues.push_back(variable + "=" + shown + ": " + bad.problem +
-                                     (bad.unknown ? "; ignored" : "; using the default"));
+      result.config_issues.push_back(sink_key_issue(name, keys, bad).message);
     }
     effective = std::move(checked.values);
   }
