@@ -778,7 +778,9 @@ OutletOptions outlet_options(const Config& config, const std::string& sink) {
 std::string issue_line(const std::string& variable, const std::string& shown,
                        const std::string& what, const std::string& consequence) {
   const bool instead = consequence.rfind("using ", 0) == 0;
-  return variable + "=" + shown + ": " + what + "; " + consequence + (instead ? " instead" : "");
+  // An undeclared key's name comes from outside (a file's key may hold anything): one bounded line.
+  return escape_for_log(variable, kMaxShownValueBytes) + "=" + shown + ": " + what + "; " +
+         consequence + (instead ? " instead" : "");
 }
 
 SinkKeyIssue sink_key_issue(const std::string& sink, std::span<const relay_config_key> keys,

@@ -58,7 +58,7 @@ std::string host_keys_markdown() {
     const relay_config_key& k = h.key;
     std::string help = text(k.help);
     if (h.use == KeyUse::kEnvironment) help += " (environment only)";
-    out += row(code(k.name), default_cell(k), sdk::describe(k), help);
+    out += row(code(k.name), default_cell(k), host_key_accepts(h), help);
   }
   for (const relay_config_key& k : host_pattern_keys()) {
     out += row(code(k.name), "", "", text(k.help));
@@ -101,7 +101,7 @@ std::string properties_file(const std::vector<std::pair<std::string, SinkKeyTabl
     if (h.use == KeyUse::kEnvironment) continue;
     const relay_config_key& k = h.key;
     if (h.section != nullptr) out += "\n# == " + std::string(h.section) + " ==\n";
-    out += "\n" + comment(text(k.help) + " [" + sdk::describe(k) + "]");
+    out += "\n" + comment(text(k.help) + " [" + host_key_accepts(h) + "]");
     if (h.use == KeyUse::kAdapts) {
       out += "# Left unset here on purpose: set, it no longer adapts.\n# ";
     }

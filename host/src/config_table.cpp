@@ -18,9 +18,10 @@ constexpr HostKey kHostKeys[] = {
          "RELAY_SINKS", "http",
          "Comma list of sink names (letters, digits, '-', '_'; 1-64 characters; at most "
          "16; case-insensitive); sink <name> is <RELAY_PLUGIN_DIR>/librelay-sink-<name>.so"),
-     KeyUse::kFile, "Sinks and plugins"},
+     KeyUse::kFile, "Sinks and plugins", "comma list of sink names"},
     {key::string("RELAY_PLUGIN_DIR", RELAY_DEFAULT_PLUGIN_DIR,
-                 "Absolute path of the folder sink plugins are loaded from")},
+                 "Absolute path of the folder sink plugins are loaded from"),
+     KeyUse::kFile, nullptr, "absolute path"},
     {key::boolean("RELAY_STRICT", "false",
                   "Invalid configuration, a sink that cannot load and a refused subscription "
                   "fail the init instead of being logged")},
@@ -30,10 +31,11 @@ constexpr HostKey kHostKeys[] = {
     {key::string("RELAY_CONFIG_FILE", "",
                  "Properties file holding these keys (below the environment, above the "
                  "defaults); a regular file of at most 1 MiB"),
-     KeyUse::kEnvironment},
+     KeyUse::kEnvironment, nullptr, "path"},
     {key::string("RELAY_TELEMETRY_TYPES", "platform,function",
                  "Comma list of Telemetry API streams: platform, function, extension"),
-     KeyUse::kFile, "Telemetry API subscription (ranges are Lambda's own)"},
+     KeyUse::kFile, "Telemetry API subscription (ranges are Lambda's own)",
+     "comma list of platform, function, extension"},
     {key::choice("RELAY_TELEMETRY_SCHEMA", "2022-12-13", "2022-07-01|2022-12-13|2025-01-29",
                  "Telemetry API schema version; always 2025-01-29 on Managed Instances"),
      KeyUse::kAdapts},
@@ -47,17 +49,19 @@ constexpr HostKey kHostKeys[] = {
      KeyUse::kAdapts},
     {key::integer("RELAY_LISTENER_PORT", "0", 0, 65535,
                   "Port the telemetry listener binds (not 9001, Lambda's own); 0 picks a free one"),
-     KeyUse::kFile, "Listener"},
+     KeyUse::kFile, "Listener", "0 to 65535, not 9001"},
     {key::integer("RELAY_LISTENER_MAX_BODY_BYTES", "0", 0, 64 << 20,
                   "Largest POST body accepted (413 above); 0 means 4 x RELAY_TELEMETRY_MAX_BYTES, "
-                  "else at least 2 x that + 65536")},
+                  "else at least 2 x that + 65536"),
+     KeyUse::kFile, nullptr, "0, or 2 x RELAY_TELEMETRY_MAX_BYTES + 65536 to 67108864"},
     {key::integer("RELAY_BUFFER_MAX_BYTES", "4194304", 262144, int64_t{1} << 30,
                   "Telemetry held in memory per sink; beyond it the oldest is spooled, or dropped "
                   "and counted"),
      KeyUse::kFile, "Memory and deliveries"},
     {key::integer("RELAY_BUFFER_FLUSH_BYTES", "1048576", 4096, int64_t{1} << 30,
                   "Holding this much, a sink delivers all of it whatever the flush mode; at most "
-                  "half of RELAY_BUFFER_MAX_BYTES (unset: a quarter of a smaller cap)")},
+                  "half of RELAY_BUFFER_MAX_BYTES (unset: a quarter of a smaller cap)"),
+     KeyUse::kFile, nullptr, "4096 to half of RELAY_BUFFER_MAX_BYTES"},
     {key::integer("RELAY_DELIVERY_MAX_BYTES", "1048576", 65536, 16 << 20,
                   "Largest single delivery; more is split into several, in order")},
     {key::integer("DISPATCH_MIN_BATCH_SIZE", "0", 0, 1000000,
@@ -66,7 +70,7 @@ constexpr HostKey kHostKeys[] = {
     {key::string("RELAY_FLUSH", "next-invoke",
                  "When telemetry is delivered: next-invoke, end, periodic:<ms> (10 to 600000) or "
                  "continuous; RELAY_<SINK>_FLUSH sets it for one sink"),
-     KeyUse::kAdapts, "Flushing"},
+     KeyUse::kAdapts, "Flushing", "next-invoke, end, periodic:<ms>, continuous"},
     {key::integer("RELAY_INVOKE_BUDGET_MS", "100", 1, 60000,
                   "The longest end mode holds an invocation, the wait for platform.runtimeDone "
                   "included")},
@@ -75,7 +79,8 @@ constexpr HostKey kHostKeys[] = {
      KeyUse::kFile, "Spool (limits are per sink; /tmp is shared with the function)"},
     {key::string("RELAY_SPOOL_DIR", "/tmp/telemetry-relay-spool",
                  "Absolute path without '..' (at most 512 characters); sink <name> spools in "
-                 "<dir>/<name>")},
+                 "<dir>/<name>"),
+     KeyUse::kFile, nullptr, "absolute path"},
     {key::integer("RELAY_SPOOL_MAX_BYTES", "16777216", 1 << 20, int64_t{10} << 30,
                   "Bytes spooled per sink")},
     {key::integer("RELAY_SPOOL_MAX_FILES", "256", 1, 100000, "Files spooled per sink")},
@@ -97,7 +102,8 @@ constexpr HostKey kHostKeys[] = {
     {key::string("DISPATCH_POST_URI", "",
                  "Where the http sink POSTs (its post_uri; RELAY_HTTP_POST_URI wins); validated "
                  "by the http sink's keys"),
-     KeyUse::kFile, "The http sink (DISPATCH_* are the AWS Go sample's names)"},
+     KeyUse::kFile, "The http sink (DISPATCH_* are the AWS Go sample's names)",
+     "as the http sink's post_uri"},
 };
 
 constexpr relay_config_key kPatternKeys[] = {
@@ -136,6 +142,10 @@ std::string host_default(std::string_view name) {
 }
 
 std::span<const relay_config_key> host_pattern_keys() { return kPatternKeys; }
+
+std::string host_key_accepts(const HostKey& key) {
+  return key.accepts != nullptr ? key.accepts : sdk::describe(key.key);
+}
 
 std::string sink_variable(std::string_view sink, std::string_view key) {
   std::string name = Poco::toUpper("RELAY_" + std::string(sink) + "_" + std::string(key));

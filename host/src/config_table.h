@@ -23,7 +23,13 @@ struct HostKey {
   relay_config_key key;
   KeyUse use = KeyUse::kFile;
   const char* section = nullptr;  // a heading in relay.properties starts at this key
+  // What the key's special rule in config.cpp accepts, for the documentation, when that says
+  // more than its type (a comma list, a path, a bound that depends on another key).
+  const char* accepts = nullptr;
 };
+
+// What a host key accepts, in words: its special rule's, else its type's (sdk::describe).
+std::string host_key_accepts(const HostKey& key);
 
 // The host's keys, in documentation order.
 std::span<const HostKey> host_keys();
