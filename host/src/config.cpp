@@ -426,104 +426,105 @@ std::string declared_names(std::span<const relay_config_key> keys) {
   return names;
 }
 
-// RELAY_<SINK>_<KEY> -> key "<key>" for that sink; DISPATCH_POST_URI -> http's post_uri. With the
-// keys the sink's plugin declares (ABI 1.3) they are validated here, each issue one line naming
-// the variable; without, they pass unchecked as before.
+const Given* find_given(const std::vector<Given>& given, std::string_view key) {
+  const auto it =
+      std::find_if(given.begin(), given.end(), [&](const Given& g) { return g.key == key; });
+  return it == given.end() ? nullptr : &*it;
+}
+
+// What is set for sink `sink`: RELAY_<SINK>_<KEY> as key "<key>" (not RELAY_<SINK>_FLUSH, the
+// host's), then a declared key's seed variable (DISPATCH_POST_URI for http's post_uri) when its
+// own is unset.
+std::vector<Given> sink_given(const Reader& in, const std::set<std::string>& layer_keys,
+                              const std::string& sink, const SinkKeyTable& keys) {
+  const std::string prefix = sink_variable(sink, "");
+  std::vector<Given> given;
+  for (const std::string& variable : layer_keys) {
+    if (variable.size() <= prefix.size() || variable.compare(0, prefix.size(), prefix) != 0 ||
+        host_config_key(variable) != nullptr) {
+      continue;
+    }
+    const std::string key = Poco::toLower(variable.substr(prefix.size()));
+    if (key == kSinkFlushKey) continue;
+    if (std::optional<Given> g = in.layers().get(variable)) {
+      given.push_back({key, std::move(g->value), variable, std::move(g->source)});
+    }
+  }
+  for (const relay_config_key& k : keys) {
+    const std::string_view alias = sink_key_alias(sink, k.name);
+    if (alias.empty() || find_given(given, k.name) != nullptr) continue;
+    if (const Given* seed = in.given(std::string(alias))) {
+      given.push_back({k.name, seed->value, seed->variable, seed->source});
+    }
+  }
+  return given;
+}
+
+// A sink that declares its keys: validated, one issue per bad key naming its variable; create()
+// gets the validated values; --check every declared key with its effective value and source,
+// then the prefix keys given.
+void read_declared_keys(Reader& in, Config& config, const std::string& sink,
+                        const SinkKeyTable& keys, const std::vector<Given>& given) {
+  auto variable_of = [&](const std::string& key) {
+    const Given* g = find_given(given, key);
+    return g != nullptr ? g->variable : sink_variable(sink, key);
+  };
+  std::vector<std::pair<std::string_view, std::string_view>> pairs;
+  for (const Given& g : given) pairs.emplace_back(g.key, g.value);
+  const sdk::ValidatedConfig checked = sdk::validate(keys, pairs);
+  std::set<std::string> invalid;
+  for (const sdk::KeyIssue& bad : checked.issues) {
+    invalid.insert(bad.key);
+    const SinkKeyIssue text = sink_key_issue(sink, keys, bad, variable_of(bad.key));
+    in.add_issue({text.variable, text.shown, text.message});
+  }
+  config.sinks_with_keys.insert(sink);
+  const SinkConfig& out = config.sink_configs[sink] = checked.values;
+  std::vector<ConfigEntry>& entries = config.sink_entries[sink];
+  auto add_entry = [&](const std::string& key, const std::string& value) {
+    const Given* g = find_given(given, key);
+    std::string source = g == nullptr ? "default" : g->source;
+    if (invalid.count(key) != 0) source = "default, " + source + " value invalid";
+    const bool secret = sdk::is_secret(keys, key) || is_secret_key(key);
+    entries.push_back({variable_of(key), shown_value(key, value, secret), source});
+  };
+  for (const relay_config_key& k : keys) {
+    if ((k.flags & RELAY_KEY_PREFIX) != 0) continue;
+    const auto it =
+        std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == k.name; });
+    add_entry(k.name, it != out.end() ? it->second : std::string());
+  }
+  for (const auto& [key, value] : out) {
+    const bool declared = std::any_of(keys.begin(), keys.end(),
+                                      [&](const relay_config_key& k) { return key == k.name; });
+    if (!declared) add_entry(key, value);
+  }
+}
+
+// Each requested sink's configuration. With the keys its plugin declares (ABI 1.3) it is
+// validated here; without, it passes unchecked as before 1.3, plus http's seed URI.
 void read_sink_configs(Reader& in, Config& config, const SinkKeySource& sink_keys) {
   const std::set<std::string> layer_keys = in.layers().keys();
   for (const std::string& sink : config.sinks) {
-    const std::string prefix = sink_variable(sink, "");
-    std::vector<Given> given;
-    for (const std::string& variable : layer_keys) {
-      if (variable.size() <= prefix.size() || variable.compare(0, prefix.size(), prefix) != 0 ||
-          host_config_key(variable) != nullptr) {
-        continue;
-      }
-      const std::string key = Poco::toLower(variable.substr(prefix.size()));
-      if (key == kSinkFlushKey) continue;
-      if (std::optional<Given> g = in.layers().get(variable)) {
-        given.push_back({key, std::move(g->value), variable, std::move(g->source)});
-      }
-    }
     std::optional<SinkKeyTable> keys =
         sink_keys ? sink_keys(config.plugin_dir, sink) : std::nullopt;
     if (keys && keys->empty()) keys.reset();
-    for (const relay_config_key& k : keys ? *keys : SinkKeyTable{}) {
-      const std::string_view alias = sink_key_alias(sink, k.name);
-      const bool own =
-          std::any_of(given.begin(), given.end(), [&](const Given& g) { return g.key == k.name; });
-      if (!alias.empty() && !own) {
-        if (const Given* seed = in.given(std::string(alias))) {
-          given.push_back({k.name, seed->value, seed->variable, seed->source});
-        }
-      }
-    }
-
-    SinkConfig& out = config.sink_configs[sink];
-    std::vector<ConfigEntry>& entries = config.sink_entries[sink];
-    out.clear();
-    entries.clear();
-    if (!keys) {
-      // Declares no keys: as before 1.3, everything under its prefix, and for http the seed URI.
-      for (const Given& g : given) {
-        out.emplace_back(g.key, g.value);
-        entries.push_back({g.variable, printable_value(g.key, g.value), g.source});
-      }
-      if (sink == "http" && std::none_of(given.begin(), given.end(),
-                                         [](const Given& g) { return g.key == "post_uri"; })) {
-        out.emplace_back("post_uri", in.value("DISPATCH_POST_URI"));
-      }
-      std::sort(out.begin(), out.end());
+    const std::vector<Given> given =
+        sink_given(in, layer_keys, sink, keys.value_or(SinkKeyTable{}));
+    if (keys) {
+      read_declared_keys(in, config, sink, *keys, given);
       continue;
     }
-
-    config.sinks_with_keys.insert(sink);
-    std::vector<std::pair<std::string_view, std::string_view>> pairs;
-    for (const Given& g : given) pairs.emplace_back(g.key, g.value);
-    const sdk::ValidatedConfig checked = sdk::validate(*keys, pairs);
-    auto given_of = [&](const std::string& key) -> const Given* {
-      for (const Given& g : given) {
-        if (g.key == key) return &g;
-      }
-      return nullptr;
-    };
-    auto variable_of = [&](const std::string& key) {
-      const Given* g = given_of(key);
-      return g != nullptr ? g->variable : sink_variable(sink, key);
-    };
-    std::set<std::string> invalid;
-    for (const sdk::KeyIssue& bad : checked.issues) {
-      invalid.insert(bad.key);
-      const SinkKeyIssue text = sink_key_issue(sink, *keys, bad, variable_of(bad.key));
-      in.add_issue({text.variable, text.shown, text.message});
+    SinkConfig& out = config.sink_configs[sink];
+    std::vector<ConfigEntry>& entries = config.sink_entries[sink];
+    for (const Given& g : given) {
+      out.emplace_back(g.key, g.value);
+      entries.push_back({g.variable, printable_value(g.key, g.value), g.source});
     }
-    out = checked.values;
-    // --check: every declared key with its effective value, then the prefix keys given.
-    for (const relay_config_key& k : *keys) {
-      if ((k.flags & RELAY_KEY_PREFIX) != 0) continue;
-      const auto value =
-          std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == k.name; });
-      const std::string effective = value != out.end() ? value->second : "";
-      const Given* g = given_of(k.name);
-      std::string source = "default";
-      if (g != nullptr)
-        source = invalid.count(k.name) ? "default, " + g->source + " value invalid" : g->source;
-      const std::string variable = variable_of(k.name);
-      const bool secret = (k.flags & RELAY_KEY_SECRET) != 0 || is_secret_key(k.name);
-      entries.push_back({variable, shown_value(k.name, effective, secret), source});
+    if (sink == "http" && find_given(given, "post_uri") == nullptr) {
+      out.emplace_back("post_uri", in.value("DISPATCH_POST_URI"));
     }
-    for (const auto& [key, value] : out) {
-      const relay_config_key* declared = nullptr;
-      for (const relay_config_key& k : *keys) {
-        if (key == k.name) declared = &k;
-      }
-      if (declared != nullptr) continue;
-      const Given* g = given_of(key);
-      const std::string variable = variable_of(key);
-      const bool secret = sdk::is_secret(*keys, key) || is_secret_key(key);
-      entries.push_back(
-          {variable, shown_value(key, value, secret), g != nullptr ? g->source : "default"});
-    }
+    std::sort(out.begin(), out.end());
   }
 }
 
