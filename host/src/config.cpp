@@ -1,6 +1,9 @@
 #include "config.h"
 
 #include <Poco/AutoPtr.h>
+#include <Poco/NumberParser.h>
+#include <Poco/String.h>
+#include <Poco/StringTokenizer.h>
 #include <Poco/Util/LayeredConfiguration.h>
 #include <Poco/Util/MapConfiguration.h>
 #include <Poco/Util/PropertyFileConfiguration.h>
@@ -12,7 +15,6 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -21,6 +23,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "config_table.h"
 #include "logging.h"
 
 extern char** environ;
@@ -29,75 +32,8 @@ namespace relay {
 namespace {
 
 using Poco::AutoPtr;
-using Poco::Util::LayeredConfiguration;
+using Poco::Util::AbstractConfiguration;
 using Poco::Util::MapConfiguration;
-
-// Built-in defaults of every global key; the single source for --check and the README table.
-const std::vector<std::pair<std::string, std::string>> kDefaults = {
-    {"RELAY_LOG_LEVEL", "info"},
-    {"RELAY_SINKS", "http"},
-    {"RELAY_PLUGIN_DIR", RELAY_DEFAULT_PLUGIN_DIR},
-    {"RELAY_STRICT", "false"},
-    {"RELAY_LISTENER_PORT", "0"},
-    {"RELAY_LISTENER_MAX_BODY_BYTES", "0"},
-    {"RELAY_TELEMETRY_TYPES", "platform,function"},
-    {"RELAY_TELEMETRY_SCHEMA", "2022-12-13"},
-    {"RELAY_TELEMETRY_MAX_ITEMS", "1000"},
-    {"RELAY_TELEMETRY_MAX_BYTES", "262144"},
-    {"RELAY_TELEMETRY_TIMEOUT_MS", "100"},
-    {"RELAY_BUFFER_MAX_BYTES", "4194304"},
-    {"RELAY_BUFFER_FLUSH_BYTES", "1048576"},
-    {"RELAY_DELIVERY_MAX_BYTES", "1048576"},
-    {"RELAY_FLUSH", "next-invoke"},
-    {"RELAY_INVOKE_BUDGET_MS", "100"},
-    {"RELAY_SPOOL", "on"},
-    {"RELAY_SPOOL_DIR", "/tmp/telemetry-relay-spool"},
-    {"RELAY_SPOOL_MAX_BYTES", "16777216"},
-    {"RELAY_SPOOL_MAX_FILES", "256"},
-    {"RELAY_RETRY_MAX_ATTEMPTS", "10"},
-    {"RELAY_RETRY_MAX_AGE_S", "3600"},
-    {"RELAY_MANAGED_INSTANCES", "auto"},
-    {"RELAY_SHUTDOWN_QUIET_MS", "250"},
-    {"RELAY_SHUTDOWN_MARGIN_MS", "150"},
-    {"DISPATCH_MIN_BATCH_SIZE", "0"},
-    {"DISPATCH_POST_URI", ""},
-};
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
-std::string trim(const std::string& text) {
-  const auto begin = text.find_first_not_of(" \t\r\n");
-  if (begin == std::string::npos) return {};
-  const auto end = text.find_last_not_of(" \t\r\n");
-  return text.substr(begin, end - begin + 1);
-}
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    std::string item = trim(text.substr(start, comma - start));
-    if (!item.empty()) items.push_back(item);
-    start = comma + 1;
-  }
-  return items;
-}
-
-std::optional<int64_t> parse_int(const std::string& text) {
-  const std::string value = trim(text);
-  int64_t parsed = 0;
-  const char* begin = value.data();
-  if (!value.empty() && value[0] == '+') ++begin;
-  const char* end = value.data() + value.size();
-  const auto [ptr, ec] = std::from_chars(begin, end, parsed);
-  if (value.empty() || ec != std::errc() || ptr != end) return std::nullopt;
-  return parsed;
-}
 
 constexpr char kManagedInstancesType[] = "lambda-managed-instances";
 constexpr char kManagedInstancesSchema[] = "2025-01-29";
@@ -105,39 +41,121 @@ constexpr char kManagedInstancesSchema[] = "2025-01-29";
 // invocation budget, and Lambda holds each event up to timeoutMs before it sends it.
 constexpr uint32_t kEndModeTelemetryTimeoutMs = 25;
 
-// RELAY_<SINK>_ with the sink name upper-cased and '-' turned into '_'.
-std::string sink_prefix(const std::string& sink) {
-  std::string prefix = "RELAY_" + sink + "_";
-  std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) {
-    return c == '-' ? '_' : static_cast<char>(std::toupper(c));
-  });
-  return prefix;
-}
-
 // The host reads RELAY_<SINK>_FLUSH itself; it is not handed to the plugin.
 constexpr char kSinkFlushKey[] = "flush";
 
+bool is_secret_key(const std::string& key);
+
+// One value as set in the environment or the file (trimmed), and where.
+struct Given {
+  std::string key;       // the host key, or the sink's key (lower-case, without RELAY_<SINK>_)
+  std::string value;     // trimmed
+  std::string variable;  // the environment variable (or file key) it came from
+  std::string source;    // "environment" or "file <path>"
+};
+
+// The layers below the defaults: the environment over the file.
+class Layers {
+ public:
+  Layers(const AbstractConfiguration& environment, const AbstractConfiguration* file,
+         std::string file_source)
+      : environment_(environment), file_(file), file_source_(std::move(file_source)) {}
+
+  // Set in the environment or the file (RELAY_CONFIG_FILE: in the environment only), trimmed.
+  // An empty value means unset, as an empty environment variable does.
+  std::optional<Given> get(const std::string& variable) const {
+    const bool in_environment = environment_.hasProperty(variable);
+    if (!in_environment &&
+        (file_ == nullptr || variable == "RELAY_CONFIG_FILE" || !file_->hasProperty(variable))) {
+      return std::nullopt;
+    }
+    const AbstractConfiguration& layer = in_environment ? environment_ : *file_;
+    std::string value = Poco::trim(layer.getRawString(variable));
+    if (value.empty()) return std::nullopt;
+    return Given{variable, std::move(value), variable,
+                 in_environment ? "environment" : file_source_};
+  }
+
+  // Every key set in either layer ("a.b=1" lists "a", which holds no value: left out).
+  std::set<std::string> keys() const {
+    std::set<std::string> all;
+    for (const AbstractConfiguration* layer : {&environment_, file_}) {
+      if (layer == nullptr) continue;
+      std::vector<std::string> names;
+      layer->keys(names);
+      for (std::string& name : names) {
+        if (layer->hasProperty(name)) all.insert(std::move(name));
+      }
+    }
+    return all;
+  }
+
+ private:
+  const AbstractConfiguration& environment_;
+  const AbstractConfiguration* file_;
+  std::string file_source_;
+};
+
+// What may be shown of a value: <redacted> for a declared secret, else printable_value.
+std::string shown_value(const std::string& variable, const std::string& value, bool secret) {
+  return secret && !value.empty() ? "<redacted>" : printable_value(variable, value);
+}
+
 class Reader {
  public:
-  Reader(LayeredConfiguration& layers, Config& config,
-         std::function<bool(const std::string&)> is_explicit)
-      : layers_(layers), config_(config), is_explicit_(std::move(is_explicit)) {}
+  Reader(const Layers& layers, Config& config) : layers_(layers), config_(config) {}
 
-  std::string raw(const std::string& key) const { return layers_.getRawString(key, ""); }
-  // Set in the environment or the file, not just defaulted.
-  bool is_explicit(const std::string& key) const { return is_explicit_(key); }
+  // Validates every host key against the table; the special rules then read value().
+  void validate_host_keys() {
+    std::vector<Given> given;
+    for (const relay_config_key& k : host_config_keys()) {
+      if (auto g = layers_.get(k.name)) given.push_back(std::move(*g));
+    }
+    std::vector<std::pair<std::string_view, std::string_view>> pairs;
+    for (const Given& g : given) pairs.emplace_back(g.key, g.value);
+    sdk::ValidatedConfig checked = sdk::validate(host_config_keys(), pairs);
+    for (auto& [key, value] : checked.values) values_[key] = std::move(value);
+    for (const sdk::KeyIssue& bad : checked.issues) {
+      issue_shown(bad.key,
+                  shown_value(bad.key, bad.value, sdk::is_secret(host_config_keys(), bad.key)),
+                  bad.problem, bad.fallback.empty() ? "left unset" : "using " + bad.fallback);
+    }
+    for (Given& g : given) given_[g.key] = std::move(g);
+  }
+
+  // The validated value of a host key: as given when valid, else the table's default.
+  const std::string& value(const std::string& key) const {
+    static const std::string kUnset;
+    const auto it = values_.find(key);
+    return it == values_.end() ? kUnset : it->second;
+  }
+  // Set (non-empty) in the environment or the file, not just defaulted.
+  bool is_explicit(const std::string& key) const { return given_.count(key) != 0; }
+  const Given* given(const std::string& key) const {
+    const auto it = given_.find(key);
+    return it == given_.end() ? nullptr : &it->second;
+  }
+  const Layers& layers() const { return layers_; }
 
   // Each issue is a log line: a list of thousands of bad items must not become thousands.
-  void issue(const std::string& key, const std::string& value, const std::string& what,
-             const std::string& used) {
+  // consequence: "using <x>" (then " instead" follows), "ignored", "left unset".
+  void issue_shown(const std::string& key, const std::string& shown, const std::string& what,
+                   const std::string& consequence) {
+    add_issue({key, shown, issue_line(key, shown, what, consequence)});
+  }
+  void add_issue(ConfigIssue issue) {
+    invalid_.insert(issue.key);
     if (config_.issues.size() >= kMaxIssues) {
       ++issues_not_shown_;
       return;
     }
-    const std::string shown = printable_value(key, value);
-    config_.issues.push_back(
-        {key, shown, key + "=" + shown + ": " + what + "; using " + used + " instead"});
+    config_.issues.push_back(std::move(issue));
   }
+  void issue(const std::string& key, const std::string& value, const std::string& what,
+             const std::string& used) {
+    issue_shown(key, printable_value(key, value), what, "using " + used);
+  }
+  bool had_issue(const std::string& key) const { return invalid_.count(key) != 0; }
 
   // One last issue that counts those left out.
   void finish() {
@@ -147,56 +165,31 @@ class Reader {
                                   " more configuration issues not shown (fix the ones above)"});
   }
 
-  int64_t integer(const std::string& key, int64_t min, int64_t max, int64_t fallback) {
-    const std::string value = raw(key);
-    const auto parsed = parse_int(value);
-    if (!parsed || *parsed < min || *parsed > max) {
-      issue(key, value,
-            "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max),
-            std::to_string(fallback));
-      return fallback;
-    }
-    return *parsed;
+  int64_t integer(const std::string& key) const {
+    return Poco::NumberParser::parse64(value(key));  // validated against the table already
   }
+  bool boolean(const std::string& key) const { return value(key) == "true"; }
 
-  bool boolean(const std::string& key, bool fallback, bool on_off = false) {
-    const std::string value = lower(trim(raw(key)));
-    if (value == "true" || value == "1" || value == "yes" || value == "on") return true;
-    if (value == "false" || value == "0" || value == "no" || value == "off") return false;
-    if (on_off) {
-      issue(key, value, "expected on or off", fallback ? "on" : "off");
-    } else {
-      issue(key, value, "expected true or false", fallback ? "true" : "false");
-    }
+  // A flush policy; the table checked the key's text, this its syntax.
+  FlushPolicy flush(const std::string& key, const FlushPolicy& fallback) {
+    const std::string& text = value(key);
+    if (auto policy = parse_flush_policy(text)) return *policy;
+    flush_issue(key, text, fallback);
     return fallback;
   }
-
-  // A flush policy; nullopt when the key is absent (per-sink keys have no default).
-  std::optional<FlushPolicy> flush(const std::string& key, const FlushPolicy& fallback) {
-    if (!layers_.has(key)) return std::nullopt;
-    const std::string value = raw(key);
-    if (auto policy = parse_flush_policy(value)) return policy;
-    issue(key, value,
+  void flush_issue(const std::string& key, const std::string& text, const FlushPolicy& fallback) {
+    issue(key, text,
           "expected next-invoke, end, periodic:<ms> (ms from " + std::to_string(kMinFlushPeriodMs) +
               " to " + std::to_string(kMaxFlushPeriodMs) + ") or continuous",
           to_string(fallback));
-    return fallback;
-  }
-
-  std::string choice(const std::string& key, const std::set<std::string>& allowed,
-                     const std::string& fallback) {
-    const std::string value = lower(trim(raw(key)));
-    if (allowed.count(value) != 0) return value;
-    std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    issue(key, value, "expected one of " + list, fallback);
-    return fallback;
   }
 
  private:
-  LayeredConfiguration& layers_;
+  const Layers& layers_;
   Config& config_;
-  std::function<bool(const std::string&)> is_explicit_;
+  std::map<std::string, std::string> values_;
+  std::map<std::string, Given> given_;
+  std::set<std::string> invalid_;
   size_t issues_not_shown_ = 0;
 };
 
@@ -211,47 +204,36 @@ bool valid_spool_dir(const std::string& dir) {
   return true;
 }
 
-void read_globals(Reader& in, Config& config) {
-  config.log_level =
-      in.choice("RELAY_LOG_LEVEL", {"error", "warn", "info", "debug", "trace"}, "info");
-  config.strict = in.boolean("RELAY_STRICT", false);
+// Comma list items, trimmed, empty ones left out.
+Poco::StringTokenizer list_items(const std::string& text) {
+  return Poco::StringTokenizer(
+      text, ",", Poco::StringTokenizer::TOK_TRIM | Poco::StringTokenizer::TOK_IGNORE_EMPTY);
+}
 
+void read_sinks(Reader& in, Config& config) {
   config.sinks.clear();
   std::set<std::string> seen;
-  for (const std::string& name : split_list(in.raw("RELAY_SINKS"))) {
+  for (const std::string& name : list_items(in.value("RELAY_SINKS"))) {
     if (!is_valid_sink_name(name)) {
       in.issue("RELAY_SINKS", name,
                "a sink name may only hold letters, digits, '-' and '_' (1-64 characters)",
                "the other sinks");
-    } else if (seen.insert(lower(name)).second) {
+    } else if (seen.insert(Poco::toLower(name)).second) {
       if (config.sinks.size() < kMaxSinks) {
-        config.sinks.push_back(lower(name));
+        config.sinks.push_back(Poco::toLower(name));
       } else if (seen.size() == kMaxSinks + 1) {  // said once
         in.issue("RELAY_SINKS", name, "at most " + std::to_string(kMaxSinks) + " sinks",
                  "the first " + std::to_string(kMaxSinks));
       }
     }
   }
+}
 
-  config.plugin_dir = trim(in.raw("RELAY_PLUGIN_DIR"));
-  if (config.plugin_dir.empty() || config.plugin_dir[0] != '/') {
-    in.issue("RELAY_PLUGIN_DIR", config.plugin_dir, "expected an absolute path",
-             RELAY_DEFAULT_PLUGIN_DIR);
-    config.plugin_dir = RELAY_DEFAULT_PLUGIN_DIR;
-  }
-
-  int64_t port = in.integer("RELAY_LISTENER_PORT", 0, 65535, 0);
-  if (port == 9001) {  // reserved by Lambda for its own APIs
-    in.issue("RELAY_LISTENER_PORT", "9001", "port 9001 is reserved by Lambda", "an ephemeral port");
-    port = 0;
-  }
-  config.listener_port = static_cast<uint16_t>(port);
-
+void read_subscription(Reader& in, Config& config) {
   SubscribeRequest& sub = config.subscription;
-  sub.schema_version =
-      in.choice("RELAY_TELEMETRY_SCHEMA", {"2022-07-01", "2022-12-13", "2025-01-29"}, "2022-12-13");
+  sub.schema_version = in.value("RELAY_TELEMETRY_SCHEMA");
   sub.types.clear();
-  for (const std::string& type : split_list(lower(in.raw("RELAY_TELEMETRY_TYPES")))) {
+  for (const std::string& type : list_items(Poco::toLower(in.value("RELAY_TELEMETRY_TYPES")))) {
     if (type != "platform" && type != "function" && type != "extension") {
       in.issue("RELAY_TELEMETRY_TYPES", type, "expected platform, function or extension",
                "the other types");
@@ -260,19 +242,42 @@ void read_globals(Reader& in, Config& config) {
     }
   }
   if (sub.types.empty()) {
-    in.issue("RELAY_TELEMETRY_TYPES", in.raw("RELAY_TELEMETRY_TYPES"), "no valid type",
-             "platform,function");
-    sub.types = {"platform", "function"};
+    const std::string fallback = host_default("RELAY_TELEMETRY_TYPES");
+    in.issue("RELAY_TELEMETRY_TYPES", in.value("RELAY_TELEMETRY_TYPES"), "no valid type", fallback);
+    sub.types.clear();
+    for (const std::string& type : list_items(fallback)) sub.types.push_back(type);
   }
-  // Ranges documented by the Telemetry API; Lambda refuses a subscription outside them.
-  sub.max_items = static_cast<uint32_t>(in.integer("RELAY_TELEMETRY_MAX_ITEMS", 1000, 10000, 1000));
-  sub.max_bytes =
-      static_cast<uint32_t>(in.integer("RELAY_TELEMETRY_MAX_BYTES", 262144, 1048576, 262144));
-  sub.timeout_ms = static_cast<uint32_t>(in.integer("RELAY_TELEMETRY_TIMEOUT_MS", 25, 30000, 100));
+  // Ranges documented by the Telemetry API (the table's); Lambda refuses others.
+  sub.max_items = static_cast<uint32_t>(in.integer("RELAY_TELEMETRY_MAX_ITEMS"));
+  sub.max_bytes = static_cast<uint32_t>(in.integer("RELAY_TELEMETRY_MAX_BYTES"));
+  sub.timeout_ms = static_cast<uint32_t>(in.integer("RELAY_TELEMETRY_TIMEOUT_MS"));
+}
+
+void read_globals(Reader& in, Config& config) {
+  config.log_level = in.value("RELAY_LOG_LEVEL");
+  config.strict = in.boolean("RELAY_STRICT");
+  read_sinks(in, config);
+
+  config.plugin_dir = in.value("RELAY_PLUGIN_DIR");
+  if (config.plugin_dir[0] != '/') {
+    const std::string fallback = host_default("RELAY_PLUGIN_DIR");
+    in.issue("RELAY_PLUGIN_DIR", config.plugin_dir, "expected an absolute path", fallback);
+    config.plugin_dir = fallback;
+  }
+
+  int64_t port = in.integer("RELAY_LISTENER_PORT");
+  if (port == 9001) {  // reserved by Lambda for its own APIs
+    in.issue("RELAY_LISTENER_PORT", "9001", "port 9001 is reserved by Lambda", "an ephemeral port");
+    port = Poco::NumberParser::parse64(host_default("RELAY_LISTENER_PORT"));
+  }
+  config.listener_port = static_cast<uint16_t>(port);
+
+  read_subscription(in, config);
+  const SubscribeRequest& sub = config.subscription;
 
   // Lambda may send up to 2 x maxBytes plus metadata in one POST; the default leaves room.
   const int64_t body_default = 4 * static_cast<int64_t>(sub.max_bytes);
-  const int64_t body = in.integer("RELAY_LISTENER_MAX_BODY_BYTES", 0, 64 << 20, 0);
+  const int64_t body = in.integer("RELAY_LISTENER_MAX_BODY_BYTES");
   if (body != 0 && body < 2 * static_cast<int64_t>(sub.max_bytes) + 65536) {
     in.issue("RELAY_LISTENER_MAX_BODY_BYTES", std::to_string(body),
              "must be at least 2 x RELAY_TELEMETRY_MAX_BYTES + 65536, or 0 for the default",
@@ -282,22 +287,20 @@ void read_globals(Reader& in, Config& config) {
     config.listener_max_body_bytes = static_cast<size_t>(body == 0 ? body_default : body);
   }
 
-  config.min_batch_size = in.integer("DISPATCH_MIN_BATCH_SIZE", 0, 1000000, 0);
+  config.min_batch_size = in.integer("DISPATCH_MIN_BATCH_SIZE");
   // At least one Telemetry API batch; 4 MiB keeps a 128 MB function healthy (see outlet.h).
-  config.buffer_max_bytes =
-      static_cast<size_t>(in.integer("RELAY_BUFFER_MAX_BYTES", 262144, int64_t{1} << 30, 4 << 20));
-  config.delivery_max_bytes =
-      static_cast<size_t>(in.integer("RELAY_DELIVERY_MAX_BYTES", 65536, 16 << 20, 1 << 20));
+  config.buffer_max_bytes = static_cast<size_t>(in.integer("RELAY_BUFFER_MAX_BYTES"));
+  config.delivery_max_bytes = static_cast<size_t>(in.integer("RELAY_DELIVERY_MAX_BYTES"));
   // The high-water mark must leave room below the cap for what arrives while it is delivered.
-  // Unset, it follows a smaller cap down (a quarter of it).
+  // Unset (or invalid), it follows a smaller cap down (a quarter of it).
   const auto flush_max = static_cast<int64_t>(config.buffer_max_bytes / 2);
   const int64_t flush_fallback =
-      std::min<int64_t>(1 << 20, static_cast<int64_t>(config.buffer_max_bytes / 4));
-  if (!in.is_explicit("RELAY_BUFFER_FLUSH_BYTES")) {
+      std::min(Poco::NumberParser::parse64(host_default("RELAY_BUFFER_FLUSH_BYTES")),
+               static_cast<int64_t>(config.buffer_max_bytes / 4));
+  const int64_t flush = in.integer("RELAY_BUFFER_FLUSH_BYTES");
+  if (!in.is_explicit("RELAY_BUFFER_FLUSH_BYTES") || in.had_issue("RELAY_BUFFER_FLUSH_BYTES")) {
     config.buffer_flush_bytes = static_cast<size_t>(flush_fallback);
-  } else if (const int64_t flush =
-                 in.integer("RELAY_BUFFER_FLUSH_BYTES", 4096, int64_t{1} << 30, flush_fallback);
-             flush > flush_max) {
+  } else if (flush > flush_max) {
     in.issue("RELAY_BUFFER_FLUSH_BYTES", std::to_string(flush),
              "must be at most half of RELAY_BUFFER_MAX_BYTES (" +
                  std::to_string(config.buffer_max_bytes) + ")",
@@ -306,45 +309,38 @@ void read_globals(Reader& in, Config& config) {
   } else {
     config.buffer_flush_bytes = static_cast<size_t>(flush);
   }
-  config.shutdown_quiet_ms =
-      static_cast<uint32_t>(in.integer("RELAY_SHUTDOWN_QUIET_MS", 0, 1500, 250));
-  config.shutdown_margin_ms =
-      static_cast<uint32_t>(in.integer("RELAY_SHUTDOWN_MARGIN_MS", 50, 1000, 150));
+  config.shutdown_quiet_ms = static_cast<uint32_t>(in.integer("RELAY_SHUTDOWN_QUIET_MS"));
+  config.shutdown_margin_ms = static_cast<uint32_t>(in.integer("RELAY_SHUTDOWN_MARGIN_MS"));
 
-  config.invoke_budget_ms =
-      static_cast<uint32_t>(in.integer("RELAY_INVOKE_BUDGET_MS", 1, 60000, 100));
-  config.spool = in.boolean("RELAY_SPOOL", true, /*on_off=*/true);
-  config.spool_dir = trim(in.raw("RELAY_SPOOL_DIR"));
+  config.invoke_budget_ms = static_cast<uint32_t>(in.integer("RELAY_INVOKE_BUDGET_MS"));
+  config.spool = in.boolean("RELAY_SPOOL");
+  config.spool_dir = in.value("RELAY_SPOOL_DIR");
   if (!valid_spool_dir(config.spool_dir)) {
+    const std::string fallback = host_default("RELAY_SPOOL_DIR");
     in.issue("RELAY_SPOOL_DIR", config.spool_dir,
              "expected an absolute path without '..' or control characters (at most 512 "
              "characters)",
-             "/tmp/telemetry-relay-spool");
-    config.spool_dir = "/tmp/telemetry-relay-spool";
+             fallback);
+    config.spool_dir = fallback;
   }
   // Lambda's /tmp holds 512 MB to 10 GB and is shared with the function.
-  config.spool_max_bytes = static_cast<uint64_t>(
-      in.integer("RELAY_SPOOL_MAX_BYTES", 1 << 20, int64_t{10} << 30, 16 << 20));
-  config.spool_max_files =
-      static_cast<uint32_t>(in.integer("RELAY_SPOOL_MAX_FILES", 1, 100000, 256));
+  config.spool_max_bytes = static_cast<uint64_t>(in.integer("RELAY_SPOOL_MAX_BYTES"));
+  config.spool_max_files = static_cast<uint32_t>(in.integer("RELAY_SPOOL_MAX_FILES"));
   // A poison's retry life: both must be reached (README "Poison deliveries").
-  config.retry_max_attempts =
-      static_cast<uint32_t>(in.integer("RELAY_RETRY_MAX_ATTEMPTS", 1, 1000, 10));
-  config.retry_max_age_s =
-      static_cast<uint32_t>(in.integer("RELAY_RETRY_MAX_AGE_S", 0, 7 * 24 * 3600, 3600));
+  config.retry_max_attempts = static_cast<uint32_t>(in.integer("RELAY_RETRY_MAX_ATTEMPTS"));
+  config.retry_max_age_s = static_cast<uint32_t>(in.integer("RELAY_RETRY_MAX_AGE_S"));
 }
 
 bool managed_instances_detected(const std::map<std::string, std::string>& environment) {
   const auto type = environment.find("AWS_LAMBDA_INITIALIZATION_TYPE");
-  return type != environment.end() && trim(type->second) == kManagedInstancesType;
+  return type != environment.end() && Poco::trim(type->second) == kManagedInstancesType;
 }
 
 // RELAY_MANAGED_INSTANCES, then what it implies: SHUTDOWN-only registration (main), schema
 // 2025-01-29 and no flush mode that needs INVOKE events.
 void resolve_managed_instances(Reader& in, Config& config,
                                const std::map<std::string, std::string>& environment) {
-  config.managed_instances_setting =
-      in.choice("RELAY_MANAGED_INSTANCES", {"auto", "on", "off"}, "auto");
+  config.managed_instances_setting = in.value("RELAY_MANAGED_INSTANCES");
   const bool detected = managed_instances_detected(environment);
   if (config.managed_instances_setting == "on") {
     config.managed_instances = true;
@@ -394,15 +390,20 @@ FlushPolicy adjust_flush(Reader& in, Config& config, const std::string& key, Flu
   return policy;
 }
 
-void read_flush(Reader& in, Config& config, const LayeredConfiguration& layers) {
-  const FlushPolicy global = in.flush("RELAY_FLUSH", FlushPolicy{}).value_or(FlushPolicy{});
-  config.flush = adjust_flush(in, config, "RELAY_FLUSH", global, in.is_explicit("RELAY_FLUSH"));
+void read_flush(Reader& in, Config& config) {
+  // The table's default is a valid policy (a test holds it to that).
+  const FlushPolicy table_default =
+      parse_flush_policy(host_default("RELAY_FLUSH")).value_or(FlushPolicy{});
+  const FlushPolicy global = in.flush("RELAY_FLUSH", table_default);
+  config.flush = adjust_flush(in, config, "RELAY_FLUSH", global,
+                              in.is_explicit("RELAY_FLUSH") && !in.had_issue("RELAY_FLUSH"));
   config.sink_flush.clear();
   for (const std::string& sink : config.sinks) {
-    const std::string key = sink_prefix(sink) + "FLUSH";
-    if (layers.has(key)) {
-      const FlushPolicy own = in.flush(key, global).value_or(global);
-      config.sink_flush[sink] = adjust_flush(in, config, key, own, true);
+    const std::string key = sink_variable(sink, kSinkFlushKey);
+    if (const std::optional<Given> own = in.layers().get(key)) {
+      std::optional<FlushPolicy> policy = parse_flush_policy(own->value);
+      if (!policy) in.flush_issue(key, own->value, global);
+      config.sink_flush[sink] = adjust_flush(in, config, key, policy.value_or(global), true);
     } else {
       config.sink_flush[sink] = config.flush;
     }
@@ -414,38 +415,127 @@ void read_flush(Reader& in, Config& config, const LayeredConfiguration& layers) 
   }
 }
 
-// RELAY_<SINK>_<KEY> -> key "<key>" for that sink; DISPATCH_POST_URI -> http's post_uri.
-void read_sink_configs(const LayeredConfiguration& layers, Config& config) {
-  std::set<std::string> global_keys;
-  for (const auto& [key, value] : kDefaults) global_keys.insert(key);
-  std::vector<std::string> keys;
-  layers.keys(keys);
-  for (const std::string& sink : config.sinks) {
-    SinkConfig& out = config.sink_configs[sink];
-    const std::string prefix = sink_prefix(sink);
-    for (const std::string& key : keys) {
-      if (!layers.hasProperty(key)) continue;  // "a.b=1" lists "a", which holds no value
-      if (key.size() > prefix.size() && key.compare(0, prefix.size(), prefix) == 0 &&
-          global_keys.count(key) == 0) {
-        std::string sink_key = lower(key.substr(prefix.size()));
-        if (sink_key != kSinkFlushKey)
-          out.emplace_back(std::move(sink_key), layers.getRawString(key));
-      }
+// The names a sink's keys do not list, for an unknown key's issue (bounded: a line, not a page).
+std::string declared_names(std::span<const relay_config_key> keys) {
+  std::string names;
+  for (const relay_config_key& k : keys) {
+    const std::string name = std::string(k.name) + ((k.flags & RELAY_KEY_PREFIX) ? "*" : "");
+    if (names.size() + name.size() > 200) return names + ", ...";
+    names += (names.empty() ? "" : ", ") + name;
+  }
+  return names;
+}
+
+const Given* find_given(const std::vector<Given>& given, std::string_view key) {
+  const auto it =
+      std::find_if(given.begin(), given.end(), [&](const Given& g) { return g.key == key; });
+  return it == given.end() ? nullptr : &*it;
+}
+
+// What is set for sink `sink`: RELAY_<SINK>_<KEY> as key "<key>" (not RELAY_<SINK>_FLUSH, the
+// host's), then a declared key's seed variable (DISPATCH_POST_URI for http's post_uri) when its
+// own is unset.
+std::vector<Given> sink_given(const Reader& in, const std::set<std::string>& layer_keys,
+                              const std::string& sink, const SinkKeyTable& keys) {
+  const std::string prefix = sink_variable(sink, "");
+  std::vector<Given> given;
+  for (const std::string& variable : layer_keys) {
+    if (variable.size() <= prefix.size() || variable.compare(0, prefix.size(), prefix) != 0 ||
+        host_config_key(variable) != nullptr) {
+      continue;
     }
-    if (sink == "http") {
-      const bool has_own = std::any_of(out.begin(), out.end(),
-                                       [](const auto& kv) { return kv.first == "post_uri"; });
-      if (!has_own)
-        out.emplace_back("post_uri", trim(layers.getRawString("DISPATCH_POST_URI", "")));
+    const std::string key = Poco::toLower(variable.substr(prefix.size()));
+    if (key == kSinkFlushKey) continue;
+    if (std::optional<Given> g = in.layers().get(variable)) {
+      given.push_back({key, std::move(g->value), variable, std::move(g->source)});
+    }
+  }
+  for (const relay_config_key& k : keys) {
+    const std::string_view alias = sink_key_alias(sink, k.name);
+    if (alias.empty() || find_given(given, k.name) != nullptr) continue;
+    if (const Given* seed = in.given(std::string(alias))) {
+      given.push_back({k.name, seed->value, seed->variable, seed->source});
+    }
+  }
+  return given;
+}
+
+// A sink that declares its keys: validated, one issue per bad key naming its variable; create()
+// gets the validated values; --check every declared key with its effective value and source,
+// then the prefix keys given.
+void read_declared_keys(Reader& in, Config& config, const std::string& sink,
+                        const SinkKeyTable& keys, const std::vector<Given>& given) {
+  auto variable_of = [&](const std::string& key) {
+    const Given* g = find_given(given, key);
+    return g != nullptr ? g->variable : sink_variable(sink, key);
+  };
+  std::vector<std::pair<std::string_view, std::string_view>> pairs;
+  for (const Given& g : given) pairs.emplace_back(g.key, g.value);
+  const sdk::ValidatedConfig checked = sdk::validate(keys, pairs);
+  std::set<std::string> invalid;
+  for (const sdk::KeyIssue& bad : checked.issues) {
+    invalid.insert(bad.key);
+    const SinkKeyIssue text = sink_key_issue(sink, keys, bad, variable_of(bad.key));
+    in.add_issue({text.variable, text.shown, text.message});
+  }
+  config.sinks_with_keys.insert(sink);
+  const SinkConfig& out = config.sink_configs[sink] = checked.values;
+  std::vector<ConfigEntry>& entries = config.sink_entries[sink];
+  auto add_entry = [&](const std::string& key, const std::string& value) {
+    const Given* g = find_given(given, key);
+    std::string source = g == nullptr ? "default" : g->source;
+    if (invalid.count(key) != 0) source = "default, " + source + " value invalid";
+    const bool secret = sdk::is_secret(keys, key) || is_secret_key(key);
+    entries.push_back({variable_of(key), shown_value(key, value, secret), source});
+  };
+  for (const relay_config_key& k : keys) {
+    if ((k.flags & RELAY_KEY_PREFIX) != 0) continue;
+    const auto it =
+        std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == k.name; });
+    add_entry(k.name, it != out.end() ? it->second : std::string());
+  }
+  for (const auto& [key, value] : out) {
+    const bool declared = std::any_of(keys.begin(), keys.end(),
+                                      [&](const relay_config_key& k) { return key == k.name; });
+    if (!declared) add_entry(key, value);
+  }
+}
+
+// Each requested sink's configuration. With the keys its plugin declares (ABI 1.3) it is
+// validated here; without, it passes unchecked as before 1.3, plus http's seed URI.
+void read_sink_configs(Reader& in, Config& config, const SinkKeySource& sink_keys) {
+  const std::set<std::string> layer_keys = in.layers().keys();
+  for (const std::string& sink : config.sinks) {
+    std::optional<SinkKeyTable> keys =
+        sink_keys ? sink_keys(config.plugin_dir, sink) : std::nullopt;
+    if (keys && keys->empty()) keys.reset();
+    const std::vector<Given> given =
+        sink_given(in, layer_keys, sink, keys.value_or(SinkKeyTable{}));
+    if (keys) {
+      read_declared_keys(in, config, sink, *keys, given);
+      continue;
+    }
+    SinkConfig& out = config.sink_configs[sink];
+    std::vector<ConfigEntry>& entries = config.sink_entries[sink];
+    for (const Given& g : given) {
+      out.emplace_back(g.key, g.value);
+      entries.push_back({g.variable, printable_value(g.key, g.value), g.source});
+    }
+    if (sink == "http" && find_given(given, "post_uri") == nullptr) {
+      out.emplace_back("post_uri", in.value("DISPATCH_POST_URI"));
     }
     std::sort(out.begin(), out.end());
   }
 }
 
+}  // namespace
+
+namespace {
+
 // Keys whose values must never be printed: any name that hints at a credential ("pass" covers
 // PASSWD and PASSWORD, "auth" AUTHORIZATION).
 bool is_secret_key(const std::string& key) {
-  const std::string k = lower(key);
+  const std::string k = Poco::toLower(key);
   for (const char* word : {"auth", "bearer", "cookie", "credential", "header", "key", "pass", "pwd",
                            "secret", "session", "signature", "token"}) {
     if (k.find(word) != std::string::npos) return true;
@@ -455,7 +545,7 @@ bool is_secret_key(const std::string& key) {
 
 // A key naming a uri or url, or any value that looks like one or like "user:password@host".
 bool is_uri_value(const std::string& key, const std::string& value) {
-  const std::string k = lower(key);
+  const std::string k = Poco::toLower(key);
   const size_t at = value.find('@');
   return k.find("uri") != std::string::npos || k.find("url") != std::string::npos ||
          value.find("://") != std::string::npos ||
@@ -546,8 +636,9 @@ struct UriParts {
   bool port_valid() const {
     if (!port) return true;
     if (!port_digits()) return false;
-    const auto number = parse_int(std::string(*port));
-    return number && *number >= 1 && *number <= 65535;
+    int number = 0;
+    return Poco::NumberParser::tryParse(std::string(*port), number) && number >= 1 &&
+           number <= 65535;
   }
   bool path_valid() const {
     return all_of_chars(path, [](char c) {
@@ -631,15 +722,19 @@ FileText read_config_file(const std::string& path) {
 }  // namespace
 
 std::optional<FlushPolicy> parse_flush_policy(const std::string& text) {
-  const std::string value = lower(trim(text));
+  const std::string value = Poco::toLower(Poco::trim(text));
   if (value == "next-invoke") return FlushPolicy{FlushMode::kNextInvoke, 0};
   if (value == "end") return FlushPolicy{FlushMode::kEnd, 0};
   if (value == "continuous") return FlushPolicy{FlushMode::kContinuous, 0};
   constexpr std::string_view kPeriodic = "periodic:";
   if (value.rfind(kPeriodic, 0) == 0) {
-    const auto ms = parse_int(value.substr(kPeriodic.size()));
-    if (ms && *ms >= kMinFlushPeriodMs && *ms <= kMaxFlushPeriodMs) {
-      return FlushPolicy{FlushMode::kPeriodic, static_cast<uint32_t>(*ms)};
+    const std::string digits = value.substr(kPeriodic.size());
+    int64_t ms = 0;
+    // Digits only: NumberParser alone would take "+10" and " 10".
+    if (!digits.empty() && std::all_of(digits.begin(), digits.end(), ::isdigit) &&
+        digits.size() <= 9 && Poco::NumberParser::tryParse64(digits, ms) &&
+        ms >= kMinFlushPeriodMs && ms <= kMaxFlushPeriodMs) {
+      return FlushPolicy{FlushMode::kPeriodic, static_cast<uint32_t>(ms)};
     }
   }
   return std::nullopt;
@@ -681,25 +776,54 @@ OutletOptions outlet_options(const Config& config, const std::string& sink) {
   return options;
 }
 
+std::string issue_line(const std::string& variable, const std::string& shown,
+                       const std::string& what, const std::string& consequence) {
+  const bool instead = consequence.rfind("using ", 0) == 0;
+  // An undeclared key's name comes from outside (a file's key may hold anything): one bounded line.
+  return escape_for_log(variable, kMaxShownValueBytes) + "=" + shown + ": " + what + "; " +
+         consequence + (instead ? " instead" : "");
+}
+
+SinkKeyIssue sink_key_issue(const std::string& sink, std::span<const relay_config_key> keys,
+                            const sdk::KeyIssue& issue, std::string variable) {
+  if (variable.empty()) variable = sink_variable(sink, issue.key);
+  // The key decides, not the variable: RELAY_KEYED_* would look like a "key" to is_secret_key.
+  const bool secret = sdk::is_secret(keys, issue.key) || is_secret_key(issue.key);
+  SinkKeyIssue out{variable, shown_value(issue.key, issue.value, secret), {}};
+  if (issue.unknown) {
+    out.message = issue_line(
+        variable, out.shown,
+        "not a key of the " + sink + " sink (it reads " + declared_names(keys) + ")", "ignored");
+  } else {
+    out.message = issue_line(variable, out.shown, issue.problem,
+                             issue.fallback.empty()
+                                 ? "left unset"
+                                 : "using " + shown_value(issue.key, issue.fallback, secret));
+  }
+  return out;
+}
+
 std::string printable_value(const std::string& key, const std::string& value) {
   if (value.empty()) return value;
   if (is_secret_key(key)) return "<redacted>";
   if (is_uri_value(key, value)) {
-    return escape_for_log(UriParts(trim(value)).printable(), kMaxShownValueBytes);
+    return escape_for_log(UriParts(Poco::trim(value)).printable(), kMaxShownValueBytes);
   }
   return escape_for_log(value, kMaxShownValueBytes);
 }
 
-std::string redact_config_values(std::string text, const SinkConfig& config) {
+std::string redact_config_values(std::string text, const SinkConfig& config,
+                                 std::span<const relay_config_key> keys) {
   // Shorter values would match ordinary words; they are no secret worth the name either.
   constexpr size_t kShortest = 4;
   for (const auto& [key, value] : config) {
-    if (const std::string shown = printable_value(key, value);
+    const bool secret = sdk::is_secret(keys, key) || is_secret_key(key);
+    if (const std::string shown = shown_value(key, value, secret);
         value.size() >= kShortest && shown != value) {
       replace_all(text, value, shown);
     }
-    if (is_secret_key(key) || !is_uri_value(key, value)) continue;
-    const std::string uri = trim(value);
+    if (secret || !is_uri_value(key, value)) continue;
+    const std::string uri = Poco::trim(value);
     for (const std::string_view part : UriParts(uri).hidden_parts()) {
       if (part.size() >= kShortest) replace_all(text, part, "<redacted>");
     }
@@ -710,11 +834,12 @@ std::string redact_config_values(std::string text, const SinkConfig& config) {
 std::optional<bool> managed_instances_from_environment(
     const std::map<std::string, std::string>& environment) {
   if (auto file = environment.find("RELAY_CONFIG_FILE");
-      file != environment.end() && !trim(file->second).empty()) {
+      file != environment.end() && !Poco::trim(file->second).empty()) {
     return std::nullopt;  // the file may set RELAY_MANAGED_INSTANCES
   }
   const auto setting = environment.find("RELAY_MANAGED_INSTANCES");
-  const std::string value = setting == environment.end() ? "auto" : lower(trim(setting->second));
+  const std::string value =
+      setting == environment.end() ? "auto" : Poco::toLower(Poco::trim(setting->second));
   if (value == "on") return true;
   if (value == "off") return false;
   // "auto", and anything invalid, which load_config reports and reads as auto.
@@ -731,29 +856,25 @@ std::map<std::string, std::string> process_environment() {
   return env;
 }
 
-Config load_config(const std::map<std::string, std::string>& environment) {
+Config load_config(const std::map<std::string, std::string>& environment,
+                   const SinkKeySource& sink_keys) {
   Config config;
-  AutoPtr<LayeredConfiguration> layers(new LayeredConfiguration);
-
   AutoPtr<MapConfiguration> env_layer(new MapConfiguration);
   for (const auto& [name, value] : environment) {
     if (name.rfind("RELAY_", 0) == 0 || name.rfind("DISPATCH_", 0) == 0) {
       env_layer->setString(name, value);
     }
   }
-  // Lower priority numbers are searched first: environment, then file, then defaults.
-  layers->add(env_layer, 0);
 
-  AutoPtr<Poco::Util::AbstractConfiguration> file_layer;
+  AutoPtr<AbstractConfiguration> file_layer;
   if (auto it = environment.find("RELAY_CONFIG_FILE");
-      it != environment.end() && !trim(it->second).empty()) {
-    config.config_file = trim(it->second);
+      it != environment.end() && !Poco::trim(it->second).empty()) {
+    config.config_file = Poco::trim(it->second);
     FileText file = read_config_file(config.config_file);
     if (file.error.empty()) {
       try {
         std::istringstream text(std::move(file.text));
         file_layer = new Poco::Util::PropertyFileConfiguration(text);
-        layers->add(file_layer, 10);
       } catch (const std::exception& e) {
         file.error = std::string("cannot parse the file (") + e.what() + ")";
       }
@@ -767,32 +888,25 @@ Config load_config(const std::map<std::string, std::string>& environment) {
     }
   }
 
-  AutoPtr<MapConfiguration> defaults(new MapConfiguration);
-  for (const auto& [key, value] : kDefaults) defaults->setString(key, value);
-  layers->add(defaults, 20);
-
-  Reader reader(*layers, config, [&](const std::string& key) {
-    return env_layer->has(key) || (file_layer && file_layer->has(key));
-  });
+  const Layers layers(*env_layer, file_layer.get(),
+                      "file " + printable_value("RELAY_CONFIG_FILE", config.config_file));
+  Reader reader(layers, config);
+  reader.validate_host_keys();
   read_globals(reader, config);
   resolve_managed_instances(reader, config, environment);
-  read_sink_configs(*layers, config);
-  read_flush(reader, config, *layers);
+  read_sink_configs(reader, config, sink_keys);
+  read_flush(reader, config);
   reader.finish();
 
+  // --check: every host key with its effective value and where it came from.
   const bool timeout_lowered = any_sink_flushes(config, FlushMode::kEnd) &&
                                !reader.is_explicit("RELAY_TELEMETRY_TIMEOUT_MS");
-  std::vector<std::string> keys;
-  layers->keys(keys);
-  for (const std::string& key : keys) {
-    if (!layers->hasProperty(key)) continue;
-    std::string source = "default";
-    if (env_layer->has(key)) {
-      source = "environment";
-    } else if (file_layer && file_layer->has(key)) {
-      source = "file " + printable_value("RELAY_CONFIG_FILE", config.config_file);
-    }
-    std::string value = layers->getRawString(key);
+  for (const relay_config_key& k : host_config_keys()) {
+    const std::string key = k.name;
+    const Given* given = reader.given(key);
+    std::string source = given != nullptr ? given->source : "default";
+    std::string value = reader.value(key);
+    if (given != nullptr && reader.had_issue(key)) source += ", invalid: see below";
     // Values the extension derived rather than read: show what it uses.
     if (key == "RELAY_TELEMETRY_TIMEOUT_MS" && timeout_lowered) {
       value = std::to_string(config.subscription.timeout_ms);
@@ -802,7 +916,30 @@ Config load_config(const std::map<std::string, std::string>& environment) {
       value = config.subscription.schema_version;
       source += ", required on Managed Instances";
     }
-    config.entries.push_back({key, printable_value(key, value), source});
+    config.entries.push_back(
+        {key, shown_value(key, value, (k.flags & RELAY_KEY_SECRET) != 0), source});
+  }
+  // Then whatever else was set: a requested sink's RELAY_<SINK>_FLUSH, or a key nothing reads.
+  std::set<std::string> shown;
+  for (const auto& [sink, entries] : config.sink_entries) {
+    for (const ConfigEntry& e : entries) shown.insert(e.key);
+  }
+  auto sink_key = [&](const std::string& key) {  // passed to a sink, or an issue of its own
+    return std::any_of(config.sinks.begin(), config.sinks.end(), [&](const std::string& sink) {
+      const std::string prefix = sink_variable(sink, "");
+      return key.size() > prefix.size() && key.compare(0, prefix.size(), prefix) == 0 &&
+             key != sink_variable(sink, kSinkFlushKey);
+    });
+  };
+  for (const std::string& key : layers.keys()) {
+    if (host_config_key(key) != nullptr || shown.count(key) != 0 || sink_key(key)) continue;
+    const std::optional<Given> given = layers.get(key);
+    if (!given) continue;
+    bool read = false;
+    for (const std::string& sink : config.sinks)
+      read = read || key == sink_variable(sink, kSinkFlushKey);
+    config.entries.push_back({key, printable_value(key, given->value),
+                              given->source + (read ? "" : ", not read by the host or a sink")});
   }
   return config;
 }

@@ -1,17 +1,23 @@
-// Effective configuration: built-in defaults, then an optional properties file
-// (RELAY_CONFIG_FILE), then the environment on top. Every key is validated here; a bad value
-// becomes one ConfigIssue naming the key, the value and what is used instead.
+// Effective configuration: built-in defaults (config_table.h), then an optional properties file
+// (RELAY_CONFIG_FILE), then the environment on top. Every key is validated here, host keys against
+// the host's table and a sink's keys against the table its plugin declares (ABI 1.3), by the same
+// relay::sdk::validate(); a bad value becomes one ConfigIssue naming the variable, the value
+// (secrets redacted) and what is used instead.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
+#include <set>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "extensions_api.h"
 #include "outlet.h"
 #include "plugin_loader.h"
+#include "telemetry_relay/config_keys.hpp"
 
 namespace relay {
 
@@ -36,6 +42,7 @@ inline constexpr size_t kMaxSinks = 16;
 inline constexpr size_t kMaxShownValueBytes = 256;
 inline constexpr size_t kMaxIssues = 32;  // then one issue counts the rest
 
+// The member initialisers equal the table's defaults (config_test holds them to it).
 struct Config {
   std::string log_level = "info";
   std::vector<std::string> sinks = {"http"};
@@ -70,7 +77,13 @@ struct Config {
   bool managed_instances = false;                  // as resolved
   std::string managed_instances_why;               // for --check and the start line
 
-  std::map<std::string, SinkConfig> sink_configs;  // one entry (maybe empty) per name in sinks
+  // One entry (maybe empty) per name in sinks: what create() receives. For a sink that declares
+  // its keys, the validated values (every declared key that has one, then its prefix keys).
+  std::map<std::string, SinkConfig> sink_configs;
+  std::set<std::string> sinks_with_keys;  // their configuration was validated against them
+  // Per sink, for --check: every declared key (or, without declared keys, every key given) as
+  // RELAY_<SINK>_<KEY> with its effective value and source, secrets redacted.
+  std::map<std::string, std::vector<ConfigEntry>> sink_entries;
   std::vector<ConfigIssue> issues;
   // Valid settings adjusted to where the extension runs (e.g. next-invoke on Managed
   // Instances): logged as warnings, never an init error.
@@ -79,9 +92,17 @@ struct Config {
   std::string config_file;  // empty when none
 };
 
+// The keys a sink declares, given the plugin folder and the sink's name; nullopt when it declares
+// none or its plugin cannot be read (its configuration then passes unchecked, as before 1.3, and
+// loading it reports why). The entries must stay valid while the process runs.
+using SinkKeySource = std::function<std::optional<SinkKeyTable>(const std::string& plugin_dir,
+                                                                const std::string& sink)>;
+
 // environment: the process environment as NAME -> value (DISPATCH_* and RELAY_* are read, and
-// AWS_LAMBDA_INITIALIZATION_TYPE to detect Managed Instances).
-Config load_config(const std::map<std::string, std::string>& environment);
+// AWS_LAMBDA_INITIALIZATION_TYPE to detect Managed Instances). sink_keys: by default each
+// requested sink's plugin is opened (its descriptor only, no instance) for its declared keys.
+Config load_config(const std::map<std::string, std::string>& environment,
+                   const SinkKeySource& sink_keys = read_sink_keys);
 
 // Whether load_config(environment) will resolve to Lambda Managed Instances, decided from the
 // environment alone and cheaply, so the extension can register before it reads the rest of its
@@ -105,6 +126,22 @@ OutletOptions outlet_options(const Config& config, const std::string& sink);
 
 std::map<std::string, std::string> process_environment();
 
+// One configuration issue as a line: "<variable>=<shown>: <what>; <consequence>", with " instead"
+// after a consequence "using <x>".
+std::string issue_line(const std::string& variable, const std::string& shown,
+                       const std::string& what, const std::string& consequence);
+
+// An issue validate() found in sink `sink`'s declared keys, as load_config and the loader report
+// it: the variable (RELAY_<SINK>_<KEY> unless given, e.g. DISPATCH_POST_URI), the value shown
+// (secrets redacted) and the line.
+struct SinkKeyIssue {
+  std::string variable;
+  std::string shown;
+  std::string message;
+};
+SinkKeyIssue sink_key_issue(const std::string& sink, std::span<const relay_config_key> keys,
+                            const sdk::KeyIssue& issue, std::string variable = {});
+
 // What may be shown of a value (--check, log lines, init/error): secrets become <redacted>
 // (keys naming a header, key, token, secret, password, credential, auth...). URI values (keys
 // naming a uri or url, or values holding "://") keep scheme, host, port and path, with the user
@@ -116,7 +153,9 @@ std::string printable_value(const std::string& key, const std::string& value);
 // configuration hidden too: a value it would change becomes what it shows, and the user info,
 // query and fragment of a URI value (what it does not show) become <redacted>. So a plugin that
 // quotes its configuration leaks no secret through log lines, --check or init/error. Values
-// shorter than 4 bytes are left alone.
-std::string redact_config_values(std::string text, const SinkConfig& config);
+// shorter than 4 bytes are left alone. keys: the sink's declared keys, whose secrets are hidden
+// whatever their names.
+std::string redact_config_values(std::string text, const SinkConfig& config,
+                                 std::span<const relay_config_key> keys = {});
 
 }  // namespace relay

@@ -39,9 +39,11 @@ void print_help(const std::string& name) {
             << "telemetry to the sink plugins named in RELAY_SINKS (default: http, which POSTs\n"
             << "to DISPATCH_POST_URI). Lambda starts it from /opt/extensions/; configure it\n"
             << "with environment variables (see README.md, 'Configuration').\n\n"
-            << "  --check    print the effective configuration (with where each value came from)\n"
-            << "             and the plugin table, then exit; non-zero if a requested sink\n"
-            << "             cannot work. Does not contact Lambda.\n"
+            << "  --check    print the effective configuration: every host key and every key of\n"
+            << "             each requested sink, with where its value came from (secrets\n"
+            << "             redacted), each invalid value, and the plugin table; then exit,\n"
+            << "             non-zero if a value is invalid or a requested sink cannot work.\n"
+            << "             Does not contact Lambda.\n"
             << "  --version  print version, commit and architecture\n"
             << "  --help     this text\n";
 }
@@ -90,8 +92,7 @@ int check(const Config& config) {
     ok = false;
   }
   for (const std::string& name : config.sinks) {
-    const SinkConfig& sink_config = config.sink_configs.at(name);
-    LoadResult result = load_sink(config.plugin_dir, name, sink_config);
+    LoadResult result = load_sink(config.plugin_dir, name, config.sink_configs.at(name));
     const bool loaded = result.stage == LoadStage::kLoaded;
     ok = ok && loaded;
     std::cout << "  " << name << "  " << (loaded ? "OK" : "FAILED") << "  version "
@@ -100,8 +101,16 @@ int check(const Config& config) {
     std::cout << "      flush " << to_string(config.sink_flush.at(name)) << ", spool "
               << (config.spool ? outlet_options(config, name).spool.dir : std::string("off"))
               << "\n";
-    for (const auto& [key, value] : sink_config) {
-      std::cout << "      " << key << "=" << printable_value(key, value) << "\n";
+    // Every key of the sink: declared ones with their effective values (config issues are the
+    // INVALID lines above), or without declared keys what is passed unchecked.
+    if (loaded && config.sinks_with_keys.count(name) == 0) {
+      std::cout << "      (declares no configuration keys: passed unchecked)\n";
+    }
+    for (const ConfigEntry& entry : config.sink_entries.at(name)) {
+      std::cout << "      " << entry.key << "=" << entry.value << "    [" << entry.source << "]\n";
+    }
+    for (const std::string& issue : result.config_issues) {
+      std::cout << "      INVALID " << issue << "\n";
     }
   }
   std::cout << "\n" << (ok ? "OK" : "PROBLEMS FOUND") << "\n";

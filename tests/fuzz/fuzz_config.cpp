@@ -1,7 +1,8 @@
 // libFuzzer target: configuration parsing through load_config, the way the extension reads it.
 // Input: optional environment lines (NAME=value, one per line) and a properties file body,
 // separated by a line "---"; without that line the whole input is the file body. The file is
-// named by RELAY_CONFIG_FILE, as in production.
+// named by RELAY_CONFIG_FILE, as in production. Sinks "http" and "keyed" declare keys of every
+// kind (from this file: no plugin folder is ever opened), so their validation is fuzzed too.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -9,13 +10,29 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "config.h"
 
 namespace {
+
+constexpr relay_config_key kSinkKeys[] = {
+    relay::sdk::key::uri("post_uri", "", "https|http", "Where to POST"),
+    relay::sdk::key::integer("timeout_ms", "1000", 1, 60000, "A bounded number"),
+    relay::sdk::key::boolean("gzip", "false", "A switch"),
+    relay::sdk::key::choice("level", "info", "debug|info", "One of two"),
+    relay::sdk::key::string("dsn", "", "A secret", RELAY_KEY_SECRET),
+    relay::sdk::key::prefix("header_", "Secret headers", RELAY_KEY_SECRET),
+};
+
+std::optional<relay::SinkKeyTable> sink_keys(const std::string&, const std::string& sink) {
+  if (sink != "http" && sink != "keyed") return std::nullopt;
+  return relay::SinkKeyTable(std::begin(kSinkKeys), std::end(kSinkKeys));
+}
 
 // The properties file lives in memory (memfd), named through /proc, so a crashing input leaves
 // no scratch file behind.
@@ -88,9 +105,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The input's own RELAY_CONFIG_FILE line (if any) would read an arbitrary path; keep ours.
   environment["RELAY_CONFIG_FILE"] = "/proc/self/fd/" + std::to_string(file_fd());
 
-  const relay::Config config = relay::load_config(environment);
+  const relay::Config config = relay::load_config(environment, sink_keys);
   // What --check prints and what log lines quote: one bounded line, no credential.
   for (const relay::ConfigEntry& entry : config.entries) check_shown(entry.value);
+  for (const auto& [sink, entries] : config.sink_entries) {
+    for (const relay::ConfigEntry& entry : entries) check_shown(entry.value);
+  }
+  // A declared secret's value is never shown, whatever it is: its issue and its --check entry
+  // show <redacted> (or nothing, unset).
+  auto secret = [](const std::string& variable) {
+    return variable == "RELAY_KEYED_DSN" || variable.rfind("RELAY_KEYED_HEADER_", 0) == 0;
+  };
+  for (const relay::ConfigIssue& issue : config.issues) {
+    if (secret(issue.key) && issue.value != "<redacted>") __builtin_trap();
+  }
+  if (const auto keyed = config.sink_entries.find("keyed"); keyed != config.sink_entries.end()) {
+    for (const relay::ConfigEntry& entry : keyed->second) {
+      if (secret(entry.key) && !entry.value.empty() && entry.value != "<redacted>") {
+        __builtin_trap();
+      }
+    }
+  }
   for (const auto& [name, value] : environment) check_shown(relay::printable_value(name, value));
   for (const relay::ConfigIssue& issue : config.issues) {
     if (issue.message.empty()) __builtin_trap();  // every issue names what was wrong

@@ -19,9 +19,23 @@ namespace {
 using ::testing::HasSubstr;
 using Env = std::map<std::string, std::string>;
 
+// Hermetic: no plugin folder is read unless a test passes the keys a sink declares.
+std::optional<SinkKeyTable> no_plugins(const std::string&, const std::string&) {
+  return std::nullopt;
+}
+Config load(const Env& env, const SinkKeySource& keys = no_plugins) {
+  return load_config(env, keys);
+}
+
+// A host key's entry, or a sink key's (RELAY_<SINK>_<KEY>).
 const ConfigEntry* entry(const Config& c, const std::string& key) {
   for (const auto& e : c.entries) {
     if (e.key == key) return &e;
+  }
+  for (const auto& [sink, entries] : c.sink_entries) {
+    for (const auto& e : entries) {
+      if (e.key == key) return &e;
+    }
   }
   return nullptr;
 }
@@ -34,7 +48,7 @@ std::string sink_value(const Config& c, const std::string& sink, const std::stri
 }
 
 TEST(Config, DefaultsWithAnEmptyEnvironment) {
-  const Config c = load_config({});
+  const Config c = load({});
   EXPECT_TRUE(c.issues.empty());
   EXPECT_EQ(c.sinks, std::vector<std::string>{"http"});
   EXPECT_EQ(c.plugin_dir, "/opt/extensions/lib");
@@ -50,8 +64,8 @@ TEST(Config, DefaultsWithAnEmptyEnvironment) {
 }
 
 TEST(Config, SeedVariablesKeepTheirMeaning) {
-  const Config c = load_config({{"DISPATCH_POST_URI", "https://collector.example/ingest"},
-                                {"DISPATCH_MIN_BATCH_SIZE", "10"}});
+  const Config c = load({{"DISPATCH_POST_URI", "https://collector.example/ingest"},
+                         {"DISPATCH_MIN_BATCH_SIZE", "10"}});
   EXPECT_TRUE(c.issues.empty());
   EXPECT_EQ(c.min_batch_size, 10);
   EXPECT_EQ(sink_value(c, "http", "post_uri"), "https://collector.example/ingest");
@@ -59,40 +73,48 @@ TEST(Config, SeedVariablesKeepTheirMeaning) {
 }
 
 TEST(Config, InvalidMinBatchSizeIsOneLineNamingKeyValueAndFallback) {
-  for (const char* bad : {"abc", "-5", " ", "10x", "0x10", "99999999999"}) {
-    const Config c = load_config({{"DISPATCH_MIN_BATCH_SIZE", bad}});
+  for (const char* bad : {"abc", "-5", "10x", "0x10", "99999999999", "1 0"}) {
+    const Config c = load({{"DISPATCH_MIN_BATCH_SIZE", bad}});
     ASSERT_EQ(c.issues.size(), 1u) << bad;
     EXPECT_EQ(c.min_batch_size, 0) << bad;
     EXPECT_THAT(c.issues[0].message, HasSubstr("DISPATCH_MIN_BATCH_SIZE="));
     EXPECT_THAT(c.issues[0].message, HasSubstr("using 0 instead"));
   }
+  // Empty (or blank) means unset, as an empty environment variable does: the default, quietly.
+  for (const char* unset : {"", " ", "\t"}) {
+    const Config c = load({{"DISPATCH_MIN_BATCH_SIZE", unset}});
+    EXPECT_TRUE(c.issues.empty()) << c.issues[0].message;
+    EXPECT_EQ(entry(c, "DISPATCH_MIN_BATCH_SIZE")->source, "default");
+  }
 }
 
 TEST(Config, BufferingOutsideTheTelemetryApiRangesFallsBack) {
-  const Config c = load_config({{"RELAY_TELEMETRY_MAX_ITEMS", "999"},
-                                {"RELAY_TELEMETRY_MAX_BYTES", "2000000"},
-                                {"RELAY_TELEMETRY_TIMEOUT_MS", "24"}});
+  const Config c = load({{"RELAY_TELEMETRY_MAX_ITEMS", "999"},
+                         {"RELAY_TELEMETRY_MAX_BYTES", "2000000"},
+                         {"RELAY_TELEMETRY_TIMEOUT_MS", "24"}});
   ASSERT_EQ(c.issues.size(), 3u);
   EXPECT_EQ(c.subscription.max_items, 1000u);
   EXPECT_EQ(c.subscription.max_bytes, 262144u);
   EXPECT_EQ(c.subscription.timeout_ms, 100u);
-  EXPECT_THAT(c.issues[0].message, HasSubstr("from 1000 to 10000"));
+  EXPECT_THAT(c.issues[0].message,
+              HasSubstr("RELAY_TELEMETRY_MAX_ITEMS=999: not an integer in [1000, 10000]; using "
+                        "1000 instead"));
 }
 
 TEST(Config, SinkNamesAreValidatedAndDeduplicated) {
-  const Config c = load_config({{"RELAY_SINKS", "http, ../../etc/x ,otlp,HTTP,,s3_v2"}});
+  const Config c = load({{"RELAY_SINKS", "http, ../../etc/x ,otlp,HTTP,,s3_v2"}});
   EXPECT_EQ(c.sinks, (std::vector<std::string>{"http", "otlp", "s3_v2"}));
   ASSERT_EQ(c.issues.size(), 1u);
   EXPECT_THAT(c.issues[0].message, HasSubstr("../../etc/x"));
 }
 
 TEST(Config, PerSinkKeysComeFromRelaySinkPrefix) {
-  const Config c = load_config({{"RELAY_SINKS", "http,my-sink"},
-                                {"RELAY_HTTP_CONNECT_TIMEOUT_MS", "250"},
-                                {"RELAY_HTTP_HEADER_AUTHORIZATION", "Bearer s3cr3t"},
-                                {"RELAY_MY_SINK_PATH", "/tmp/out"},
-                                {"RELAY_HTTP_POST_URI", "http://own"},
-                                {"DISPATCH_POST_URI", "http://seed"}});
+  const Config c = load({{"RELAY_SINKS", "http,my-sink"},
+                         {"RELAY_HTTP_CONNECT_TIMEOUT_MS", "250"},
+                         {"RELAY_HTTP_HEADER_AUTHORIZATION", "Bearer s3cr3t"},
+                         {"RELAY_MY_SINK_PATH", "/tmp/out"},
+                         {"RELAY_HTTP_POST_URI", "http://own"},
+                         {"DISPATCH_POST_URI", "http://seed"}});
   EXPECT_EQ(sink_value(c, "http", "connect_timeout_ms"), "250");
   EXPECT_EQ(sink_value(c, "http", "header_authorization"), "Bearer s3cr3t");
   EXPECT_EQ(sink_value(c, "http", "post_uri"), "http://own");
@@ -100,7 +122,7 @@ TEST(Config, PerSinkKeysComeFromRelaySinkPrefix) {
 }
 
 TEST(Config, SecretsAreNeverShown) {
-  const Config c = load_config({{"RELAY_HTTP_HEADER_AUTHORIZATION", "Bearer s3cr3t"}});
+  const Config c = load({{"RELAY_HTTP_HEADER_AUTHORIZATION", "Bearer s3cr3t"}});
   const ConfigEntry* e = entry(c, "RELAY_HTTP_HEADER_AUTHORIZATION");
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->value, "<redacted>");
@@ -113,8 +135,7 @@ TEST(Config, FileLayerUnderTheEnvironment) {
     std::ofstream out(file.path());
     out << "RELAY_LOG_LEVEL=debug\nRELAY_LISTENER_PORT=4243\nDISPATCH_MIN_BATCH_SIZE=7\n";
   }
-  const Config c =
-      load_config({{"RELAY_CONFIG_FILE", file.path()}, {"DISPATCH_MIN_BATCH_SIZE", "9"}});
+  const Config c = load({{"RELAY_CONFIG_FILE", file.path()}, {"DISPATCH_MIN_BATCH_SIZE", "9"}});
   EXPECT_TRUE(c.issues.empty());
   EXPECT_EQ(c.log_level, "debug");
   EXPECT_EQ(c.listener_port, 4243);
@@ -124,18 +145,18 @@ TEST(Config, FileLayerUnderTheEnvironment) {
 }
 
 TEST(Config, UnreadableFileIsAnIssueNotACrash) {
-  const Config c = load_config({{"RELAY_CONFIG_FILE", "/nonexistent/relay.properties"}});
+  const Config c = load({{"RELAY_CONFIG_FILE", "/nonexistent/relay.properties"}});
   ASSERT_EQ(c.issues.size(), 1u);
   EXPECT_THAT(c.issues[0].message, HasSubstr("/nonexistent/relay.properties"));
 }
 
 TEST(Config, ReservedPortAndBadEnumsFallBack) {
-  const Config c = load_config({{"RELAY_LISTENER_PORT", "9001"},
-                                {"RELAY_LOG_LEVEL", "loud"},
-                                {"RELAY_TELEMETRY_SCHEMA", "2021-01-01"},
-                                {"RELAY_TELEMETRY_TYPES", "platform,logs"},
-                                {"RELAY_STRICT", "maybe"},
-                                {"RELAY_PLUGIN_DIR", "relative/dir"}});
+  const Config c = load({{"RELAY_LISTENER_PORT", "9001"},
+                         {"RELAY_LOG_LEVEL", "loud"},
+                         {"RELAY_TELEMETRY_SCHEMA", "2021-01-01"},
+                         {"RELAY_TELEMETRY_TYPES", "platform,logs"},
+                         {"RELAY_STRICT", "maybe"},
+                         {"RELAY_PLUGIN_DIR", "relative/dir"}});
   EXPECT_EQ(c.issues.size(), 6u);
   EXPECT_EQ(c.listener_port, 0);
   EXPECT_EQ(c.log_level, "info");
@@ -146,7 +167,7 @@ TEST(Config, ReservedPortAndBadEnumsFallBack) {
 }
 
 TEST(Config, ListenerBodyCapMustHoldTwiceMaxBytes) {
-  const Config c = load_config({{"RELAY_LISTENER_MAX_BODY_BYTES", "100000"}});
+  const Config c = load({{"RELAY_LISTENER_MAX_BODY_BYTES", "100000"}});
   ASSERT_EQ(c.issues.size(), 1u);
   EXPECT_EQ(c.listener_max_body_bytes, 4u * 262144u);
 }
@@ -178,7 +199,7 @@ TEST(Config, UriCredentialsAndQueriesAreNeverShown) {
   EXPECT_EQ(printable_value("RELAY_NOTIFY", "ops@example.com"), "ops@example.com");
   EXPECT_EQ(printable_value("RELAY_HTTP_HEADER_X_API_KEY", "k"), "<redacted>");
   EXPECT_EQ(printable_value("RELAY_LOG_LEVEL", "debug"), "debug");
-  const Config c = load_config({{"DISPATCH_POST_URI", "https://u:s3cr3t@h/p?api_key=s3cr3t"}});
+  const Config c = load({{"DISPATCH_POST_URI", "https://u:s3cr3t@h/p?api_key=s3cr3t"}});
   for (const auto& e : c.entries) EXPECT_EQ(e.value.find("s3cr3t"), std::string::npos) << e.key;
 }
 
@@ -203,12 +224,12 @@ TEST(Config, InvalidUrisShowOnlySchemeHostAndPort) {
   };
   for (const auto& [uri, shown] : cases) {
     EXPECT_EQ(printable_value("DISPATCH_POST_URI", uri), shown) << uri;
-    const Config c = load_config({{"DISPATCH_POST_URI", uri}, {"RELAY_STRICT", "maybe"}});
+    const Config c = load({{"DISPATCH_POST_URI", uri}, {"RELAY_STRICT", "maybe"}});
     for (const auto& e : c.entries) EXPECT_EQ(e.value.find("s3cr3t"), std::string::npos) << uri;
   }
   // A URI in a key that expects something else: the issue (and so the log line, --check and
   // the init/error of RELAY_STRICT) redacts it too.
-  const Config c = load_config({{"RELAY_LOG_LEVEL", "https://u:s3/cr3t@h/?token=s3cr3t"}});
+  const Config c = load({{"RELAY_LOG_LEVEL", "https://u:s3/cr3t@h/?token=s3cr3t"}});
   ASSERT_EQ(c.issues.size(), 1u);
   EXPECT_EQ(c.issues[0].message.find("s3cr3t"), std::string::npos) << c.issues[0].message;
 }
@@ -236,7 +257,7 @@ TEST(Config, KeysNamedLikeCredentialsAreRedacted) {
                           "RELAY_HTTP_BEARER", "RELAY_HTTP_TOKEN", "RELAY_HTTP_SECRET",
                           "RELAY_HTTP_API_KEY", "RELAY_HTTP_PASSWORD", "RELAY_HTTP_COOKIE"}) {
     EXPECT_EQ(printable_value(key, "s3cr3t"), "<redacted>") << key;
-    const Config c = load_config({{key, "s3cr3t"}});
+    const Config c = load({{key, "s3cr3t"}});
     ASSERT_NE(entry(c, key), nullptr) << key;
     EXPECT_EQ(entry(c, key)->value, "<redacted>") << key;
   }
@@ -246,13 +267,13 @@ TEST(Config, KeysNamedLikeCredentialsAreRedacted) {
 // line.
 TEST(Config, ShownValuesAreOneBoundedLine) {
   const Config forged =
-      load_config({{"RELAY_LOG_LEVEL", "x\ntelemetry-relay Information [lifecycle] summary {}"}});
+      load({{"RELAY_LOG_LEVEL", "x\ntelemetry-relay Information [lifecycle] summary {}"}});
   ASSERT_EQ(forged.issues.size(), 1u);
   EXPECT_EQ(forged.issues[0].message.find('\n'), std::string::npos);
   EXPECT_THAT(forged.issues[0].message, HasSubstr("x\\ntelemetry-relay"));
   EXPECT_EQ(entry(forged, "RELAY_LOG_LEVEL")->value.find('\n'), std::string::npos);
 
-  const Config huge = load_config({{"RELAY_SPOOL_DIR", std::string(10u << 20, 'd')}});
+  const Config huge = load({{"RELAY_SPOOL_DIR", std::string(10u << 20, 'd')}});
   ASSERT_EQ(huge.issues.size(), 1u);
   EXPECT_LT(huge.issues[0].message.size(), 2 * kMaxShownValueBytes);
   EXPECT_LT(entry(huge, "RELAY_SPOOL_DIR")->value.size(), 2 * kMaxShownValueBytes);
@@ -261,7 +282,7 @@ TEST(Config, ShownValuesAreOneBoundedLine) {
 TEST(Config, AtMostMaxSinks) {
   std::string names;
   for (size_t i = 0; i < kMaxSinks + 4; ++i) names += "s" + std::to_string(i) + ",";
-  const Config c = load_config({{"RELAY_SINKS", names}});
+  const Config c = load({{"RELAY_SINKS", names}});
   EXPECT_EQ(c.sinks.size(), kMaxSinks);
   ASSERT_EQ(c.issues.size(), 1u);
   EXPECT_THAT(c.issues[0].message, HasSubstr("at most"));
@@ -270,7 +291,7 @@ TEST(Config, AtMostMaxSinks) {
 TEST(Config, ThousandsOfBadItemsAreABoundedNumberOfIssues) {
   std::string types;
   for (int i = 0; i < 5000; ++i) types += "bogus" + std::to_string(i) + ",";
-  const Config c = load_config({{"RELAY_TELEMETRY_TYPES", types + "platform"}});
+  const Config c = load({{"RELAY_TELEMETRY_TYPES", types + "platform"}});
   ASSERT_EQ(c.issues.size(), kMaxIssues + 1);
   EXPECT_THAT(c.issues.back().message, HasSubstr("4968 more configuration issues not shown"));
   EXPECT_EQ(c.subscription.types, std::vector<std::string>{"platform"});
@@ -281,7 +302,7 @@ TEST(Config, ThousandsOfBadItemsAreABoundedNumberOfIssues) {
 std::optional<Config> load_within_a_minute(const Env& env) {
   auto done = std::make_shared<std::promise<Config>>();
   std::future<Config> result = done->get_future();
-  std::thread([env, done] { done->set_value(load_config(env)); }).detach();
+  std::thread([env, done] { done->set_value(load_config(env, no_plugins)); }).detach();
   if (result.wait_for(std::chrono::seconds(60)) != std::future_status::ready) return std::nullopt;
   return result.get();
 }
@@ -320,7 +341,7 @@ namespace relay {
 namespace {
 
 TEST(ConfigFlush, DefaultsAreNextInvokeWithSpoolOnAndAutoDetection) {
-  const Config c = load_config({});
+  const Config c = load({});
   EXPECT_TRUE(c.issues.empty());
   EXPECT_TRUE(c.warnings.empty());
   EXPECT_EQ(c.flush.mode, FlushMode::kNextInvoke);
@@ -365,7 +386,7 @@ TEST(ConfigFlush, ParsesEveryModeCaseInsensitively) {
 }
 
 TEST(ConfigFlush, InvalidFlushIsOneLineNamingKeyValueAndFallback) {
-  const Config c = load_config({{"RELAY_FLUSH", "periodic:5"}});
+  const Config c = load({{"RELAY_FLUSH", "periodic:5"}});
   ASSERT_EQ(c.issues.size(), 1u);
   EXPECT_THAT(c.issues[0].message, HasSubstr("RELAY_FLUSH=periodic:5: expected next-invoke, end, "
                                              "periodic:<ms> (ms from 10 to 600000) or continuous; "
@@ -375,10 +396,10 @@ TEST(ConfigFlush, InvalidFlushIsOneLineNamingKeyValueAndFallback) {
 }
 
 TEST(ConfigFlush, PerSinkOverrideWinsAndIsNotHandedToThePlugin) {
-  const Config c = load_config({{"RELAY_SINKS", "http,my-sink,other"},
-                                {"RELAY_FLUSH", "periodic:1000"},
-                                {"RELAY_MY_SINK_FLUSH", "continuous"},
-                                {"RELAY_OTHER_FLUSH", "bogus"}});
+  const Config c = load({{"RELAY_SINKS", "http,my-sink,other"},
+                         {"RELAY_FLUSH", "periodic:1000"},
+                         {"RELAY_MY_SINK_FLUSH", "continuous"},
+                         {"RELAY_OTHER_FLUSH", "bogus"}});
   EXPECT_EQ(c.flush.mode, FlushMode::kPeriodic);
   EXPECT_EQ(c.sink_flush.at("http").mode, FlushMode::kPeriodic);
   EXPECT_EQ(c.sink_flush.at("http").period_ms, 1000u);
@@ -394,22 +415,22 @@ TEST(ConfigFlush, PerSinkOverrideWinsAndIsNotHandedToThePlugin) {
 }
 
 TEST(ConfigFlush, EndModeLowersTheTelemetryTimeoutUnlessItWasSet) {
-  const Config lowered = load_config({{"RELAY_FLUSH", "end"}});
+  const Config lowered = load({{"RELAY_FLUSH", "end"}});
   EXPECT_TRUE(lowered.issues.empty());
   EXPECT_EQ(lowered.flush.mode, FlushMode::kEnd);
   EXPECT_EQ(lowered.subscription.timeout_ms, 25u);
   EXPECT_EQ(entry(lowered, "RELAY_TELEMETRY_TIMEOUT_MS")->value, "25");
   EXPECT_THAT(entry(lowered, "RELAY_TELEMETRY_TIMEOUT_MS")->source, HasSubstr("end"));
 
-  const Config per_sink = load_config({{"RELAY_HTTP_FLUSH", "end"}});
+  const Config per_sink = load({{"RELAY_HTTP_FLUSH", "end"}});
   EXPECT_EQ(per_sink.subscription.timeout_ms, 25u);
 
-  const Config kept = load_config({{"RELAY_FLUSH", "end"}, {"RELAY_TELEMETRY_TIMEOUT_MS", "200"}});
+  const Config kept = load({{"RELAY_FLUSH", "end"}, {"RELAY_TELEMETRY_TIMEOUT_MS", "200"}});
   EXPECT_EQ(kept.subscription.timeout_ms, 200u);
 }
 
 TEST(ConfigFlush, EndModeWithoutPlatformTelemetryFallsBackToNextInvoke) {
-  const Config c = load_config({{"RELAY_FLUSH", "end"}, {"RELAY_TELEMETRY_TYPES", "function"}});
+  const Config c = load({{"RELAY_FLUSH", "end"}, {"RELAY_TELEMETRY_TYPES", "function"}});
   ASSERT_EQ(c.issues.size(), 1u);
   EXPECT_THAT(c.issues[0].message, HasSubstr("RELAY_FLUSH=end: end needs platform"));
   EXPECT_THAT(c.issues[0].message, HasSubstr("using next-invoke instead"));
@@ -423,34 +444,34 @@ TEST(ConfigBounds, SizesCountsAndBudgetAreBounded) {
     const char* value;
     const char* range;
   };
-  for (const Case& bad : {Case{"RELAY_INVOKE_BUDGET_MS", "0", "from 1 to 60000"},
-                          Case{"RELAY_INVOKE_BUDGET_MS", "60001", "from 1 to 60000"},
-                          Case{"RELAY_BUFFER_MAX_BYTES", "262143", "from 262144 to 1073741824"},
-                          Case{"RELAY_BUFFER_MAX_BYTES", "2147483648", "from 262144"},
-                          Case{"RELAY_SPOOL_MAX_BYTES", "1048575", "from 1048576 to 10737418240"},
-                          Case{"RELAY_SPOOL_MAX_BYTES", "abc", "from 1048576"},
-                          Case{"RELAY_SPOOL_MAX_FILES", "0", "from 1 to 100000"},
-                          Case{"RELAY_SPOOL_MAX_FILES", "100001", "from 1 to 100000"},
-                          Case{"RELAY_RETRY_MAX_ATTEMPTS", "0", "from 1 to 1000"},
-                          Case{"RELAY_RETRY_MAX_AGE_S", "604801", "from 0 to 604800"}}) {
-    const Config c = load_config({{bad.key, bad.value}});
+  for (const Case& bad : {Case{"RELAY_INVOKE_BUDGET_MS", "0", "[1, 60000]"},
+                          Case{"RELAY_INVOKE_BUDGET_MS", "60001", "[1, 60000]"},
+                          Case{"RELAY_BUFFER_MAX_BYTES", "262143", "[262144, 1073741824]"},
+                          Case{"RELAY_BUFFER_MAX_BYTES", "2147483648", "[262144, "},
+                          Case{"RELAY_SPOOL_MAX_BYTES", "1048575", "[1048576, 10737418240]"},
+                          Case{"RELAY_SPOOL_MAX_BYTES", "abc", "[1048576, "},
+                          Case{"RELAY_SPOOL_MAX_FILES", "0", "[1, 100000]"},
+                          Case{"RELAY_SPOOL_MAX_FILES", "100001", "[1, 100000]"},
+                          Case{"RELAY_RETRY_MAX_ATTEMPTS", "0", "[1, 1000]"},
+                          Case{"RELAY_RETRY_MAX_AGE_S", "604801", "[0, 604800]"}}) {
+    const Config c = load({{bad.key, bad.value}});
     ASSERT_EQ(c.issues.size(), 1u) << bad.key << "=" << bad.value;
     EXPECT_THAT(c.issues[0].message, HasSubstr(std::string(bad.key) + "=" + bad.value + ":"));
     EXPECT_THAT(c.issues[0].message, HasSubstr(bad.range));
   }
-  const Config d = load_config({{"RELAY_INVOKE_BUDGET_MS", "0"},
-                                {"RELAY_BUFFER_MAX_BYTES", "1"},
-                                {"RELAY_SPOOL_MAX_BYTES", "1"},
-                                {"RELAY_SPOOL_MAX_FILES", "0"}});
+  const Config d = load({{"RELAY_INVOKE_BUDGET_MS", "0"},
+                         {"RELAY_BUFFER_MAX_BYTES", "1"},
+                         {"RELAY_SPOOL_MAX_BYTES", "1"},
+                         {"RELAY_SPOOL_MAX_FILES", "0"}});
   EXPECT_EQ(d.invoke_budget_ms, 100u);
   EXPECT_EQ(d.buffer_max_bytes, 4u << 20);
   EXPECT_EQ(d.spool_max_bytes, 16u << 20);
   EXPECT_EQ(d.spool_max_files, 256u);
 
-  const Config good = load_config({{"RELAY_INVOKE_BUDGET_MS", "60000"},
-                                   {"RELAY_BUFFER_MAX_BYTES", "262144"},
-                                   {"RELAY_SPOOL_MAX_BYTES", "10737418240"},
-                                   {"RELAY_SPOOL_MAX_FILES", "1"}});
+  const Config good = load({{"RELAY_INVOKE_BUDGET_MS", "60000"},
+                            {"RELAY_BUFFER_MAX_BYTES", "262144"},
+                            {"RELAY_SPOOL_MAX_BYTES", "10737418240"},
+                            {"RELAY_SPOOL_MAX_FILES", "1"}});
   EXPECT_TRUE(good.issues.empty());
   EXPECT_EQ(good.invoke_budget_ms, 60000u);
   EXPECT_EQ(good.buffer_max_bytes, 262144u);
@@ -459,14 +480,14 @@ TEST(ConfigBounds, SizesCountsAndBudgetAreBounded) {
 }
 
 TEST(ConfigBuffer, TheHighWaterMarkFollowsTheCapAndStaysBelowHalfOfIt) {
-  const Config small = load_config({{"RELAY_BUFFER_MAX_BYTES", "524288"}});
+  const Config small = load({{"RELAY_BUFFER_MAX_BYTES", "524288"}});
   EXPECT_TRUE(small.issues.empty());
   EXPECT_EQ(small.buffer_flush_bytes, 131072u);  // unset: a quarter of a smaller cap
-  const Config set = load_config({{"RELAY_BUFFER_FLUSH_BYTES", "65536"}});
+  const Config set = load({{"RELAY_BUFFER_FLUSH_BYTES", "65536"}});
   EXPECT_TRUE(set.issues.empty());
   EXPECT_EQ(outlet_options(set, "http").flush_high_water_bytes, 65536u);
   const Config too_high =
-      load_config({{"RELAY_BUFFER_MAX_BYTES", "1048576"}, {"RELAY_BUFFER_FLUSH_BYTES", "1048576"}});
+      load({{"RELAY_BUFFER_MAX_BYTES", "1048576"}, {"RELAY_BUFFER_FLUSH_BYTES", "1048576"}});
   ASSERT_EQ(too_high.issues.size(), 1u);
   EXPECT_EQ(too_high.issues[0].key, "RELAY_BUFFER_FLUSH_BYTES");
   EXPECT_THAT(too_high.issues[0].message, ::testing::HasSubstr("at most half"));
@@ -474,19 +495,19 @@ TEST(ConfigBuffer, TheHighWaterMarkFollowsTheCapAndStaysBelowHalfOfIt) {
 }
 
 TEST(ConfigSpool, OnOffAndAFolderPerSink) {
-  const Config off = load_config({{"RELAY_SPOOL", "off"}});
+  const Config off = load({{"RELAY_SPOOL", "off"}});
   EXPECT_TRUE(off.issues.empty());
   EXPECT_FALSE(off.spool);
   EXPECT_FALSE(outlet_options(off, "http").spool.enabled);
 
-  const Config c = load_config({{"RELAY_SINKS", "http,my-sink"},
-                                {"RELAY_SPOOL", "ON"},
-                                {"RELAY_SPOOL_DIR", "/tmp/spool/"},
-                                {"RELAY_SPOOL_MAX_BYTES", "2097152"},
-                                {"RELAY_SPOOL_MAX_FILES", "9"},
-                                {"RELAY_BUFFER_MAX_BYTES", "524288"},
-                                {"RELAY_DELIVERY_MAX_BYTES", "65536"},
-                                {"DISPATCH_MIN_BATCH_SIZE", "3"}});
+  const Config c = load({{"RELAY_SINKS", "http,my-sink"},
+                         {"RELAY_SPOOL", "ON"},
+                         {"RELAY_SPOOL_DIR", "/tmp/spool/"},
+                         {"RELAY_SPOOL_MAX_BYTES", "2097152"},
+                         {"RELAY_SPOOL_MAX_FILES", "9"},
+                         {"RELAY_BUFFER_MAX_BYTES", "524288"},
+                         {"RELAY_DELIVERY_MAX_BYTES", "65536"},
+                         {"DISPATCH_MIN_BATCH_SIZE", "3"}});
   EXPECT_TRUE(c.issues.empty());
   const OutletOptions http = outlet_options(c, "http");
   EXPECT_TRUE(http.spool.enabled);
@@ -498,26 +519,28 @@ TEST(ConfigSpool, OnOffAndAFolderPerSink) {
   EXPECT_EQ(http.delivery_max_bytes, 65536u);
   EXPECT_EQ(http.min_batch_size, 3);
 
-  const Config bad = load_config({{"RELAY_SPOOL", "maybe"}});
+  const Config bad = load({{"RELAY_SPOOL", "maybe"}});
   ASSERT_EQ(bad.issues.size(), 1u);
-  EXPECT_THAT(bad.issues[0].message, HasSubstr("RELAY_SPOOL=maybe: expected on or off; using on"));
+  EXPECT_THAT(bad.issues[0].message,
+              HasSubstr("RELAY_SPOOL=maybe: not a boolean (true/false, on/off, yes/no, "
+                        "1/0); using on instead"));
   EXPECT_TRUE(bad.spool);
 }
 
 TEST(ConfigSpool, FolderMustBeAbsoluteWithoutParentSteps) {
-  for (const char* bad : {"relative/spool", "/tmp/../etc", "/tmp/a/..", ""}) {
-    const Config c = load_config({{"RELAY_SPOOL_DIR", bad}});
+  for (const char* bad : {"relative/spool", "/tmp/../etc", "/tmp/a/..", "/tmp/a\tb"}) {
+    const Config c = load({{"RELAY_SPOOL_DIR", bad}});
     ASSERT_EQ(c.issues.size(), 1u) << bad;
     EXPECT_THAT(c.issues[0].message, HasSubstr("RELAY_SPOOL_DIR="));
     EXPECT_THAT(c.issues[0].message, HasSubstr("using /tmp/telemetry-relay-spool instead"));
     EXPECT_EQ(c.spool_dir, "/tmp/telemetry-relay-spool") << bad;
   }
-  const Config long_path = load_config({{"RELAY_SPOOL_DIR", "/" + std::string(600, 'a')}});
+  const Config long_path = load({{"RELAY_SPOOL_DIR", "/" + std::string(600, 'a')}});
   EXPECT_EQ(long_path.issues.size(), 1u);
 }
 
 TEST(ConfigManagedInstances, DetectedFromTheInitializationType) {
-  const Config c = load_config({{"AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"}});
+  const Config c = load({{"AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"}});
   EXPECT_TRUE(c.issues.empty());
   EXPECT_TRUE(c.warnings.empty()) << "defaults adapt silently";
   EXPECT_TRUE(c.managed_instances);
@@ -527,23 +550,23 @@ TEST(ConfigManagedInstances, DetectedFromTheInitializationType) {
   EXPECT_EQ(c.sink_flush.at("http").mode, FlushMode::kContinuous);
 
   for (const char* type : {"on-demand", "provisioned-concurrency", "snap-start"}) {
-    EXPECT_FALSE(load_config({{"AWS_LAMBDA_INITIALIZATION_TYPE", type}}).managed_instances);
+    EXPECT_FALSE(load({{"AWS_LAMBDA_INITIALIZATION_TYPE", type}}).managed_instances);
   }
 }
 
 TEST(ConfigManagedInstances, ForcedOnOrOff) {
-  const Config on = load_config({{"RELAY_MANAGED_INSTANCES", "on"}});
+  const Config on = load({{"RELAY_MANAGED_INSTANCES", "on"}});
   EXPECT_TRUE(on.managed_instances);
   EXPECT_EQ(on.subscription.schema_version, "2025-01-29");
-  const Config off = load_config({{"RELAY_MANAGED_INSTANCES", "OFF"},
-                                  {"AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"}});
+  const Config off = load({{"RELAY_MANAGED_INSTANCES", "OFF"},
+                           {"AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"}});
   EXPECT_FALSE(off.managed_instances);
   EXPECT_EQ(off.subscription.schema_version, "2022-12-13");
   EXPECT_EQ(off.flush.mode, FlushMode::kNextInvoke);
-  const Config bad = load_config({{"RELAY_MANAGED_INSTANCES", "yes please"}});
+  const Config bad = load({{"RELAY_MANAGED_INSTANCES", "yes please"}});
   ASSERT_EQ(bad.issues.size(), 1u);
   EXPECT_THAT(bad.issues[0].message,
-              HasSubstr("RELAY_MANAGED_INSTANCES=yes please: expected one of auto, off, on; "
+              HasSubstr("RELAY_MANAGED_INSTANCES=yes please: not one of auto, on, off; "
                         "using auto instead"));
 }
 
@@ -557,7 +580,7 @@ TEST(ConfigManagedInstances, TheEnvironmentAlonePredictsWhatLoadConfigResolves) 
       if (*type != '\0') env["AWS_LAMBDA_INITIALIZATION_TYPE"] = type;
       const std::optional<bool> early = managed_instances_from_environment(env);
       ASSERT_TRUE(early.has_value());
-      EXPECT_EQ(*early, load_config(env).managed_instances)
+      EXPECT_EQ(*early, load(env).managed_instances)
           << "RELAY_MANAGED_INSTANCES='" << setting << "' type='" << type << "'";
     }
   }
@@ -566,16 +589,16 @@ TEST(ConfigManagedInstances, TheEnvironmentAlonePredictsWhatLoadConfigResolves) 
   const Env with_file{{"RELAY_CONFIG_FILE", file.path()}};
   EXPECT_FALSE(managed_instances_from_environment(with_file).has_value())
       << "the file may decide it";
-  EXPECT_TRUE(load_config(with_file).managed_instances);
+  EXPECT_TRUE(load(with_file).managed_instances);
 }
 
 TEST(ConfigManagedInstances, ModesNeedingInvokeBecomeContinuousWithOneWarningEach) {
-  const Config c = load_config({{"RELAY_MANAGED_INSTANCES", "on"},
-                                {"RELAY_SINKS", "http,a,b"},
-                                {"RELAY_FLUSH", "end"},
-                                {"RELAY_A_FLUSH", "periodic:500"},
-                                {"RELAY_B_FLUSH", "next-invoke"},
-                                {"RELAY_TELEMETRY_SCHEMA", "2022-12-13"}});
+  const Config c = load({{"RELAY_MANAGED_INSTANCES", "on"},
+                         {"RELAY_SINKS", "http,a,b"},
+                         {"RELAY_FLUSH", "end"},
+                         {"RELAY_A_FLUSH", "periodic:500"},
+                         {"RELAY_B_FLUSH", "next-invoke"},
+                         {"RELAY_TELEMETRY_SCHEMA", "2022-12-13"}});
   EXPECT_TRUE(c.issues.empty());
   EXPECT_EQ(c.sink_flush.at("http").mode, FlushMode::kContinuous);
   EXPECT_EQ(c.sink_flush.at("a").mode, FlushMode::kPeriodic);
@@ -598,7 +621,7 @@ TEST(ConfigFile, NewKeysComeFromTheFileToo) {
     std::ofstream out(file.path());
     out << "RELAY_FLUSH=periodic:2000\nRELAY_SPOOL=off\nRELAY_INVOKE_BUDGET_MS=250\n";
   }
-  const Config c = load_config({{"RELAY_CONFIG_FILE", file.path()}});
+  const Config c = load({{"RELAY_CONFIG_FILE", file.path()}});
   EXPECT_TRUE(c.issues.empty());
   EXPECT_EQ(c.flush.period_ms, 2000u);
   EXPECT_FALSE(c.spool);
@@ -614,25 +637,25 @@ TEST(ConfigFile, DottedKeysAreIgnoredNotFatal) {
     out << "a.b=1\nRELAY_HTTP_X.Y=2\nDISPATCH_MIN_BATCH_SIZE=3\n";
   }
   Config c;
-  ASSERT_NO_THROW(c = load_config({{"RELAY_CONFIG_FILE", file.path()}}));
+  ASSERT_NO_THROW(c = load({{"RELAY_CONFIG_FILE", file.path()}}));
   EXPECT_EQ(c.min_batch_size, 3);
 }
 
 TEST(Config, ValuesAreTakenLiterallyWithoutVariableExpansion) {
   Config c;
-  ASSERT_NO_THROW(c = load_config({{"DISPATCH_POST_URI", "http://127.0.0.1/${HOME}"}}));
+  ASSERT_NO_THROW(c = load({{"DISPATCH_POST_URI", "http://127.0.0.1/${HOME}"}}));
   EXPECT_EQ(sink_value(c, "http", "post_uri"), "http://127.0.0.1/${HOME}");
-  ASSERT_NO_THROW(c = load_config({{"RELAY_SINKS", "${RELAY_SINKS}"}}));
+  ASSERT_NO_THROW(c = load({{"RELAY_SINKS", "${RELAY_SINKS}"}}));
   ASSERT_FALSE(c.issues.empty());
   EXPECT_THAT(c.issues[0].message, HasSubstr("${RELAY_SINKS}"));
 }
 
 TEST(ConfigFile, TheShippedPropertiesFileIsValidAndMatchesTheDefaults) {
-  const Config c =
-      load_config({{"RELAY_CONFIG_FILE", RELAY_SOURCE_DIR "/config/relay.properties"}});
+  const Config c = load({{"RELAY_CONFIG_FILE", RELAY_SOURCE_DIR "/config/relay.properties"}});
   EXPECT_TRUE(c.issues.empty());
-  const Config d = load_config({});
+  const Config d = load({});
   for (const auto& e : d.entries) {
+    if (e.key == "RELAY_CONFIG_FILE") continue;  // set to the file here, of course
     const ConfigEntry* in_file = entry(c, e.key);
     ASSERT_NE(in_file, nullptr) << e.key;
     EXPECT_EQ(in_file->value, e.value) << e.key;

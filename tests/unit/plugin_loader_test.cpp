@@ -62,6 +62,7 @@ INSTANTIATE_TEST_SUITE_P(
                                 "plugin ABI 2.0, host ABI 1."},
                       StageCase{"badsize", LoadStage::kDescriptorInvalid, "struct_size"},
                       StageCase{"nullcallbacks", LoadStage::kDescriptorInvalid, "deliver is NULL"},
+                      StageCase{"misnamed", LoadStage::kNameMismatch, "'someone-else'"},
                       StageCase{"createfails", LoadStage::kCreateFailed, "missing key x"},
                       StageCase{"throws", LoadStage::kCreateFailed, ""}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
@@ -136,6 +137,62 @@ TEST(PluginLoader, CheckModeValidatesWithoutCreating) {
   const LoadResult r = load_sink(kFixtures, "createfails", {}, /*create_instance=*/false);
   EXPECT_EQ(r.stage, LoadStage::kLoaded) << r.message;
   EXPECT_EQ(r.sink, nullptr);
+}
+
+// The descriptor's name is the sink's name: a file carrying another sink is refused, naming both.
+TEST(PluginLoader, ADescriptorNamingAnotherSinkIsRefusedNamingBoth) {
+  for (const bool create : {true, false}) {
+    const LoadResult r = load_sink(kFixtures, "misnamed", {}, create);
+    EXPECT_EQ(r.stage, LoadStage::kNameMismatch);
+    EXPECT_EQ(r.sink, nullptr);
+    EXPECT_EQ(r.message, "name mismatch: " + plugin_path(kFixtures, "misnamed") +
+                             ": the plugin's descriptor names it 'someone-else', but it was loaded "
+                             "as sink 'misnamed' (RELAY_SINKS, librelay-sink-misnamed.so); rename "
+                             "the file to librelay-sink-someone-else.so or fix the descriptor");
+  }
+  EXPECT_FALSE(read_sink_keys(kFixtures, "misnamed"));
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A plugin that declares its keys gets the validated values in create(): normalised, defaults
+// filled in, undeclared keys left out; what was wrong is one line per key.
+TEST(PluginLoader, CreateReceivesTheValidatedValuesOfDeclaredKeys) {
+  Poco::TemporaryFile out;
+  const LoadResult r = load_sink(kFixtures, "keyed",
+                                 {{"path", out.path()},
+                                  {"count", "500"},
+                                  {"verbose", "YES"},
+                                  {"mode", "FAST"},
+                                  {"endpoint", "HTTP://h.example/in"},
+                                  {"header_x", "v"},
+                                  {"bogus", "1"}});
+  ASSERT_EQ(r.stage, LoadStage::kLoaded) << r.message;
+  EXPECT_EQ(read_text(out.path()), "path=" + out.path() +
+                                       "\ncount=5\nverbose=true\nmode=fast\nendpoint=http://"
+                                       "h.example/in\nfail=no\nheader_x=v\n");
+  EXPECT_EQ(r.config_issues,
+            (std::vector<std::string>{
+                "RELAY_KEYED_COUNT=500: not an integer in [1, 100]; using 5 instead",
+                "RELAY_KEYED_BOGUS=1: not a key of the keyed sink (it reads path, count, verbose, "
+                "mode, endpoint, dsn, header_*, fail); ignored"}));
+}
+
+TEST(PluginLoader, DeclaredKeysAreReadFromTheDescriptor) {
+  const std::optional<SinkKeyTable> keys = read_sink_keys(kFixtures, "keyed");
+  ASSERT_TRUE(keys);
+  std::vector<std::string> names;
+  for (const relay_config_key& k : *keys) names.emplace_back(k.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"path", "count", "verbose", "mode", "endpoint", "dsn",
+                                             "header_", "fail"}));
+  EXPECT_FALSE(read_sink_keys(kFixtures, "record")) << "declares none";
+  EXPECT_FALSE(read_sink_keys(kFixtures, "createfails")) << "a C plugin with config_keys NULL";
+  EXPECT_FALSE(read_sink_keys(kFixtures, "missing"));
 }
 
 TEST(PluginLoader, TheRealHttpPluginLoads) {

@@ -169,6 +169,33 @@ inline std::string check_value(const relay_config_key& k, std::string_view value
 
 }  // namespace detail
 
+// What a key accepts, in words, for --check, documentation and error lines: "1 to 60000",
+// "true or false", "error, warn, info", "https or http URI", "text" (", secret" appended).
+inline std::string describe(const relay_config_key& k) {
+  std::string out;
+  switch (k.type) {
+    case RELAY_KEY_INTEGER:
+      out = std::to_string(k.min) + " to " + std::to_string(k.max);
+      break;
+    case RELAY_KEY_BOOLEAN:
+      out = "true or false (on/off, yes/no, 1/0)";
+      break;
+    case RELAY_KEY_CHOICE:
+      out = detail::choices_text(detail::text(k.choices));
+      break;
+    case RELAY_KEY_URI:
+      for (char c : detail::text(k.choices))
+        out += c == '|' ? std::string(" or ") : std::string(1, c);
+      out = "absolute " + out + " URI";
+      break;
+    default:
+      out = "text";
+      break;
+  }
+  if ((k.flags & RELAY_KEY_SECRET) != 0) out += ", secret";
+  return out;
+}
+
 // Whether key names a secret of this table (secret keys, and keys under a secret prefix).
 inline bool is_secret(std::span<const relay_config_key> keys, std::string_view name) noexcept {
   for (const relay_config_key& k : keys) {
@@ -207,7 +234,11 @@ inline ValidatedConfig validate(
       }
       result.issues.push_back({k.name, std::string(value), problem, std::string(fallback), false});
     }
-    if (!fallback.empty()) result.values.emplace_back(k.name, std::string(fallback));
+    // The default in its normal form too (a boolean's "on" passed as "true").
+    if (!fallback.empty() && !detail::check_value(k, fallback, normalised).empty()) {
+      normalised = std::string(fallback);
+    }
+    if (!fallback.empty()) result.values.emplace_back(k.name, std::move(normalised));
   }
   for (size_t i = 0; i < given.size(); ++i) {
     const auto& [name, value] = given[i];
