@@ -222,7 +222,7 @@ class ListenerConnections::Member {
 namespace {
 
 struct Shared {
-  BatchConsumer& consumer;
+  PostConsumer& consumer;
   const ListenerOptions& options;
   ListenerStats& stats;
   Poco::Logger& log;
@@ -582,7 +582,7 @@ class Admission : public Poco::Net::TCPServerConnectionFilter {
 
 }  // namespace
 
-TelemetryListener::TelemetryListener(BatchConsumer& consumer, ListenerOptions options)
+TelemetryListener::TelemetryListener(PostConsumer& consumer, ListenerOptions options)
     : consumer_(consumer), options_(options) {}
 
 TelemetryListener::~TelemetryListener() { stop(); }

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "batch_consumer.h"
+#include "post_consumer.h"
 #include "listener_stats.h"
 
 namespace Poco {
@@ -39,7 +39,7 @@ struct ListenerOptions {
 
 class TelemetryListener {
  public:
-  TelemetryListener(BatchConsumer& consumer, ListenerOptions options);
+  TelemetryListener(PostConsumer& consumer, ListenerOptions options);
   ~TelemetryListener();
   // Binds 0.0.0.0:<port> and starts serving. Throws Poco::Exception when the bind fails.
   void start();
@@ -49,7 +49,7 @@ class TelemetryListener {
   const ListenerStats& stats() const { return stats_; }
 
  private:
-  BatchConsumer& consumer_;
+  PostConsumer& consumer_;
   ListenerOptions options_;
   ListenerStats stats_;
   std::unique_ptr<ListenerConnections> connections_;  // outlives pool_'s threads

@@ -311,7 +311,7 @@ TEST_F(FaultTest, ReceiverFailingForAWhileLosesNothing) {
   const auto counters = relay_summary();
   expect_balanced(counters, "http");
   EXPECT_EQ(dropped(counters, "http"), 0u);
-  EXPECT_GT(counter(counters, "http", "retried"), 0u);
+  EXPECT_GT(counter(counters, "http", "events_retried"), 0u);
 }
 
 // 429 with Retry-After: 2. The same batch comes back no sooner than the collector asked (less
@@ -818,7 +818,7 @@ TEST_F(FaultTest, ManagedInstancesWithAFailingReceiverLosesNothing) {
   const auto counters = relay_summary();
   expect_balanced(counters, "http");
   EXPECT_EQ(dropped(counters, "http"), 0u);
-  EXPECT_GT(counter(counters, "http", "retried"), 0u);
+  EXPECT_GT(counter(counters, "http", "events_retried"), 0u);
 }
 
 // What a second extension process made of a spool that the first one left and the test damaged.

@@ -324,7 +324,7 @@ TEST_F(IntegrationTest, ServerErrorsAreRetriedWithoutLossOrDuplicates) {
             3);
   const auto relay = relay_summary();
   ASSERT_TRUE(relay);
-  EXPECT_GE(sink_counter(relay, "http", "retries"), 3u);
+  EXPECT_GE(sink_counter(relay, "http", "calls_retry"), 3u);
   EXPECT_EQ(sink_counter(relay, "http", "delivered"), summary.events_for_subscriber);
   EXPECT_EQ(sink_counter(relay, "http", "dropped_by_sink"), 0u);
 }
@@ -345,7 +345,7 @@ TEST_F(IntegrationTest, ClientErrorsDropAndCountTheBatch) {
   ASSERT_TRUE(relay);
   EXPECT_EQ(sink_counter(relay, "http", "dropped_by_sink"), sent);
   EXPECT_EQ(sink_counter(relay, "http", "delivered"), 0u);
-  EXPECT_EQ(sink_counter(relay, "http", "retries"), 0u);
+  EXPECT_EQ(sink_counter(relay, "http", "calls_retry"), 0u);
   EXPECT_THAT(relay_log(), Contains(AllOf(HasSubstr("dropped"), HasSubstr("HTTP 400"))));
 }
 
@@ -369,7 +369,7 @@ TEST_F(IntegrationTest, CollectorDownAtFirstGetsEverythingOnceItIsUp) {
   EXPECT_TRUE(check.exact()) << "missing " << check.missing << " duplicates " << check.duplicates;
   const auto relay = relay_summary();
   ASSERT_TRUE(relay);
-  EXPECT_GT(sink_counter(relay, "http", "retries"), 0u) << "the first attempts were refused";
+  EXPECT_GT(sink_counter(relay, "http", "calls_retry"), 0u) << "the first attempts were refused";
 }
 
 TEST_F(IntegrationTest, MalformedTelemetryIsRefusedOrItsInvalidEventsDropped) {
@@ -467,7 +467,7 @@ TEST_F(IntegrationTest, FreezeThawWithDeadPooledConnectionLosesNothing) {
   EXPECT_GT(connections.size(), 1u) << "the dead connection was replaced";
   const auto relay = relay_summary();
   ASSERT_TRUE(relay);
-  EXPECT_EQ(sink_counter(relay, "http", "retries"), 0u) << "replaced transparently";
+  EXPECT_EQ(sink_counter(relay, "http", "calls_retry"), 0u) << "replaced transparently";
 }
 
 TEST_F(IntegrationTest, HttpsWithTrustedCaDeliversEverything) {

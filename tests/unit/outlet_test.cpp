@@ -77,7 +77,7 @@ class Gate {
   int waiting_ = 0;
 };
 
-uint64_t far_deadline() { return now_unix_ms() + 20000; }
+Deadline far_deadline() { return Deadline::in(std::chrono::seconds(20)); }
 
 bool is_hex_id(const std::string& id) {
   return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
@@ -263,8 +263,8 @@ TEST_F(OutletTest, EndModeFlushDoesNotWaitForTelemetryArrivingDuringIt) {
   });
   Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kEnd}}));
   outlet.enqueue(make_batch(2));
-  auto flushed =
-      std::async(std::launch::async, [&] { return outlet.flush_until(now_unix_ms() + 30000); });
+  auto flushed = std::async(std::launch::async,
+                            [&] { return outlet.flush_until(Deadline(now_unix_ms() + 30000)); });
   ASSERT_TRUE(eventually([&] { return gate.someone_waiting(); }));
   outlet.enqueue(make_batch(3, "the next invocation's"));  // while the flush's POST is in flight
   gate.open();
@@ -284,7 +284,7 @@ TEST_F(OutletTest, FlushUntilReturnsAtTheDeadlineAndTheRestIsDeliveredInTheBackg
   });
   Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kEnd}}));
   outlet.enqueue(make_batch(4));
-  EXPECT_FALSE(outlet.flush_until(now_unix_ms() + 100));
+  EXPECT_FALSE(outlet.flush_until(Deadline(now_unix_ms() + 100)));
   OutletCounters c = outlet.counters();
   EXPECT_EQ(c.deferred, 4u);
   EXPECT_EQ(c.queued, 4u);
@@ -301,11 +301,11 @@ TEST_F(OutletTest, AnEventOutlivingSeveralBudgetsIsDeferredOnce) {
   });
   Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kEnd}}));
   outlet.enqueue(make_batch(4));
-  EXPECT_FALSE(outlet.flush_until(now_unix_ms() + 50));
-  EXPECT_FALSE(outlet.flush_until(now_unix_ms() + 50));  // same four still stuck
+  EXPECT_FALSE(outlet.flush_until(Deadline(now_unix_ms() + 50)));
+  EXPECT_FALSE(outlet.flush_until(Deadline(now_unix_ms() + 50)));  // same four still stuck
   EXPECT_EQ(outlet.counters().deferred, 4u);
   outlet.enqueue(make_batch(2, "later"));
-  EXPECT_FALSE(outlet.flush_until(now_unix_ms() + 50));
+  EXPECT_FALSE(outlet.flush_until(Deadline(now_unix_ms() + 50)));
   EXPECT_EQ(outlet.counters().deferred, 6u);  // only the two new ones were added
   gate.open();
   ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 6; }));
@@ -320,8 +320,8 @@ TEST_F(OutletTest, RetriesTheSameBytesWithTheSameIdUntilAccepted) {
   outlet.on_invoke();
   ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 4; }));
   const OutletCounters c = outlet.counters();
-  EXPECT_EQ(c.retried, 8u);  // two failed attempts of four events
-  EXPECT_EQ(c.deliveries, 1u);
+  EXPECT_EQ(c.events_retried, 8u);  // two failed attempts of four events
+  EXPECT_EQ(c.calls_ok, 1u);
   ASSERT_EQ(seen.size(), 3u);
   EXPECT_EQ(seen.payloads[0], seen.payloads[2]);
   EXPECT_TRUE(is_hex_id(seen.ids[0])) << seen.ids[0];
@@ -330,7 +330,7 @@ TEST_F(OutletTest, RetriesTheSameBytesWithTheSameIdUntilAccepted) {
 }
 
 TEST_F(OutletTest, EveryDeliveryHasItsOwnId) {
-  const TelemetryBatch sample = make_batch(1);
+  const TelemetryPost sample = make_batch(1);
   Outlet& outlet = make(accepting_sink(), no_spool({.delivery_max_bytes = sample.byte_size() * 2}));
   outlet.enqueue(make_batch(6));
   outlet.on_invoke();
@@ -364,9 +364,9 @@ TEST_F(OutletTest, RetryAfterSurvivesAnInvokeAndIsBoundedByTheShutdownDeadline) 
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(calls, 1);
   const uint64_t deadline = now_unix_ms() + 10000;
-  outlet.begin_shutdown(deadline);
+  outlet.begin_shutdown(Deadline(deadline));
   // Nothing can happen before the deadline: shutdown does not wait for it.
-  EXPECT_FALSE(outlet.finish_shutdown(deadline));
+  EXPECT_FALSE(outlet.finish_shutdown(Deadline(deadline)));
   EXPECT_LT(now_unix_ms(), deadline);
   EXPECT_EQ(calls, 1);
   const OutletCounters c = outlet.counters();
@@ -381,7 +381,7 @@ TEST_F(OutletTest, ShutdownRetriesAtOnceInsteadOfWaitingOutTheBackoff) {
       make(std::move(sink), no_spool({.retry_base_ms = 600000, .retry_max_ms = 600000}));
   outlet.enqueue(make_batch(1));
   outlet.on_invoke();
-  ASSERT_TRUE(eventually([&] { return outlet.counters().retried == 1; }));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().events_retried == 1; }));
   outlet.begin_shutdown(far_deadline());
   EXPECT_TRUE(outlet.finish_shutdown(far_deadline()));
   EXPECT_EQ(outlet.counters().delivered, 1u);
@@ -415,7 +415,7 @@ TEST_F(OutletTest, DiscardedEventsAreCountedApartFromDelivered) {
 }
 
 TEST_F(OutletTest, DeliveriesAreSplitAtDeliveryMaxBytesInOrder) {
-  const TelemetryBatch sample = make_batch(1);
+  const TelemetryPost sample = make_batch(1);
   Outlet& outlet = make(accepting_sink(), no_spool({.delivery_max_bytes = sample.byte_size() * 3}));
   outlet.enqueue(make_batch(10));
   outlet.begin_shutdown(far_deadline());
@@ -479,8 +479,8 @@ TEST_F(OutletTest, ANewOutletReplaysTheSpoolInOrderWithTheSameIds) {
     ASSERT_TRUE(eventually([&] { return outlet.counters().spooled == 2; }));
     outlet.enqueue(make_batch(3, "second"));  // behind the spool: still in memory
     const uint64_t deadline = now_unix_ms() + 200;
-    outlet.begin_shutdown(deadline);
-    EXPECT_FALSE(outlet.finish_shutdown(deadline));
+    outlet.begin_shutdown(Deadline(deadline));
+    EXPECT_FALSE(outlet.finish_shutdown(Deadline(deadline)));
     const OutletCounters c = outlet.counters();
     EXPECT_EQ(c.still_spooled, 5u);
     EXPECT_EQ(c.dropped_at_shutdown, 0u);
@@ -541,7 +541,7 @@ TEST_F(OutletTest, MemoryCapSpillsTheOldestToTheSpool) {
 
 TEST_F(OutletTest, TheCapCountsTheViewsOfEveryEventNotJustTheBytes) {
   // 200 tiny events: their 64-byte views outweigh their bytes, and memory holds both.
-  const TelemetryBatch batch = make_batch(200, "x");
+  const TelemetryPost batch = make_batch(200, "x");
   EXPECT_GE(held_bytes(200, "x"), batch.byte_size() + 200 * sizeof(TelemetryEvent));
 }
 
@@ -611,7 +611,7 @@ TEST_F(OutletTest, ACorruptSpoolFileIsCountedAndSkipped) {
 // ---- poison deliveries, splits and the dead-letter folder ---------------------------------------
 
 // n events, one of them ("poison") refused by the receiver wherever it is.
-TelemetryBatch batch_with_poison(int n, int poison_at) {
+TelemetryPost batch_with_poison(int n, int poison_at) {
   std::string body = "[";
   for (int i = 0; i < n; ++i) {
     if (i > 0) body += ",";
@@ -644,7 +644,7 @@ TEST_F(OutletTest, APoisonIsIsolatedByHalvingWhileTheRestIsDeliveredThenDeadLett
   Outlet& outlet = make(sink_judging(refuse_poison), options);
   outlet.enqueue(batch_with_poison(20, 7));
   // Lambda keeps sending: later telemetry arrives after the poison's first failure.
-  ASSERT_TRUE(eventually([&] { return outlet.counters().retries >= 1; }));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().calls_retry >= 1; }));
   for (int i = 0; i < 5; ++i) outlet.enqueue(make_batch(3, "later " + std::to_string(i)));
   ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 34; }))
       << describe(outlet.counters());
@@ -699,9 +699,9 @@ TEST_F(OutletTest, TheNextProcessOnTheSameSpoolIsNotBlockedByAPoisonEither) {
   {
     Outlet& first = make(sink_judging(refuse_poison), options);
     first.enqueue(batch_with_poison(1, 0));
-    ASSERT_TRUE(eventually([&] { return first.counters().retries >= 2; }));
-    first.begin_shutdown(now_unix_ms() + 100);
-    first.finish_shutdown(now_unix_ms() + 100);
+    ASSERT_TRUE(eventually([&] { return first.counters().calls_retry >= 2; }));
+    first.begin_shutdown(Deadline(now_unix_ms() + 100));
+    first.finish_shutdown(Deadline(now_unix_ms() + 100));
     EXPECT_EQ(first.counters().still_spooled, 1u);
     destroy(first);
   }
@@ -740,7 +740,7 @@ TEST_F(OutletTest, TooLargeIsSplitDownToSingleEventsAndOnlyTheOneTooLargeIsDropp
 
 TEST_F(OutletTest, ASpooledFileIsCountedByTheEventsItHoldsNotByItsHeader) {
   const std::string dir = new_spool_dir();
-  const TelemetryBatch three = make_batch(3, "forged");
+  const TelemetryPost three = make_batch(3, "forged");
   {
     Spool spool(SpoolLimits{dir});
     ASSERT_TRUE(spool.put("forged", *three.body, 50, nullptr));  // a header claiming 50
@@ -766,7 +766,7 @@ TEST_F(OutletTest, FatalDisablesTheSinkAndSpoolsItsTelemetry) {
   ASSERT_TRUE(eventually([&] { return outlet.counters().disabled; }));
   outlet.enqueue(make_batch(3));
   outlet.on_invoke();
-  EXPECT_TRUE(outlet.flush_until(now_unix_ms() + 1000));
+  EXPECT_TRUE(outlet.flush_until(Deadline(now_unix_ms() + 1000)));
   const OutletCounters c = outlet.counters();
   EXPECT_EQ(c.spooled, 5u);
   EXPECT_EQ(c.still_spooled, 5u);
@@ -799,13 +799,13 @@ TEST_F(OutletTest, ShutdownLeftoversAreSpooled) {
   Outlet& outlet = make(std::move(sink), spooling(dir, {.retry_base_ms = 1, .retry_max_ms = 2}));
   outlet.enqueue(make_batch(7));
   const uint64_t deadline = now_unix_ms() + 200;
-  outlet.begin_shutdown(deadline);
-  EXPECT_FALSE(outlet.finish_shutdown(deadline));
+  outlet.begin_shutdown(Deadline(deadline));
+  EXPECT_FALSE(outlet.finish_shutdown(Deadline(deadline)));
   const OutletCounters c = outlet.counters();
   EXPECT_EQ(c.still_spooled, 7u);
   EXPECT_EQ(c.dropped_at_shutdown, 0u);
   EXPECT_EQ(c.delivered, 0u);
-  EXPECT_GE(c.retried, 7u);
+  EXPECT_GE(c.events_retried, 7u);
 }
 
 TEST_F(OutletTest, ShutdownWithoutASpoolCountsWhatTheSinkNeverAccepted) {
@@ -813,12 +813,12 @@ TEST_F(OutletTest, ShutdownWithoutASpoolCountsWhatTheSinkNeverAccepted) {
   Outlet& outlet = make(std::move(sink), no_spool({.retry_base_ms = 1, .retry_max_ms = 2}));
   outlet.enqueue(make_batch(7));
   const uint64_t deadline = now_unix_ms() + 200;
-  outlet.begin_shutdown(deadline);
-  EXPECT_FALSE(outlet.finish_shutdown(deadline));
+  outlet.begin_shutdown(Deadline(deadline));
+  EXPECT_FALSE(outlet.finish_shutdown(Deadline(deadline)));
   const OutletCounters c = outlet.counters();
   EXPECT_EQ(c.dropped_at_shutdown, 7u);
   EXPECT_EQ(c.delivered, 0u);
-  EXPECT_GE(c.retried, 7u);
+  EXPECT_GE(c.events_retried, 7u);
 }
 
 TEST_F(OutletTest, ShutdownWithAHangingSinkSpoolsTheDeliveryInFlight) {
@@ -833,8 +833,8 @@ TEST_F(OutletTest, ShutdownWithAHangingSinkSpoolsTheDeliveryInFlight) {
   ASSERT_TRUE(eventually([&] { return gate.someone_waiting(); }));
   outlet.enqueue(make_batch(2, "held"));
   const uint64_t deadline = now_unix_ms() + 200;
-  outlet.begin_shutdown(deadline);
-  EXPECT_FALSE(outlet.finish_shutdown(deadline));
+  outlet.begin_shutdown(Deadline(deadline));
+  EXPECT_FALSE(outlet.finish_shutdown(Deadline(deadline)));
   const OutletCounters c = outlet.counters();
   EXPECT_EQ(c.still_spooled, 5u);
   EXPECT_EQ(c.queued, 0u);
@@ -846,8 +846,8 @@ TEST_F(OutletTest, BatchesArrivingAfterShutdownSettledAreSpooledOrCounted) {
   Outlet& spooled = make(accepting_sink(), spooling(dir));
   Outlet& plain = make(accepting_sink(), no_spool());
   for (Outlet* outlet : {&spooled, &plain}) {
-    outlet->begin_shutdown(now_unix_ms() + 10000);
-    ASSERT_TRUE(outlet->finish_shutdown(now_unix_ms() + 10000));
+    outlet->begin_shutdown(far_deadline());
+    ASSERT_TRUE(outlet->finish_shutdown(far_deadline()));
     outlet->enqueue(make_batch(4));
   }
   EXPECT_EQ(spooled.counters().still_spooled, 4u);
@@ -1045,7 +1045,7 @@ TEST_F(OutletTest, SummaryJsonCarriesEveryCounterAndTheBalance) {
       no_spool({.retry_base_ms = 1, .retry_max_ms = 2})));
   Pipeline pipeline(std::move(outlets), PipelineOptions{});
   pipeline.consume(make_batch(3));
-  pipeline.shutdown(far_deadline());
+  pipeline.shutdown(testing::shutdown_window(std::chrono::seconds(20)));
   Poco::JSON::Parser parser;
   const auto root = parser.parse(pipeline.summary_json()).extract<Poco::JSON::Object::Ptr>();
   EXPECT_EQ(root->getValue<uint64_t>("received_events"), 3u);
@@ -1053,7 +1053,7 @@ TEST_F(OutletTest, SummaryJsonCarriesEveryCounterAndTheBalance) {
   ASSERT_TRUE(sink);
   EXPECT_EQ(sink->getValue<uint64_t>("received"), 3u);
   EXPECT_EQ(sink->getValue<uint64_t>("delivered"), 3u);
-  EXPECT_EQ(sink->getValue<uint64_t>("retried"), 3u);
+  EXPECT_EQ(sink->getValue<uint64_t>("events_retried"), 3u);
   EXPECT_TRUE(sink->getValue<bool>("balanced"));
   for (const char* key :
        {"discarded", "dropped_by_cap", "dropped_by_sink", "dropped_at_shutdown", "dropped_disabled",

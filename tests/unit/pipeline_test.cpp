@@ -16,10 +16,10 @@
 namespace relay {
 namespace {
 
-TelemetryBatch parsed(std::string body) {
+TelemetryPost parsed(std::string body) {
   ParseResult result = parse_batch(std::move(body));
   EXPECT_TRUE(result.batch.has_value()) << result.error.message;
-  return result.batch ? std::move(*result.batch) : TelemetryBatch{};
+  return result.batch ? std::move(*result.batch) : TelemetryPost{};
 }
 
 // One invocation's platform events, and lines of ours and of another extension, written three
@@ -76,10 +76,10 @@ Observed consume(const char* body) {
   Observed seen;
   seen.counters = pipeline.counters();
   // The deadlines are already past: only what consume() noted can make these true.
-  seen.runtime_done_seen = pipeline.wait_for_runtime_done("req-1", 0);
-  seen.report_seen = pipeline.wait_for_report("req-1", 0, 0);
-  seen.function_request_id_seen =
-      pipeline.wait_for_report("req-fn", 0, 0) || pipeline.wait_for_runtime_done("req-fn", 0);
+  seen.runtime_done_seen = pipeline.tracker().wait_for_runtime_done("req-1", Deadline(0));
+  seen.report_seen = pipeline.tracker().wait_for_report("req-1", 0, Deadline(0));
+  seen.function_request_id_seen = pipeline.tracker().wait_for_report("req-fn", 0, Deadline(0)) ||
+                                  pipeline.tracker().wait_for_runtime_done("req-fn", Deadline(0));
   return seen;
 }
 
@@ -92,7 +92,7 @@ TEST(PipelinePlatformFields, PrettyAndReorderedJsonGiveTheSameResultsAsCompact) 
     EXPECT_EQ(seen.counters.platform_logs_dropped_records, 10u) << body;
     EXPECT_EQ(seen.counters.own_log_lines_dropped, 2u) << body;
     EXPECT_EQ(seen.counters.events, 7u) << body;
-    EXPECT_EQ(seen.counters.batches, 1u) << body;
+    EXPECT_EQ(seen.counters.posts, 1u) << body;
   }
 }
 

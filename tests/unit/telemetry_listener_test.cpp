@@ -33,26 +33,26 @@ using ::testing::_;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-class MockConsumer : public BatchConsumer {
+class MockConsumer : public PostConsumer {
  public:
-  MOCK_METHOD(void, consume, (TelemetryBatch &&), (override));
+  MOCK_METHOD(void, consume, (TelemetryPost &&), (override));
 };
 
 // Keeps every batch the listener delivered; consume runs on listener threads.
 class Collected {
  public:
-  void add(TelemetryBatch&& batch) {
+  void add(TelemetryPost&& batch) {
     std::lock_guard<std::mutex> lock(mutex_);
     batches_.push_back(std::move(batch));
   }
-  std::vector<TelemetryBatch> take() {
+  std::vector<TelemetryPost> take() {
     std::lock_guard<std::mutex> lock(mutex_);
     return std::move(batches_);
   }
 
  private:
   std::mutex mutex_;
-  std::vector<TelemetryBatch> batches_;
+  std::vector<TelemetryPost> batches_;
 };
 
 std::string read_fixture(const std::string& name) {
@@ -108,7 +108,7 @@ class ListenerTest : public ::testing::Test {
   static constexpr size_t kCap = 4096;
 
   void SetUp() override {
-    ON_CALL(consumer_, consume(_)).WillByDefault([this](TelemetryBatch&& batch) {
+    ON_CALL(consumer_, consume(_)).WillByDefault([this](TelemetryPost&& batch) {
       collected_.add(std::move(batch));
     });
     listener_.start();
@@ -135,11 +135,11 @@ TEST_F(ListenerTest, PostDeliversTheExactEventsAndAnswersEmpty200) {
   EXPECT_EQ(answer.status, 200);
   EXPECT_EQ(answer.body, "");
 
-  std::vector<TelemetryBatch> batches = collected_.take();
+  std::vector<TelemetryPost> batches = collected_.take();
   ASSERT_EQ(batches.size(), 1u);
-  const TelemetryBatch& got = batches[0];
+  const TelemetryPost& got = batches[0];
   EXPECT_EQ(*got.body, body);
-  TelemetryBatch expected = *parse_batch(body).batch;
+  TelemetryPost expected = *parse_batch(body).batch;
   ASSERT_EQ(got.events.size(), expected.events.size());
   for (size_t i = 0; i < got.events.size(); ++i) {
     EXPECT_EQ(got.events[i].json, expected.events[i].json);
@@ -259,8 +259,8 @@ TEST_F(ListenerTest, AClientSendingAWholeBodyWithTheWrongMethodReads405) {
 // Every request is counted once, under its answer, with its body's bytes.
 TEST_F(ListenerTest, RequestsAreCountedByAnswerWithTheirBytes) {
   EXPECT_CALL(consumer_, consume(_))
-      .WillOnce([](TelemetryBatch&&) {})
-      .WillOnce([](TelemetryBatch&&) { throw std::runtime_error("pipeline broke"); });
+      .WillOnce([](TelemetryPost&&) {})
+      .WillOnce([](TelemetryPost&&) { throw std::runtime_error("pipeline broke"); });
   auto s = session();
   ASSERT_EQ(send(*s, "POST", "/", "[]").status, 200);
   ASSERT_EQ(send(*s, "POST", "/", "[ ]").status, 500);
@@ -290,7 +290,7 @@ TEST_F(ListenerTest, ChunkedBodyUnderTheCapIsDelivered) {
   EXPECT_CALL(consumer_, consume(_)).Times(1);
   auto s = session();
   EXPECT_EQ(send(*s, "POST", "/", read_fixture("logs_dropped.json"), /*chunked=*/true).status, 200);
-  std::vector<TelemetryBatch> batches = collected_.take();
+  std::vector<TelemetryPost> batches = collected_.take();
   ASSERT_EQ(batches.size(), 1u);
   EXPECT_EQ(batches[0].events.size(), 3u);
   EXPECT_EQ(batches[0].events[0].type, "platform.logsDropped");
@@ -318,7 +318,7 @@ TEST_F(ListenerTest, InvalidEventsAreDroppedAndCountedAndTheBatchAnswered200) {
   Answer answer = send(*s, "POST", "/", body);
   EXPECT_EQ(answer.status, 200);
   EXPECT_EQ(send(*s, "POST", "/", "[1]").status, 200);
-  std::vector<TelemetryBatch> batches = collected_.take();
+  std::vector<TelemetryPost> batches = collected_.take();
   ASSERT_EQ(batches.size(), 2u);
   ASSERT_EQ(batches[0].events.size(), 2u);
   EXPECT_EQ(batches[0].events[0].record, "\"a\"");
@@ -362,7 +362,7 @@ TEST_F(ListenerTest, AnswersNameARealHttpVersion) {
 TEST(ListenerLargeBodyTest, LargeBodiesInPiecesAndAPipelinedRequestAreReadExactly) {
   ::testing::StrictMock<MockConsumer> consumer;
   Collected collected;
-  ON_CALL(consumer, consume(_)).WillByDefault([&](TelemetryBatch&& batch) {
+  ON_CALL(consumer, consume(_)).WillByDefault([&](TelemetryPost&& batch) {
     collected.add(std::move(batch));
   });
   EXPECT_CALL(consumer, consume(_)).Times(2);
@@ -397,7 +397,7 @@ TEST(ListenerLargeBodyTest, LargeBodiesInPiecesAndAPipelinedRequestAreReadExactl
 
   EXPECT_THAT(received, StartsWith("HTTP/1.1 200"));
   EXPECT_THAT(received.substr(12), HasSubstr("HTTP/1.1 200"));
-  std::vector<TelemetryBatch> batches = collected.take();
+  std::vector<TelemetryPost> batches = collected.take();
   ASSERT_EQ(batches.size(), 2u);
   EXPECT_EQ(*batches[0].body, big);
   EXPECT_EQ(batches[0].events.size(), 3000u);
@@ -443,7 +443,7 @@ TEST_F(ListenerTest, ConcurrentPostsAreAllDelivered) {
   EXPECT_THAT(failures, ::testing::Each(0));
 
   std::set<std::string> records;
-  for (const TelemetryBatch& batch : collected_.take()) {
+  for (const TelemetryPost& batch : collected_.take()) {
     ASSERT_EQ(batch.events.size(), 1u);
     records.insert(std::string(batch.events[0].record));
   }
@@ -462,8 +462,8 @@ TEST_F(ListenerTest, AnyPathIsAccepted) {
 
 TEST_F(ListenerTest, ConsumerExceptionIs500AndTheListenerKeepsServing) {
   EXPECT_CALL(consumer_, consume(_))
-      .WillOnce([](TelemetryBatch&&) { throw std::runtime_error("pipeline broke"); })
-      .WillOnce([](TelemetryBatch&&) {});
+      .WillOnce([](TelemetryPost&&) { throw std::runtime_error("pipeline broke"); })
+      .WillOnce([](TelemetryPost&&) {});
   auto s = session();
   EXPECT_EQ(send(*s, "POST", "/", "[]").status, 500);
   EXPECT_EQ(send(*s, "POST", "/", "[]").status, 200);
@@ -579,7 +579,7 @@ void expect_answered_promptly(Poco::Net::HTTPClientSession& s) {
 class ListenerAttackTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ON_CALL(consumer_, consume(_)).WillByDefault([](TelemetryBatch&&) {});
+    ON_CALL(consumer_, consume(_)).WillByDefault([](TelemetryPost&&) {});
     EXPECT_CALL(consumer_, consume(_)).Times(::testing::AnyNumber());
     listener_.start();
   }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "batch_parser.h"
+#include "deadline.h"
 #include "sink.h"
 
 namespace relay::testing {
@@ -23,17 +24,17 @@ class MockSink : public Sink {
  public:
   explicit MockSink(std::string name = "mock") : name_(std::move(name)) {}
   const std::string& name() const override { return name_; }
-  std::string version() const override { return "1.0"; }
   MOCK_METHOD(DeliveryResult, deliver, (const Delivery&, uint64_t), (override));
   MOCK_METHOD(DeliveryResult, flush, (uint64_t), (override));
+  MOCK_METHOD(void, destroy, (), (override));
 
  private:
   std::string name_;
 };
 
 // A batch of n small events: {"time":"...","type":"function","record":"<prefix> i"}.
-inline TelemetryBatch make_batch(int n, const std::string& prefix = "line",
-                                 const std::string& type = "function") {
+inline TelemetryPost make_batch(int n, const std::string& prefix = "line",
+                                const std::string& type = "function") {
   std::string body = "[";
   for (int i = 0; i < n; ++i) {
     if (i > 0) body += ",";
@@ -43,6 +44,12 @@ inline TelemetryBatch make_batch(int n, const std::string& prefix = "line",
   body += "]";
   ParseResult parsed = parse_batch(std::move(body));
   return std::move(*parsed.batch);
+}
+
+// A SHUTDOWN window ending `window` from now, without margin (for Pipeline::shutdown).
+inline ShutdownBudget shutdown_window(std::chrono::milliseconds window) {
+  const uint64_t now = now_unix_ms();
+  return ShutdownBudget(now, static_cast<int64_t>(now + static_cast<uint64_t>(window.count())), 0);
 }
 
 // Polls cond every 5 ms for up to `limit`; for conditions reached by other threads.
