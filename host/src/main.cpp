@@ -12,7 +12,7 @@
 //     failure (exit 1 after init/error): nothing is flushed or destroyed; what outlets hold in
 //     memory is lost, what is spooled stays for the next process.
 //   - registration refused, or the API unreachable: exit 1 (no sink was loaded yet).
-// --version, --help, --check and a bad option return from main(): they start no thread.
+// --version, --help, --check and a bad option return from main(): no outlet or listener runs.
 #include <signal.h>
 #include <unistd.h>
 

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "post_consumer.h"
 #include "listener_stats.h"
+#include "post_consumer.h"
 
 namespace Poco {
 class ThreadPool;
@@ -40,11 +40,11 @@ struct ListenerOptions {
 class TelemetryListener {
  public:
   TelemetryListener(PostConsumer& consumer, ListenerOptions options);
+  // Stops accepting, aborts open connections and waits for running handlers. (The extension
+  // never runs it: it exits with the listener serving, see main.cpp.)
   ~TelemetryListener();
   // Binds 0.0.0.0:<port> and starts serving. Throws Poco::Exception when the bind fails.
   void start();
-  // Stops accepting, aborts open connections and waits for running handlers. Idempotent.
-  void stop();
   uint16_t port() const;  // the bound port (after start)
   const ListenerStats& stats() const { return stats_; }
 

@@ -5,9 +5,10 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <future>
 #include <mutex>
 
+#include "mock_extensions_api.h"
+#include "mock_sink.h"
 #include "test_support.h"
 
 namespace relay {
@@ -16,20 +17,11 @@ namespace {
 using ::testing::_;
 using ::testing::Invoke;
 using testing::make_batch;
+using testing::MockExtensionsApi;
 using testing::MockSink;
 using ::testing::NiceMock;
 using ::testing::Return;
 using ::testing::StrictMock;
-
-class MockExtensionsApi : public ExtensionsApi {
- public:
-  MOCK_METHOD(Registration, register_extension,
-              (const std::string&, const std::vector<std::string>&), (override));
-  MOCK_METHOD(LifecycleEvent, next, (), (override));
-  MOCK_METHOD(SubscribeResult, subscribe, (const SubscribeRequest&), (override));
-  MOCK_METHOD(bool, init_error, (const std::string&, const std::string&), (override));
-  MOCK_METHOD(bool, exit_error, (const std::string&, const std::string&), (override));
-};
 
 LifecycleEvent invoke(const std::string& id) {
   LifecycleEvent e;
@@ -62,13 +54,6 @@ TelemetryPost runtime_done_for(const std::string& id) {
 LifecycleOptions quiet_for(uint32_t shutdown_quiet_ms) {
   LifecycleOptions options;
   options.shutdown_quiet_ms = shutdown_quiet_ms;
-  return options;
-}
-
-OutletOptions min_batch(int64_t size) {
-  OutletOptions options;
-  options.min_batch_size = size;
-  options.spool.enabled = false;
   return options;
 }
 
@@ -135,82 +120,11 @@ TEST(Lifecycle, UnknownEventTypesAreIgnored) {
   EXPECT_EQ(lifecycle.run(), 0);
 }
 
-TEST(Pipeline, DropsOwnLogLinesAndCountsPlatformLogsDropped) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  std::atomic<int> delivered{0};
-  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([&](const Delivery& d, uint64_t) {
-    delivered += static_cast<int>(d.events.size());
-    return DeliveryResult{};
-  }));
-  std::vector<std::unique_ptr<Outlet>> outlets;
-  outlets.push_back(std::make_unique<Outlet>(std::move(sink), OutletOptions{}));
-  Pipeline pipeline(std::move(outlets), PipelineOptions{.drop_own_log_lines = true});
-  std::string body =
-      R"([{"time":"t","type":"extension","record":"telemetry-relay Information [relay.main] x"},)"
-      R"({"time":"t","type":"extension","record":{"message":"telemetry-relay Error [relay.x] y"}},)"
-      R"({"time":"t","type":"extension","record":"another extension's line"},)"
-      R"({"time":"t","type":"platform.logsDropped","record":{"droppedBytes":10,"droppedRecords":7,"reason":"r"}}])";
-  pipeline.consume(std::move(*parse_batch(std::move(body)).batch));
-  const PipelineCounters c = pipeline.counters();
-  EXPECT_EQ(c.own_log_lines_dropped, 2u);
-  EXPECT_EQ(c.platform_logs_dropped_records, 7u);
-  EXPECT_EQ(c.events, 2u);
-  pipeline.shutdown(testing::shutdown_window(std::chrono::seconds(10)));
-  EXPECT_EQ(delivered.load(), 2);
-  EXPECT_NE(pipeline.summary_json().find("\"platform_logs_dropped\":7"), std::string::npos);
-}
-
-TEST(Pipeline, FansOutToEverySinkIndependently) {
-  auto slow = std::make_unique<NiceMock<MockSink>>("slow");
-  auto fast = std::make_unique<NiceMock<MockSink>>("fast");
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  ON_CALL(*slow, deliver(_, _)).WillByDefault(Invoke([released](const Delivery&, uint64_t) {
-    released.wait();  // blocks until the test lets it go
-    return DeliveryResult{};
-  }));
-  ON_CALL(*fast, deliver(_, _)).WillByDefault(Return(DeliveryResult{}));
-  std::vector<std::unique_ptr<Outlet>> outlets;
-  outlets.push_back(std::make_unique<Outlet>(std::move(slow), OutletOptions{}));
-  outlets.push_back(std::make_unique<Outlet>(std::move(fast), OutletOptions{}));
-  Pipeline pipeline(std::move(outlets), PipelineOptions{});
-  pipeline.consume(make_batch(2));
-  pipeline.on_invoke();
-  pipeline.consume(make_batch(3));
-  pipeline.on_invoke();
-  // The fast sink gets everything although the slow one is stuck in its first delivery.
-  EXPECT_TRUE(
-      testing::eventually([&] { return pipeline.outlets()[1]->counters().delivered == 5; }));
-  EXPECT_EQ(pipeline.outlets()[0]->counters().delivered, 0u);
-  release.set_value();
-  pipeline.shutdown(testing::shutdown_window(std::chrono::seconds(10)));
-  EXPECT_EQ(pipeline.outlets()[0]->counters().delivered, 5u);
-}
-
 }  // namespace
 }  // namespace relay
 
 namespace relay {
-namespace {
-
-TEST(Pipeline, AReportSeenByTheDrainIsAlreadyQueuedInEveryOutlet) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  ON_CALL(*sink, deliver(_, _)).WillByDefault(Return(DeliveryResult{}));
-  std::vector<std::unique_ptr<Outlet>> outlets;
-  // A minimum no batch reaches, so nothing leaves the queue while the test looks at it.
-  outlets.push_back(std::make_unique<Outlet>(std::move(sink), min_batch(1000)));
-  Pipeline pipeline(std::move(outlets), PipelineOptions{});
-  for (int round = 0; round < 50; ++round) {
-    const std::string id = "req-" + std::to_string(round);
-    std::thread listener([&] { pipeline.consume(report_for(id)); });
-    ASSERT_TRUE(
-        pipeline.tracker().wait_for_report(id, 20000, Deadline::in(std::chrono::seconds(20))));
-    EXPECT_EQ(pipeline.outlets()[0]->counters().received, static_cast<uint64_t>(round + 1));
-    listener.join();
-  }
-}
-
-}  // namespace
+namespace {}  // namespace
 }  // namespace relay
 
 namespace relay {

@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "mock_sink.h"
 #include "pipeline.h"
 #include "spool.h"
 #include "test_support.h"
@@ -1036,30 +1037,90 @@ TEST_F(OutletTest, TheInvokePathIsNotHeldByAnOverflowBeingSpooled) {
   EXPECT_EQ(outlet.counters().dropped_by_cap, 0u);
 }
 
-// ---- the summary line ---------------------------------------------------------------------------
+// ---- the shutdown contract: flush once, then destroy once, after the last deliver --------------
 
-TEST_F(OutletTest, SummaryJsonCarriesEveryCounterAndTheBalance) {
-  std::vector<std::unique_ptr<Outlet>> outlets;
-  outlets.push_back(std::make_unique<Outlet>(
-      sink_answering([](int call) { return call == 1 ? retry() : DeliveryResult{}; }),
-      no_spool({.retry_base_ms = 1, .retry_max_ms = 2})));
-  Pipeline pipeline(std::move(outlets), PipelineOptions{});
-  pipeline.consume(make_batch(3));
-  pipeline.shutdown(testing::shutdown_window(std::chrono::seconds(20)));
-  Poco::JSON::Parser parser;
-  const auto root = parser.parse(pipeline.summary_json()).extract<Poco::JSON::Object::Ptr>();
-  EXPECT_EQ(root->getValue<uint64_t>("received_events"), 3u);
-  const auto sink = root->getObject("sinks")->getObject("mock");
-  ASSERT_TRUE(sink);
-  EXPECT_EQ(sink->getValue<uint64_t>("received"), 3u);
-  EXPECT_EQ(sink->getValue<uint64_t>("delivered"), 3u);
-  EXPECT_EQ(sink->getValue<uint64_t>("events_retried"), 3u);
-  EXPECT_TRUE(sink->getValue<bool>("balanced"));
-  for (const char* key :
-       {"discarded", "dropped_by_cap", "dropped_by_sink", "dropped_at_shutdown", "dropped_disabled",
-        "dropped_corrupt", "still_spooled", "queued", "deferred", "spooled", "replayed"}) {
-    EXPECT_TRUE(sink->has(key)) << key;
+TEST_F(OutletTest, FlushAndDestroyFollowTheLastDeliveryOnceEach) {
+  auto sink = std::make_unique<::testing::StrictMock<MockSink>>();
+  {
+    ::testing::InSequence order;
+    EXPECT_CALL(*sink, deliver(_, _)).WillOnce(Return(DeliveryResult{}));
+    EXPECT_CALL(*sink, flush(_)).WillOnce(Return(DeliveryResult{}));
+    EXPECT_CALL(*sink, destroy());
   }
+  Outlet& outlet = make(std::move(sink), no_spool());
+  outlet.enqueue(make_batch(3));
+  outlet.begin_shutdown(far_deadline());
+  ASSERT_TRUE(outlet.finish_shutdown(far_deadline()));
+  EXPECT_TRUE(outlet.flush_sink(far_deadline()));
+  EXPECT_FALSE(outlet.flush_sink(far_deadline())) << "once";
+  outlet.destroy_sink();
+  outlet.destroy_sink();  // once
+  EXPECT_FALSE(outlet.counters().flush_failed);
+  EXPECT_EQ(outlet.counters().delivered, 3u);
+}
+
+TEST_F(OutletTest, AFailedFlushIsLoggedWithTheSinksWordsAndCounted) {
+  auto sink = std::make_unique<NiceMock<MockSink>>();
+  ON_CALL(*sink, flush(_))
+      .WillByDefault(Return(DeliveryResult{DeliveryStatus::kRetry, "buffer not sent: timeout"}));
+  EXPECT_CALL(*sink, destroy());
+  Outlet& outlet = make(std::move(sink), no_spool());
+  const testing::LogCapture capture("relay.outlet");
+  outlet.begin_shutdown(far_deadline());
+  ASSERT_TRUE(outlet.finish_shutdown(far_deadline()));
+  EXPECT_FALSE(outlet.flush_sink(far_deadline()));
+  outlet.destroy_sink();
+  EXPECT_TRUE(outlet.counters().flush_failed);
+  EXPECT_THAT(capture.lines(),
+              ::testing::Contains(::testing::AllOf(::testing::HasSubstr("flush at shutdown"),
+                                                   ::testing::HasSubstr("RETRY"),
+                                                   ::testing::HasSubstr("buffer not sent"))));
+}
+
+TEST_F(OutletTest, ADisabledSinkIsDestroyedWithoutAFlush) {
+  auto sink = std::make_unique<::testing::StrictMock<MockSink>>();
+  EXPECT_CALL(*sink, deliver(_, _))
+      .WillOnce(Return(DeliveryResult{DeliveryStatus::kFatal, "unusable"}));
+  EXPECT_CALL(*sink, destroy());
+  Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kContinuous}}));
+  outlet.enqueue(make_batch(1));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().disabled; }));
+  outlet.begin_shutdown(far_deadline());
+  outlet.finish_shutdown(far_deadline());
+  EXPECT_FALSE(outlet.flush_sink(far_deadline()));
+  outlet.destroy_sink();
+  EXPECT_FALSE(outlet.counters().flush_failed);
+}
+
+TEST_F(OutletTest, ASinkStuckInDeliverIsNeitherFlushedNorDestroyed) {
+  auto sink = std::make_unique<NiceMock<MockSink>>();
+  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([this](const Delivery&, uint64_t) {
+    gate.wait();
+    return DeliveryResult{};
+  }));
+  EXPECT_CALL(*sink, flush(_)).Times(0);
+  EXPECT_CALL(*sink, destroy()).Times(0);
+  Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kContinuous}}));
+  outlet.enqueue(make_batch(2));
+  ASSERT_TRUE(eventually([&] { return gate.someone_waiting(); }));
+  const Deadline soon = Deadline::in(std::chrono::milliseconds(50));
+  outlet.begin_shutdown(soon);
+  EXPECT_FALSE(outlet.finish_shutdown(soon));
+  EXPECT_FALSE(outlet.flush_sink(far_deadline()));
+  outlet.destroy_sink();
+  EXPECT_EQ(outlet.counters().dropped_at_shutdown, 2u) << "no spool: counted";
+  gate.open();  // the outlet's destructor joins its thread once the sink returns
+  destroy(outlet);
+}
+
+TEST_F(OutletTest, NoFlushOnceTheCloseDeadlinePassed) {
+  auto sink = std::make_unique<::testing::StrictMock<MockSink>>();
+  EXPECT_CALL(*sink, destroy());
+  Outlet& outlet = make(std::move(sink), no_spool());
+  outlet.begin_shutdown(far_deadline());
+  ASSERT_TRUE(outlet.finish_shutdown(far_deadline()));
+  EXPECT_FALSE(outlet.flush_sink(Deadline(now_unix_ms() - 1)));
+  outlet.destroy_sink();
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Shared helpers for the host's unit tests.
+// Shared helpers for the host's unit tests (the mocks are in tests/mocks/).
 #pragma once
 
 #include <Poco/AutoPtr.h>
@@ -16,21 +16,9 @@
 
 #include "batch_parser.h"
 #include "deadline.h"
-#include "sink.h"
+#include "telemetry_post.h"
 
 namespace relay::testing {
-
-class MockSink : public Sink {
- public:
-  explicit MockSink(std::string name = "mock") : name_(std::move(name)) {}
-  const std::string& name() const override { return name_; }
-  MOCK_METHOD(DeliveryResult, deliver, (const Delivery&, uint64_t), (override));
-  MOCK_METHOD(DeliveryResult, flush, (uint64_t), (override));
-  MOCK_METHOD(void, destroy, (), (override));
-
- private:
-  std::string name_;
-};
 
 // A batch of n small events: {"time":"...","type":"function","record":"<prefix> i"}.
 inline TelemetryPost make_batch(int n, const std::string& prefix = "line",
