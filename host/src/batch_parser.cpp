@@ -321,7 +321,7 @@ class JsonValidator {
 // ones and counting the rest.
 class Parser {
  public:
-  Parser(const std::string& body, TelemetryBatch& batch) : body_(body), batch_(batch) {}
+  Parser(const std::string& body, TelemetryPost& batch) : body_(body), batch_(batch) {}
 
   // Valid JSON whose elements are all objects with string "type"/"time", or false (no message:
   // the slow path says what was wrong).
@@ -593,7 +593,7 @@ class Parser {
   };
 
   const std::string& body_;
-  TelemetryBatch& batch_;
+  TelemetryPost& batch_;
   std::vector<Late> late_;
   JsonValidator validator_;
 
@@ -624,7 +624,7 @@ ParseResult parse_batch(std::string body) {
     shared = std::make_shared<const std::string>(std::move(copy));
   }
 
-  TelemetryBatch batch;
+  TelemetryPost batch;
   batch.events.reserve(shared->size() / kReserveBytesPerEvent + 1);
   Parser parser(*shared, batch);
   if (!parser.parse_valid_body() && !parser.parse_elements()) {
@@ -634,7 +634,7 @@ ParseResult parse_batch(std::string body) {
   return ParseResult{std::move(batch), {std::move(parser.error)}, parser.invalid_events};
 }
 
-std::optional<std::string_view> record_string_field(const TelemetryBatch& batch,
+std::optional<std::string_view> record_string_field(const TelemetryPost& batch,
                                                     std::string_view record, std::string_view key) {
   if (!batch.body || record.empty() || record.front() != '{') return std::nullopt;
   const std::string& body = *batch.body;

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "telemetry_batch.h"
+#include "telemetry_post.h"
 
 namespace relay {
 
@@ -20,7 +20,7 @@ struct ParseError {
 // every event kept is valid JSON, so events joined into an array always are too. Missing
 // "type"/"time" are tolerated (empty views); "record" may be any JSON value.
 struct ParseResult {
-  std::optional<TelemetryBatch> batch;
+  std::optional<TelemetryPost> batch;
   // Without a batch: why. With one: what was wrong with the first dropped element, if any.
   ParseError error;
   size_t invalid_events = 0;  // elements dropped from batch
@@ -31,7 +31,7 @@ ParseResult parse_batch(std::string body);
 // kept), or nullopt when the record is not an object, has no such field or it is not a string.
 // `record` must be the record of an event parse_batch put in `batch` (it is read in place, in the
 // padded body). A parse of its own: for the occasional record, not for every event.
-std::optional<std::string_view> record_string_field(const TelemetryBatch& batch,
+std::optional<std::string_view> record_string_field(const TelemetryPost& batch,
                                                     std::string_view record, std::string_view key);
 
 }  // namespace relay

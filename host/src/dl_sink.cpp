@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstring>
+#include <utility>
 
 #include "logging.h"
 #include "version.h"
@@ -93,14 +94,12 @@ DlSink::DlSink(std::string name, boost::dll::shared_library library,
       reads_feedback_(descriptor->abi_major > 1 ||
                       (descriptor->abi_major == 1 && descriptor->abi_minor >= 1)) {}
 
-DlSink::~DlSink() {
-  if (instance_ != nullptr) {
-    in_plugin_call(crash_site_, PluginCall::kDestroy, [&] { descriptor_->destroy(instance_); });
-  }
-}
+DlSink::~DlSink() { destroy(); }
 
-std::string DlSink::version() const {
-  return descriptor_->version != nullptr ? descriptor_->version : "";
+void DlSink::destroy() {
+  if (instance_ == nullptr) return;
+  void* instance = std::exchange(instance_, nullptr);
+  in_plugin_call(crash_site_, PluginCall::kDestroy, [&] { descriptor_->destroy(instance); });
 }
 
 DeliveryResult DlSink::deliver(const Delivery& delivery, uint64_t deadline_unix_ms) {

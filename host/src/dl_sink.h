@@ -33,17 +33,18 @@ class DlSink final : public Sink {
   ~DlSink() override;
 
   const std::string& name() const override { return name_; }
-  std::string version() const override;
   DeliveryResult deliver(const Delivery& delivery, uint64_t deadline_unix_ms) override;
   DeliveryResult flush(uint64_t deadline_unix_ms) override;
+  // The plugin's destroy(instance), once; the destructor calls it if nobody did.
+  void destroy() override;
 
  private:
   boost::dll::shared_library library_;
   std::string name_;
   const relay_sink_descriptor* descriptor_;
   std::unique_ptr<HostServices> services_;
-  CrashSite& crash_site_;  // every call into the plugin is marked for the crash handlers
-  void* instance_;
+  CrashSite& crash_site_;            // every call into the plugin is marked for the crash handlers
+  void* instance_;                   // null once destroyed
   bool reads_feedback_;              // the plugin was built for ABI 1.1 or later
   std::vector<relay_event> events_;  // reused between deliveries
 };

@@ -1,14 +1,17 @@
 // The lifecycle loop on the main thread: wait in `next`, tell the pipeline what happened, hold an
 // invocation for `end` flushing within its budget, and on SHUTDOWN drain late telemetry, deliver
-// within the deadline, spool the rest and report.
+// within the deadline, spool the rest, flush and destroy the sinks, and report (ShutdownBudget
+// in deadline.h has the phases).
 #pragma once
 
 #include <atomic>
-#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 
+#include "deadline.h"
 #include "extensions_api.h"
 #include "pipeline.h"
 
@@ -41,14 +44,14 @@ class Lifecycle {
   uint64_t invocations() const { return invocations_; }
 
   // The moment an invocation received at received_unix_ms must be released in `end` mode.
-  static uint64_t invoke_deadline(const LifecycleEvent& event, uint64_t received_unix_ms,
+  static Deadline invoke_deadline(const LifecycleEvent& event, uint64_t received_unix_ms,
                                   const LifecycleOptions& options);
 
  private:
   void end_of_invocation(const LifecycleEvent& event, uint64_t received_unix_ms);
   void shutdown(const LifecycleEvent& event);
-  // Logs the summary line, once per process, waiting at most `patience` for the outlets.
-  void write_summary_once(std::chrono::milliseconds patience);
+  // Logs the summary line, once per process, waiting for the outlets at most until the deadline.
+  void write_summary_once(Deadline deadline);
 
   ExtensionsApi& api_;
   Pipeline& pipeline_;
@@ -57,6 +60,8 @@ class Lifecycle {
   uint64_t invocations_ = 0;
   static constexpr int kSummaryNotWritten = 0, kSummaryWriting = 1, kSummaryWritten = 2;
   std::atomic<int> summary_state_{kSummaryNotWritten};
+  std::mutex summary_mutex_;
+  std::condition_variable summary_written_;
 };
 
 }  // namespace relay

@@ -1,4 +1,18 @@
-// telemetry-relay: wiring only. The life of a batch is listener -> pipeline -> outlet -> sink.
+// telemetry-relay: wiring only. Telemetry goes listener -> pipeline -> outlet -> sink: a POST
+// from Lambda is fanned out to one outlet per sink, which hands the sink batches (deliveries).
+//
+// Exit policy. Whatever starts a thread ends the process with leave(code): stdout and stderr are
+// flushed (every log line is written), then _Exit, without destructors or atexit handlers, so
+// that no sink call, listener connection or plugin static can hold or crash the exit:
+//   - SHUTDOWN, exit 0: the lifecycle has delivered within the budget, spooled what is left,
+//     flushed and destroyed every sink not stuck in a call, and written the summary.
+//   - the shutdown watchdog, exit 0: at deadlineMs minus the margin, from its own thread, after
+//     the summary (a sink stuck in a call is neither flushed nor destroyed).
+//   - Lambda's API failing after registration (`next`: exit 1 after exit/error) or an init
+//     failure (exit 1 after init/error): nothing is flushed or destroyed; what outlets hold in
+//     memory is lost, what is spooled stays for the next process.
+//   - registration refused, or the API unreachable: exit 1 (no sink was loaded yet).
+// --version, --help, --check and a bad option return from main(): no outlet or listener runs.
 #include <signal.h>
 #include <unistd.h>
 
@@ -117,154 +131,185 @@ int check(const Config& config) {
   return ok ? 0 : 1;
 }
 
-// Exits without running destructors: a sink stuck in a call must not hold the process past
-// Lambda's deadline, and every outlet has already settled its counts.
-[[noreturn]] void finish(int code) {
+// Every exit once threads may run (see the exit policy above).
+[[noreturn]] void leave(int code) {
   std::cerr.flush();
   std::fflush(nullptr);
   std::_Exit(code);
 }
 
-// Spawn to the first `next` is the function's init time, and Lambda starts the runtime only once
-// every extension has registered. So register comes first: it needs only the name and the
-// events, and while it waits for Lambda's answer the process is idle, leaving the CPU to Lambda
-// (its API server shares the sandbox's CPUs). The configuration, the logging and the sinks
-// follow, while the runtime starts too; then the listener and the subscription, which Lambda
-// needs before the first `next`.
-int run(const std::string& extension_name, const std::map<std::string, std::string>& environment) {
-  std::unique_ptr<ExtensionsClient> api;
+// An init failure after registration: logged, reported to Lambda with init/error, exit 1.
+[[noreturn]] void fail_init(ExtensionsApi& api, const std::string& type,
+                            const std::string& message) {
+  logger("main").error(message);
+  api.init_error(type, message);
+  leave(1);
+}
+
+// Step 1: register. Spawn to the first `next` is the function's init time, and Lambda starts the
+// runtime only once every extension has registered. So register comes first: it needs only the
+// name and the events, and while it waits for Lambda's answer the process is idle, leaving the
+// CPU to Lambda (its API server shares the sandbox's CPUs). The configuration, the logging and
+// the sinks follow, while the runtime starts too; then the listener and the subscription, which
+// Lambda needs before the first `next`. Nothing is logged before the configuration says how.
+struct Registered {
+  std::unique_ptr<ExtensionsClient> api;  // null when the API cannot be reached (api_error)
   std::string api_error;
+  std::optional<Registration> registration;
+  std::optional<LambdaApiError> refused;
+  std::optional<Config> config;  // read first when a configuration file may decide the events
+};
+
+Registered register_first(const std::string& extension_name,
+                          const std::map<std::string, std::string>& environment) {
+  Registered out;
   const auto runtime_api = environment.find("AWS_LAMBDA_RUNTIME_API");
   try {
-    api = std::make_unique<ExtensionsClient>(runtime_api != environment.end() ? runtime_api->second
-                                                                              : std::string());
+    out.api = std::make_unique<ExtensionsClient>(
+        runtime_api != environment.end() ? runtime_api->second : std::string());
   } catch (const std::exception& e) {
-    api_error = e.what();
+    out.api_error = e.what();
   }
-
   // The events depend on Managed Instances, which the environment decides unless a
   // configuration file may (then that file is read first).
   std::optional<bool> managed_instances = managed_instances_from_environment(environment);
-  std::optional<Config> early_config;
   if (!managed_instances) {
-    early_config = load_config(environment);
-    managed_instances = early_config->managed_instances;
+    out.config = load_config(environment);
+    managed_instances = out.config->managed_instances;
   }
-  std::optional<Registration> registration;
-  std::optional<LambdaApiError> refused;
-  if (api) {
-    try {
-      registration =
-          api->register_extension(extension_name, registration_events(*managed_instances));
-    } catch (const LambdaApiError& e) {
-      refused = e;
-    }
+  if (!out.api) return out;
+  try {
+    out.registration =
+        out.api->register_extension(extension_name, registration_events(*managed_instances));
+  } catch (const LambdaApiError& e) {
+    out.refused = e;
   }
+  return out;
+}
 
-  const Config config = early_config ? std::move(*early_config) : load_config(environment);
-  configure_logging(config.log_level);
-  log_config_issues(config);
+// Step 2, once logging is configured: says how registration went; exits when it failed.
+void check_registered(const Registered& r, const std::string& extension_name,
+                      const Config& config) {
   Poco::Logger& log = logger("main");
-  if (!api) {
-    log.error("cannot reach the Extensions API: %s", api_error);
-    return 1;
+  if (!r.api) {
+    log.error("cannot reach the Extensions API: %s", r.api_error);
+    leave(1);
   }
-  if (refused) {
+  if (r.refused) {
     // Nothing to report to: Lambda sees the failed init when we exit.
-    if (refused->status() == 0) {
-      log.error("registration as '%s' failed: %s", extension_name, std::string(refused->what()));
+    if (r.refused->status() == 0) {
+      log.error("registration as '%s' failed: %s", extension_name, std::string(r.refused->what()));
     } else {
-      log.error("registration as '%s' refused (status %d): %s", extension_name, refused->status(),
-                one_line(refused->body()));
+      log.error("registration as '%s' refused (status %d): %s", extension_name, r.refused->status(),
+                one_line(r.refused->body()));
     }
-    return 1;
+    leave(1);
   }
   log.information(
-      "registered as %s for %s%s", extension_name, registration->function_name,
+      "registered as %s for %s%s", extension_name, r.registration->function_name,
       std::string(config.managed_instances ? " (Lambda Managed Instances: SHUTDOWN only, " +
                                                  config.managed_instances_why + ")"
                                            : ""));
-
-  auto init_failed = [&](const std::string& type, const std::string& message) {
-    log.error(message);
-    api->init_error(type, message);
-    return 1;
-  };
   if (config.strict && !config.issues.empty()) {
-    return init_failed("Extension.ConfigInvalid",
-                       "RELAY_STRICT: invalid configuration: " + config.issues.front().message);
+    fail_init(*r.api, "Extension.ConfigInvalid",
+              "RELAY_STRICT: invalid configuration: " + config.issues.front().message);
   }
+}
 
+// Step 3: the sinks, each behind its outlet, in one pipeline.
+std::unique_ptr<Pipeline> load_sinks(ExtensionsApi& api, const Config& config) {
   std::vector<LoadResult> failures;
-  Pipeline pipeline(load_outlets(config, failures), PipelineOptions{.drop_own_log_lines = true});
+  auto pipeline = std::make_unique<Pipeline>(load_outlets(config, failures),
+                                             PipelineOptions{.drop_own_log_lines = true});
   if (config.strict && !failures.empty()) {
-    return init_failed("Extension.PluginLoadFailed", "RELAY_STRICT: " + failures.front().message);
+    fail_init(api, "Extension.PluginLoadFailed", "RELAY_STRICT: " + failures.front().message);
   }
-  if (pipeline.outlets().empty()) {
-    log.error("no sink could be loaded: telemetry is received and discarded");
+  if (pipeline->outlets().empty()) {
+    logger("main").error("no sink could be loaded: telemetry is received and discarded");
   }
+  return pipeline;
+}
 
-  ListenerOptions listener_options;
-  listener_options.port = config.listener_port;
-  listener_options.max_body_bytes = config.listener_max_body_bytes;
-  TelemetryListener listener(pipeline, listener_options);
+// Step 4: the listener, then the subscription that points Lambda at it. Returns whether
+// telemetry can arrive (a refused or unsupported subscription still serves the lifecycle).
+bool listen_and_subscribe(ExtensionsApi& api, const Config& config, Pipeline& pipeline,
+                          TelemetryListener& listener) {
+  Poco::Logger& log = logger("main");
   pipeline.watch_listener(listener.stats());  // the summary's `listener` section
   try {
     listener.start();
   } catch (const std::exception& e) {
-    return init_failed(
-        "Extension.ListenerFailed",
-        "cannot listen on port " + std::to_string(config.listener_port) + ": " + e.what());
+    fail_init(api, "Extension.ListenerFailed",
+              "cannot listen on port " + std::to_string(config.listener_port) + ": " + e.what());
   }
-
   SubscribeRequest subscription = config.subscription;
   subscription.destination_uri = "http://sandbox.localdomain:" + std::to_string(listener.port());
-  bool telemetry_expected = false;
+  SubscribeResult result;
   try {
-    const SubscribeResult result = subscribe_negotiating_schema(*api, subscription);
-    switch (result.outcome) {
-      case SubscribeResult::Outcome::kSubscribed:
-        telemetry_expected = true;
-        if (!result.refused_schema.empty()) {
-          log.warning("subscribed with schema %s (Lambda refused %s)", result.schema_version,
-                      result.refused_schema);
-        } else {
-          log.debug("subscribed to %s with schema %s", subscription.destination_uri,
-                    result.schema_version);
-        }
-        break;
-      case SubscribeResult::Outcome::kNotSupported:
-        log.warning(
-            "the Telemetry API is not supported here (status 202: %s); serving the "
-            "lifecycle without telemetry",
-            one_line(result.body));
-        break;
-      case SubscribeResult::Outcome::kRejected:
-        if (config.strict) {
-          return init_failed("Extension.SubscribeFailed",
-                             "telemetry subscription refused (status " +
-                                 std::to_string(result.status) + "): " + one_line(result.body));
-        }
-        log.error(
-            "telemetry subscription refused (status %d): %s; serving the lifecycle without "
-            "telemetry",
-            result.status, one_line(result.body));
-        break;
-    }
+    result = subscribe_negotiating_schema(api, subscription);
   } catch (const LambdaApiError& e) {
-    return init_failed("Extension.SubscribeFailed",
-                       std::string("telemetry subscription failed: ") + e.what());
+    fail_init(api, "Extension.SubscribeFailed",
+              std::string("telemetry subscription failed: ") + e.what());
   }
+  switch (result.outcome) {
+    case SubscribeResult::Outcome::kSubscribed:
+      if (!result.refused_schema.empty()) {
+        log.warning("subscribed with schema %s (Lambda refused %s)", result.schema_version,
+                    result.refused_schema);
+      } else {
+        log.debug("subscribed to %s with schema %s", subscription.destination_uri,
+                  result.schema_version);
+      }
+      return true;
+    case SubscribeResult::Outcome::kNotSupported:
+      log.warning(
+          "the Telemetry API is not supported here (status 202: %s); serving the lifecycle "
+          "without telemetry",
+          one_line(result.body));
+      return false;
+    case SubscribeResult::Outcome::kRejected:
+      if (config.strict) {
+        fail_init(api, "Extension.SubscribeFailed",
+                  "telemetry subscription refused (status " + std::to_string(result.status) +
+                      "): " + one_line(result.body));
+      }
+      log.error(
+          "telemetry subscription refused (status %d): %s; serving the lifecycle without "
+          "telemetry",
+          result.status, one_line(result.body));
+      return false;
+  }
+  return false;
+}
 
-  LifecycleOptions lifecycle_options;
-  lifecycle_options.shutdown_quiet_ms = config.shutdown_quiet_ms;
-  lifecycle_options.shutdown_margin_ms = config.shutdown_margin_ms;
-  lifecycle_options.invoke_budget_ms = config.invoke_budget_ms;
-  lifecycle_options.telemetry_expected = telemetry_expected;
-  lifecycle_options.managed_instances = config.managed_instances;
-  Lifecycle lifecycle(*api, pipeline, lifecycle_options);
-  // The listener is left running: finish() ends the process without unwinding anything.
-  finish(lifecycle.run());
+// Step 5: the lifecycle until SHUTDOWN (which flushes and destroys the sinks) or an API failure.
+int serve_lifecycle(ExtensionsApi& api, const Config& config, Pipeline& pipeline,
+                    bool telemetry_expected) {
+  LifecycleOptions options;
+  options.shutdown_quiet_ms = config.shutdown_quiet_ms;
+  options.shutdown_margin_ms = config.shutdown_margin_ms;
+  options.invoke_budget_ms = config.invoke_budget_ms;
+  options.telemetry_expected = telemetry_expected;
+  options.managed_instances = config.managed_instances;
+  return Lifecycle(api, pipeline, options).run();
+}
+
+// The extension: the steps above in order. Never returns: every path ends in leave() within
+// this scope, so nothing built here is torn down (see the exit policy).
+[[noreturn]] void run(const std::string& extension_name,
+                      const std::map<std::string, std::string>& environment) {
+  Registered r = register_first(extension_name, environment);
+  const Config config = r.config ? std::move(*r.config) : load_config(environment);
+  configure_logging(config.log_level);
+  log_config_issues(config);
+  check_registered(r, extension_name, config);
+  const std::unique_ptr<Pipeline> pipeline = load_sinks(*r.api, config);
+  ListenerOptions listener_options;
+  listener_options.port = config.listener_port;
+  listener_options.max_body_bytes = config.listener_max_body_bytes;
+  TelemetryListener listener(*pipeline, listener_options);
+  const bool telemetry_expected = listen_and_subscribe(*r.api, config, *pipeline, listener);
+  leave(serve_lifecycle(*r.api, config, *pipeline, telemetry_expected));
 }
 
 }  // namespace
@@ -295,5 +340,5 @@ int main(int argc, char** argv) {
     configure_logging(config.log_level);
     return check(config);
   }
-  finish(run(extension_name, environment));
+  run(extension_name, environment);
 }

@@ -14,12 +14,6 @@
 
 namespace relay {
 
-uint64_t now_unix_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
-
 std::string make_batch_id(std::mt19937_64& random) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string id(32, '0');
@@ -43,16 +37,12 @@ constexpr int kDeliveryNice = 10;
 // (control block, string and vector headers, queue entry).
 constexpr size_t kPerBatchBytes = 192;
 
-size_t held_cost(const TelemetryBatch& batch) {
+size_t held_cost(const TelemetryPost& batch) {
   return batch.byte_size() + batch.events.capacity() * sizeof(TelemetryEvent) + kPerBatchBytes;
 }
 
 size_t delivery_cost(size_t json_bytes, uint64_t events) {
   return json_bytes + events * sizeof(TelemetryEvent) + kPerBatchBytes;
-}
-
-std::chrono::system_clock::time_point to_time_point(uint64_t unix_ms) {
-  return std::chrono::system_clock::time_point(std::chrono::milliseconds(unix_ms));
 }
 
 // Re-points a view that lived inside `from` to the same bytes inside `to`.
@@ -107,7 +97,10 @@ std::optional<Delivery> delivery_from_spool(SpooledDelivery&& entry, std::string
 }  // namespace
 
 Outlet::Outlet(SinkPtr sink, OutletOptions options)
-    : sink_(std::move(sink)), options_(std::move(options)), log_(logger("outlet")) {
+    : sink_(std::move(sink)),
+      name_(sink_->name()),
+      options_(std::move(options)),
+      log_(logger("outlet")) {
   if (options_.spool.enabled && options_.spool.dir.empty()) {
     log_.warning("sink %s: no spool folder configured: spool off", name());
   } else if (options_.spool.enabled) {
@@ -162,8 +155,11 @@ void Outlet::set_aside_crashed_batch() {
 
 Outlet::~Outlet() {
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     stop_ = true;
+    // Never in the extension (it exits without destructors); in tests, a flush that outlived
+    // its deadline still uses this outlet.
+    idle_.wait(lock, [this] { return sink_state_ != SinkState::kFlushing; });
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
@@ -202,7 +198,7 @@ void Outlet::release_all_locked() {
   wake_.notify_all();
 }
 
-size_t Outlet::add_slice(Taken& taken, const std::shared_ptr<const TelemetryBatch>& batch,
+size_t Outlet::add_slice(Taken& taken, const std::shared_ptr<const TelemetryPost>& batch,
                          size_t begin, size_t end_limit, uint64_t max_events) const {
   // Events from begin while the delivery has room (at least one event in all); the end index.
   size_t end = begin;
@@ -545,7 +541,7 @@ bool Outlet::failing_locked(uint64_t now) const {
 }
 
 size_t Outlet::spool_arrival(std::unique_lock<std::mutex>& lock,
-                             const std::shared_ptr<const TelemetryBatch>& batch) {
+                             const std::shared_ptr<const TelemetryPost>& batch) {
   // [listener thread] The sink is failing: the batch goes to disk before the listener answers,
   // in delivery-sized files, so a SIGKILL during the outage loses nothing acknowledged.
   // Returns the index of the first event not written (the rest stays in memory).
@@ -580,9 +576,9 @@ size_t Outlet::spool_arrival(std::unique_lock<std::mutex>& lock,
   return begin;
 }
 
-void Outlet::enqueue(TelemetryBatch batch) {
+void Outlet::enqueue(TelemetryPost batch) {
   if (batch.events.empty()) return;
-  auto shared = std::make_shared<const TelemetryBatch>(std::move(batch));
+  auto shared = std::make_shared<const TelemetryPost>(std::move(batch));
   const size_t events = shared->events.size();
   const size_t bytes = held_cost(*shared);
   std::unique_lock lock(mutex_);
@@ -634,7 +630,7 @@ void Outlet::on_invoke() {
   wake_.notify_all();
 }
 
-bool Outlet::flush_until(uint64_t deadline_unix_ms) {
+bool Outlet::flush_until(Deadline deadline) {
   std::unique_lock lock(mutex_);
   // This invocation's telemetry is what arrived until now (the lifecycle calls this after its
   // platform.runtimeDone); what arrives during the flush is the next one's and is not waited for.
@@ -642,7 +638,7 @@ bool Outlet::flush_until(uint64_t deadline_unix_ms) {
   released_events_ = queued_events_;
   retry_now_locked();
   wake_.notify_all();
-  idle_.wait_until(lock, to_time_point(deadline_unix_ms),
+  idle_.wait_until(lock, deadline.time_point(),
                    [&] { return disabled_ || stop_ || held_before_locked(mark) == 0; });
   const uint64_t left = held_before_locked(mark);
   // Count each event once, however many budgets it outlives. Events leave memory oldest first,
@@ -661,10 +657,10 @@ bool Outlet::flush_until(uint64_t deadline_unix_ms) {
   return left == 0;
 }
 
-void Outlet::begin_shutdown(uint64_t deadline_unix_ms) {
+void Outlet::begin_shutdown(Deadline deadline) {
   std::lock_guard lock(mutex_);
   shutting_down_ = true;
-  shutdown_deadline_ms_ = deadline_unix_ms;
+  shutdown_deadline_ms_ = deadline.unix_ms();
   released_events_ = queued_events_;
   retry_now_locked();
   wake_.notify_all();
@@ -682,15 +678,14 @@ bool Outlet::settled_for_shutdown_locked() const {
   return next_attempt_ms_ >= shutdown_deadline_ms_;
 }
 
-bool Outlet::finish_shutdown(uint64_t deadline_unix_ms) {
+bool Outlet::finish_shutdown(Deadline deadline) {
   std::unique_lock lock(mutex_);
-  idle_.wait_until(lock, to_time_point(deadline_unix_ms),
-                   [this] { return settled_for_shutdown_locked(); });
+  idle_.wait_until(lock, deadline.time_point(), [this] { return settled_for_shutdown_locked(); });
   stop_ = true;
   wake_.notify_all();
   // Local I/O (forming a delivery, a spool write or read) ends in milliseconds; let it, so what
   // it holds is accounted. A sink stuck in deliver() is not waited for.
-  idle_.wait_until(lock, to_time_point(deadline_unix_ms + 200),
+  idle_.wait_until(lock, Deadline(deadline.unix_ms() + 200).time_point(),
                    [this] { return phase_ == Phase::kIdle || phase_ == Phase::kDelivering; });
   const bool sink_busy = phase_ == Phase::kDelivering;
   // What is still in memory: the delivery being attempted (a stuck sink may keep reading it,
@@ -714,26 +709,21 @@ bool Outlet::finish_shutdown(uint64_t deadline_unix_ms) {
   const uint64_t spooled_now = counters_.spooled - spooled_before;
   const uint64_t dropped_now = counters_.dropped_at_shutdown - dropped_before;
   const uint64_t still_spooled = still_spooled_locked();
-  const bool disabled = disabled_;
   wake_.notify_all();
   lock.unlock();
 
   if (sink_busy) {
-    // The sink is stuck past the deadline. The process exits right after without destructors;
-    // elsewhere (tests) the destructor joins the thread once the sink returns.
+    // The sink is stuck past the deadline: it is neither flushed nor destroyed, and the process
+    // exits without waiting for it. (In tests the destructor joins the thread once it returns.)
     log_.error("sink %s: still delivering at the shutdown deadline", name());
   } else {
-    thread_.join();
-    if (!disabled && now_unix_ms() < deadline_unix_ms) {
-      const DeliveryResult flushed = sink_->flush(deadline_unix_ms);
-      if (flushed.status != DeliveryStatus::kOk) {
-        log_.warning("sink %s: flush at shutdown answered %s: %s", name(),
-                     std::string(to_string(flushed.status)), flushed.error);
-      }
-    }
+    thread_.join();  // no sink call can follow: flush_sink and destroy_sink may go ahead
+  }
+  std::lock_guard relock(mutex_);
+  if (sink_state_ == SinkState::kOpen) {
+    sink_state_ = sink_busy ? SinkState::kStuck : SinkState::kCallsEnded;
   }
   if (spooled_now > 0 || dropped_now > 0 || still_spooled > 0) {
-    std::lock_guard relock(mutex_);
     log_.error(
         "sink %s: not delivered by the shutdown deadline: %Lu events spooled now, %Lu dropped, "
         "%Lu in the spool in all%s",
@@ -741,6 +731,53 @@ bool Outlet::finish_shutdown(uint64_t deadline_unix_ms) {
         last_error_.empty() ? std::string() : " (last error: " + last_error_ + ")");
   }
   return spooled_now == 0 && dropped_now == 0 && still_spooled == 0;
+}
+
+bool Outlet::flush_sink(Deadline deadline) {
+  {
+    std::lock_guard lock(mutex_);
+    if (sink_state_ != SinkState::kCallsEnded) return false;  // stuck, or already flushed
+    if (disabled_ || deadline.passed()) {
+      sink_state_ = SinkState::kFlushed;  // nothing to flush into, or no time: destroy only
+      return false;
+    }
+    sink_state_ = SinkState::kFlushing;
+  }
+  DeliveryResult flushed;
+  try {
+    flushed = sink_->flush(deadline.unix_ms());
+  } catch (const std::exception& e) {  // the SDK catches; a host-side sink might not
+    flushed = DeliveryResult{DeliveryStatus::kDrop, e.what()};
+  }
+  const bool ok = flushed.status == DeliveryStatus::kOk;
+  if (!ok) {
+    // What the sink still buffered is lost: the host counted it as delivered when deliver()
+    // answered OK. One line, with the sink's own words.
+    log_.error("sink %s: flush at shutdown answered %s: %s", name(),
+               std::string(to_string(flushed.status)), flushed.error);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    counters_.flush_failed = !ok;
+    sink_state_ = SinkState::kFlushed;
+  }
+  idle_.notify_all();
+  return ok;
+}
+
+void Outlet::destroy_sink() {
+  {
+    std::lock_guard lock(mutex_);
+    // Stuck in deliver or in a flush that outlived its deadline: left alone, never destroyed.
+    if (sink_state_ != SinkState::kCallsEnded && sink_state_ != SinkState::kFlushed) {
+      if (sink_state_ != SinkState::kDestroyed) {
+        log_.warning("sink %s: still in a call at the shutdown deadline: not destroyed", name());
+      }
+      return;
+    }
+    sink_state_ = SinkState::kDestroyed;
+  }
+  sink_->destroy();
 }
 
 uint64_t Outlet::still_spooled_locked(std::optional<uint64_t> quarantined_events) const {
@@ -887,7 +924,7 @@ void Outlet::settle_result(std::unique_lock<std::mutex>& lock, const DeliveryRes
         counters_.discarded += events;
       } else {
         counters_.delivered += events;
-        ++counters_.deliveries;
+        ++counters_.calls_ok;
       }
       ++successes_;
       if (consecutive_failures_ > 0) {
@@ -908,8 +945,8 @@ void Outlet::settle_result(std::unique_lock<std::mutex>& lock, const DeliveryRes
       }
       break;
     case DeliveryStatus::kRetry: {
-      counters_.retried += events;
-      ++counters_.retries;
+      counters_.events_retried += events;
+      ++counters_.calls_retry;
       last_error_ = result.error;
       const uint64_t now = now_unix_ms();
       // A spooled delivery that failed before and fails again after the sink delivered
@@ -1062,7 +1099,7 @@ void Outlet::run() {
     if (wake_at == std::numeric_limits<uint64_t>::max()) {
       wake_.wait(lock);
     } else {
-      wake_.wait_until(lock, to_time_point(wake_at));
+      wake_.wait_until(lock, Deadline(wake_at).time_point());
     }
   }
   idle_.notify_all();

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "deadline.h"
 #include "sink.h"
 
 namespace Poco {
@@ -77,18 +78,19 @@ struct OutletOptions {
 // Counters in events, for the loss summary. They reconcile at any quiet moment (see reconciles()):
 //   received + inherited = delivered + discarded + dropped_* + dead_lettered + still_spooled
 //                          + queued
-// The flow counters (deliveries, retries, retried, deferred, spooled, replayed, splits) are not.
+// The flow counters (calls_ok, calls_retry, events_retried, deferred, spooled, replayed, splits)
+// are not.
 struct OutletCounters {
   uint64_t received = 0;
-  uint64_t inherited = 0;  // found in the spool at start, left by an earlier process
-  uint64_t delivered = 0;
-  uint64_t deliveries = 0;  // successful sink calls
-  uint64_t retries = 0;     // sink calls answered RETRY
-  uint64_t retried = 0;     // events in sink calls answered RETRY (one per attempt)
-  uint64_t deferred = 0;    // left pending when flush_until's deadline passed (once each)
-  uint64_t spooled = 0;     // written to the spool (failed attempt, outage, memory cap, shutdown)
-  uint64_t replayed = 0;    // delivered from the spool
-  uint64_t discarded = 0;   // the sink discarded them by configuration (e.g. no endpoint)
+  uint64_t inherited = 0;       // found in the spool at start, left by an earlier process
+  uint64_t delivered = 0;       // events the sink took (answered OK and not discarded)
+  uint64_t calls_ok = 0;        // deliver() calls answered OK (not discarded)
+  uint64_t calls_retry = 0;     // deliver() calls answered RETRY
+  uint64_t events_retried = 0;  // events in deliver() calls answered RETRY (once per attempt)
+  uint64_t deferred = 0;        // left pending when flush_until's deadline passed (once each)
+  uint64_t spooled = 0;    // written to the spool (failed attempt, outage, memory cap, shutdown)
+  uint64_t replayed = 0;   // delivered from the spool
+  uint64_t discarded = 0;  // the sink discarded them by configuration (e.g. no endpoint)
   uint64_t dropped_by_cap = 0;       // over buffer_max_bytes with the spool off or full
   uint64_t dropped_by_sink = 0;      // the sink answered DROP (e.g. HTTP 4xx)
   uint64_t dropped_at_shutdown = 0;  // not delivered by the deadline and not spooled
@@ -101,6 +103,7 @@ struct OutletCounters {
   uint64_t queued_bytes = 0;
   uint64_t spool_quarantined_files = 0;
   bool disabled = false;
+  bool flush_failed = false;  // the sink's flush at shutdown answered anything but OK
 
   uint64_t dropped() const {
     return dropped_by_cap + dropped_by_sink + dropped_at_shutdown + dropped_disabled +
@@ -122,7 +125,7 @@ class Outlet {
   Outlet(const Outlet&) = delete;
   Outlet& operator=(const Outlet&) = delete;
 
-  const std::string& name() const { return sink_->name(); }
+  const std::string& name() const { return name_; }
   const FlushPolicy& flush_policy() const { return options_.flush; }  // fixed at construction
 
   // Holds a batch (sharing its body); continuous mode, shutdown and the high-water mark release
@@ -130,7 +133,7 @@ class Outlet {
   // the listener answers) only while the sink is failing, over the memory cap, disabled, or
   // after the shutdown deadline. [listener threads]
   // By value: the pipeline moves the batch into its last outlet instead of copying the events.
-  void enqueue(TelemetryBatch batch);
+  void enqueue(TelemetryPost batch);
   // An invocation started: next-invoke releases what was collected if there is more than
   // min_batch_size; every mode retries the spool now (unless a Retry-After is still running).
   // Takes the outlet's lock only for a few counters: never waits on the sink, the spool or
@@ -139,27 +142,36 @@ class Outlet {
   // Releases everything held and waits until it was delivered, dropped or spooled, or the
   // deadline passed. Leftovers go on in the background and are counted as deferred.
   // Returns true when nothing was left pending. [lifecycle thread] (`end` mode and the budget)
-  bool flush_until(uint64_t deadline_unix_ms);
-  // Releases everything and lets retries run until deadline_unix_ms. [lifecycle thread]
-  void begin_shutdown(uint64_t deadline_unix_ms);
-  // Waits until everything was delivered, dropped or spooled, or the deadline passed; then
-  // flushes the sink if time remains. What is still in memory is spooled if the spool is on,
-  // else counted as dropped at shutdown. Returns true when nothing was dropped here.
-  bool finish_shutdown(uint64_t deadline_unix_ms);
+  bool flush_until(Deadline deadline);
+  // Releases everything and lets retries run until the deadline. [lifecycle thread]
+  void begin_shutdown(Deadline deadline);
+  // Waits until everything was delivered, dropped or spooled, or the deadline passed; then ends
+  // the outlet thread (unless the sink is stuck in deliver). What is still in memory is spooled
+  // if the spool is on, else counted as dropped at shutdown. Returns true when nothing was
+  // dropped here or left in the spool. [one shutdown thread]
+  bool finish_shutdown(Deadline deadline);
+  // After finish_shutdown: calls the sink's flush once, with this deadline, unless the sink was
+  // disabled (FATAL), is still in a call, or the deadline has passed. Anything but OK is logged
+  // with the sink's message and counted (flush_failed). Returns false when it failed or was not
+  // called. [one shutdown thread]
+  bool flush_sink(Deadline deadline);
+  // After flush_sink: destroys the sink's instance, once, unless one of its calls is still
+  // running (stuck past its deadline: then it is never destroyed). [main thread]
+  void destroy_sink();
 
   OutletCounters counters() const;
 
  private:
   // A received batch (shared with the other outlets), or the part of one still held.
   struct Held {
-    std::shared_ptr<const TelemetryBatch> batch;
+    std::shared_ptr<const TelemetryPost> batch;
     size_t next_event = 0;  // [next_event, end_event) are still here
     size_t end_event = 0;
   };
   // Events taken out of memory for a delivery or the spool, still in the batches that carried
   // them: the bytes are copied into one JSON array without the lock.
   struct Slice {
-    std::shared_ptr<const TelemetryBatch> batch;
+    std::shared_ptr<const TelemetryPost> batch;
     size_t begin = 0;
     size_t end = 0;
   };
@@ -202,12 +214,12 @@ class Outlet {
   void put_back_locked(Taken&& taken);
   // Adds the events of `batch` from `begin` (before end_limit, at most max_events in all) that
   // fit in one delivery to `taken`; returns where it stopped.
-  size_t add_slice(Taken& taken, const std::shared_ptr<const TelemetryBatch>& batch, size_t begin,
+  size_t add_slice(Taken& taken, const std::shared_ptr<const TelemetryPost>& batch, size_t begin,
                    size_t end_limit, uint64_t max_events) const;
   bool write_to_spool(const Taken& taken, std::string batch_id, std::string* error);
   void note_spooled_locked(uint64_t events);  // a write succeeded: the counters follow
   size_t spool_arrival(std::unique_lock<std::mutex>& lock,
-                       const std::shared_ptr<const TelemetryBatch>& batch);
+                       const std::shared_ptr<const TelemetryPost>& batch);
   // Moves the oldest held data to the spool until at most target_bytes are held. What the
   // spool cannot take is dropped (counted in *drop_counter), or with keep_on_failure stays.
   // Releases the lock around each spool write.
@@ -254,6 +266,7 @@ class Outlet {
   void note_spool_error_locked(const std::string& error, uint64_t events, const char* why);
 
   SinkPtr sink_;
+  const std::string name_;  // the sink's, kept for the summary once the instance is destroyed
   OutletOptions options_;
   Poco::Logger& log_;             // looked up once: Logger::get locks a global registry
   std::unique_ptr<Spool> spool_;  // null when disabled or its folder is unusable
@@ -281,6 +294,10 @@ class Outlet {
   bool disabled_ = false;
   bool shutting_down_ = false;
   bool stop_ = false;
+  // The sink's calls at shutdown: finish_shutdown ends the outlet thread (kCallsEnded) unless the
+  // sink is stuck in deliver (kStuck); then flush_sink, then destroy_sink.
+  enum class SinkState { kOpen, kStuck, kCallsEnded, kFlushing, kFlushed, kDestroyed };
+  SinkState sink_state_ = SinkState::kOpen;
   uint64_t shutdown_deadline_ms_ = 0;
   uint64_t next_attempt_ms_ = 0;       // no sink call before this (backoff / Retry-After)
   uint64_t retry_after_until_ms_ = 0;  // the sink's Retry-After; on_invoke does not cut it
@@ -303,7 +320,5 @@ class Outlet {
 
 // A random 128-bit id as 32 lowercase hex digits.
 std::string make_batch_id(std::mt19937_64& random);
-
-uint64_t now_unix_ms();
 
 }  // namespace relay

@@ -4,9 +4,7 @@
 #include <Poco/JSON/Stringifier.h>
 
 #include <algorithm>
-#include <chrono>
 #include <functional>
-#include <future>
 #include <optional>
 #include <sstream>
 
@@ -16,14 +14,12 @@
 namespace relay {
 namespace {
 
-constexpr size_t kRememberedReports = 16;
-
 // Our log lines start with this (logging.cpp). In text format the record is the line itself (a
 // JSON string); in JSON format Lambda wraps it as {"message": ...}, read here by the parser
 // (any spacing or key order) for the few records that mention us at all.
 constexpr std::string_view kOwnPrefix = "telemetry-relay ";
 
-bool is_own_log_line(const TelemetryBatch& batch, const TelemetryEvent& event) {
+bool is_own_log_line(const TelemetryPost& post, const TelemetryEvent& event) {
   if (event.type != "extension" || event.record.empty()) return false;
   if (event.record.front() == '"') {
     return event.record.substr(1, kOwnPrefix.size()) == kOwnPrefix;
@@ -32,27 +28,8 @@ bool is_own_log_line(const TelemetryBatch& batch, const TelemetryEvent& event) {
     return false;
   }
   const std::optional<std::string_view> message =
-      record_string_field(batch, event.record, "message");
+      record_string_field(post, event.record, "message");
   return message && message->substr(0, kOwnPrefix.size()) == kOwnPrefix;
-}
-
-void remember(std::deque<std::string>& ids, std::vector<std::string>& seen) {
-  for (auto& id : seen) {
-    ids.push_back(std::move(id));
-    if (ids.size() > kRememberedReports) ids.pop_front();
-  }
-}
-
-// Runs work on every outlet at once (the last one on this thread); true when all returned true.
-bool in_parallel(const std::vector<Outlet*>& outlets, const std::function<bool(Outlet&)>& work) {
-  if (outlets.empty()) return true;
-  std::vector<std::future<bool>> others;
-  for (size_t i = 0; i + 1 < outlets.size(); ++i) {
-    others.push_back(std::async(std::launch::async, work, std::ref(*outlets[i])));
-  }
-  bool all = work(*outlets.back());
-  for (auto& other : others) all = other.get() && all;
-  return all;
 }
 
 }  // namespace
@@ -60,57 +37,42 @@ bool in_parallel(const std::vector<Outlet*>& outlets, const std::function<bool(O
 Pipeline::Pipeline(std::vector<std::unique_ptr<Outlet>> outlets, PipelineOptions options)
     : outlets_(std::move(outlets)), options_(options) {}
 
-void Pipeline::consume(TelemetryBatch&& batch) {
+void Pipeline::consume(TelemetryPost&& post) {
   uint64_t own_lines = 0;
   if (options_.drop_own_log_lines) {
-    const auto before = batch.events.size();
-    std::erase_if(batch.events,
-                  [&batch](const TelemetryEvent& event) { return is_own_log_line(batch, event); });
-    own_lines = before - batch.events.size();
+    const auto before = post.events.size();
+    std::erase_if(post.events,
+                  [&post](const TelemetryEvent& event) { return is_own_log_line(post, event); });
+    own_lines = before - post.events.size();
   }
-  // The parser found these fields (batch.platform), whatever the records' spacing or key order.
+  // The parser found these fields (post.platform), whatever the records' spacing or key order.
   uint64_t logs_dropped = 0;
-  std::vector<std::string> reports;
-  std::vector<std::string> runtime_dones;
-  for (const PlatformFields& fields : batch.platform) {
-    switch (fields.type) {
-      case PlatformType::kReport:
-        reports.emplace_back(fields.request_id);
-        break;
-      case PlatformType::kRuntimeDone:
-        runtime_dones.emplace_back(fields.request_id);
-        break;
-      case PlatformType::kLogsDropped:
-        // Bounded: a hostile count saturates instead of wrapping.
-        logs_dropped = fields.dropped_records > UINT64_MAX - logs_dropped
-                           ? UINT64_MAX
-                           : logs_dropped + fields.dropped_records;
-        break;
-      case PlatformType::kStart:
-        break;
-    }
+  for (const PlatformFields& fields : post.platform) {
+    if (fields.type != PlatformType::kLogsDropped) continue;
+    // Bounded: a hostile count saturates instead of wrapping.
+    logs_dropped = fields.dropped_records > UINT64_MAX - logs_dropped
+                       ? UINT64_MAX
+                       : logs_dropped + fields.dropped_records;
   }
   if (logs_dropped > 0) {
     logger("pipeline")
         .warning("Lambda reported %Lu log records dropped (platform.logsDropped)", logs_dropped);
   }
-  // Into the outlets before anyone is told it arrived: once wait_for_report() sees a report, the
-  // shutdown that follows must find its batch already queued.
-  const size_t events = batch.events.size();
-  for (size_t i = 0; i + 1 < outlets_.size(); ++i) outlets_[i]->enqueue(batch);
-  if (!outlets_.empty()) outlets_.back()->enqueue(std::move(batch));
+  const size_t events = post.events.size();
   {
     std::lock_guard lock(mutex_);
-    ++counters_.batches;
+    ++counters_.posts;
     counters_.events += events;
     counters_.own_log_lines_dropped += own_lines;
     counters_.platform_logs_dropped_records += logs_dropped;
     if (outlets_.empty()) counters_.without_sink += events;
-    last_arrival_ms_ = now_unix_ms();
-    remember(report_request_ids_, reports);
-    remember(runtime_done_request_ids_, runtime_dones);
   }
-  arrived_.notify_all();
+  // Into the outlets before the tracker is told it arrived: once the drain sees a report, the
+  // shutdown that follows must find its POST already queued.
+  const std::vector<PlatformFields> platform = post.platform;
+  for (size_t i = 0; i + 1 < outlets_.size(); ++i) outlets_[i]->enqueue(post);
+  if (!outlets_.empty()) outlets_.back()->enqueue(std::move(post));
+  tracker_.note_arrival(platform);
 }
 
 void Pipeline::on_invoke() {
@@ -123,52 +85,50 @@ bool Pipeline::flushes_at_invocation_end() const {
   });
 }
 
-bool Pipeline::wait_for_runtime_done(const std::string& request_id, uint64_t deadline_unix_ms) {
-  std::unique_lock lock(mutex_);
-  while (true) {
-    if (std::find(runtime_done_request_ids_.begin(), runtime_done_request_ids_.end(), request_id) !=
-        runtime_done_request_ids_.end()) {
-      return true;
-    }
-    const uint64_t now = now_unix_ms();
-    if (now >= deadline_unix_ms) return false;
-    arrived_.wait_for(lock, std::chrono::milliseconds(deadline_unix_ms - now));
-  }
+bool Pipeline::on_each(const std::vector<Outlet*>& outlets,
+                       const std::function<bool(Outlet&)>& work, Deadline deadline) {
+  // Shared with the threads: one still running at the deadline writes its result later.
+  auto results = std::make_shared<std::vector<char>>(outlets.size(), 0);
+  const std::vector<bool> returned = run_in_parallel(
+      outlets.size(),
+      [outlets, work, results](size_t i) { (*results)[i] = work(*outlets[i]) ? 1 : 0; }, deadline);
+  bool all = true;
+  for (size_t i = 0; i < outlets.size(); ++i) all = all && returned[i] && (*results)[i] != 0;
+  return all;
 }
 
-bool Pipeline::flush_until(uint64_t deadline_unix_ms) {
+bool Pipeline::flush_until(Deadline deadline) {
   std::vector<Outlet*> at_end;
   for (auto& outlet : outlets_) {
     if (outlet->flush_policy().mode == FlushMode::kEnd) at_end.push_back(outlet.get());
   }
-  return in_parallel(at_end, [&](Outlet& outlet) { return outlet.flush_until(deadline_unix_ms); });
+  // Each outlet returns at the deadline by itself: the same bound only guards against a surprise.
+  return on_each(
+      at_end, [deadline](Outlet& outlet) { return outlet.flush_until(deadline); }, deadline);
 }
 
-bool Pipeline::wait_for_report(const std::string& request_id, uint32_t quiet_ms,
-                               uint64_t deadline_unix_ms) {
-  std::unique_lock lock(mutex_);
-  const uint64_t started = now_unix_ms();
-  while (true) {
-    if (!request_id.empty() && std::find(report_request_ids_.begin(), report_request_ids_.end(),
-                                         request_id) != report_request_ids_.end()) {
-      return true;
-    }
-    const uint64_t now = now_unix_ms();
-    const uint64_t quiet_until = std::max(started, last_arrival_ms_) + quiet_ms;
-    const uint64_t until = std::min(quiet_until, deadline_unix_ms);
-    if (now >= until) return false;
-    arrived_.wait_for(lock, std::chrono::milliseconds(until - now));
-  }
-}
-
-bool Pipeline::shutdown(uint64_t deadline_unix_ms) {
+bool Pipeline::shutdown(const ShutdownBudget& budget) {
   std::vector<Outlet*> all;
+  const Deadline deliver_until = budget.deliver_until();
   for (auto& outlet : outlets_) {
-    outlet->begin_shutdown(deadline_unix_ms);
+    outlet->begin_shutdown(deliver_until);
     all.push_back(outlet.get());
   }
   // In parallel: each outlet spools its leftovers right at the deadline, not after the others.
-  return in_parallel(all, [&](Outlet& outlet) { return outlet.finish_shutdown(deadline_unix_ms); });
+  const bool clean = on_each(
+      all, [deliver_until](Outlet& outlet) { return outlet.finish_shutdown(deliver_until); },
+      budget.close_until());
+  close_sinks(budget.close_until());
+  return clean;
+}
+
+void Pipeline::close_sinks(Deadline deadline) {
+  std::vector<Outlet*> all;
+  for (auto& outlet : outlets_) all.push_back(outlet.get());
+  // Flushes in parallel (each sink's own request), destroys here: the ABI's [main-thread].
+  on_each(
+      all, [deadline](Outlet& outlet) { return outlet.flush_sink(deadline); }, deadline);
+  for (Outlet* outlet : all) outlet->destroy_sink();
 }
 
 PipelineCounters Pipeline::counters() const {
@@ -180,7 +140,7 @@ std::string Pipeline::summary_json() const {
   const PipelineCounters totals = counters();
   Poco::JSON::Object summary(Poco::JSON_PRESERVE_KEY_ORDER);
   summary.set("received_events", totals.events);
-  summary.set("received_batches", totals.batches);
+  summary.set("received_posts", totals.posts);
   summary.set("platform_logs_dropped", totals.platform_logs_dropped_records);
   summary.set("own_log_lines_dropped", totals.own_log_lines_dropped);
   if (totals.without_sink > 0) summary.set("dropped_no_sink", totals.without_sink);
@@ -224,9 +184,9 @@ std::string Pipeline::summary_json() const {
     sink.set("still_spooled", c.still_spooled);
     sink.set("queued", c.queued);
     sink.set("balanced", c.reconciles());
-    sink.set("deliveries", c.deliveries);
-    sink.set("retries", c.retries);
-    sink.set("retried", c.retried);
+    sink.set("calls_ok", c.calls_ok);
+    sink.set("calls_retry", c.calls_retry);
+    sink.set("events_retried", c.events_retried);
     sink.set("deferred", c.deferred);
     sink.set("spooled", c.spooled);
     sink.set("replayed", c.replayed);
@@ -235,6 +195,7 @@ std::string Pipeline::summary_json() const {
       sink.set("spool_quarantined_files", c.spool_quarantined_files);
     }
     if (c.disabled) sink.set("disabled", true);
+    if (c.flush_failed) sink.set("flush_failed", true);
     sinks.set(outlet->name(), sink);
   }
   summary.set("sinks", sinks);

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "telemetry_batch.h"
+#include "telemetry_post.h"
 
 namespace relay {
 
@@ -33,14 +33,20 @@ struct Delivery {
   std::vector<TelemetryEvent> events{};  // views into the batches the events came from
 };
 
+// The calls an outlet makes, in this order (sink_abi.h says what the plugin sees):
+//   deliver* (the outlet thread, one at a time), then at SHUTDOWN flush once (a shutdown thread,
+//   after the outlet thread ended) and destroy once (the main thread). A sink stuck in a call
+//   at the deadline gets no further call.
 class Sink {
  public:
   virtual ~Sink() = default;
   virtual const std::string& name() const = 0;
-  virtual std::string version() const = 0;
-  // Called from the sink's outlet thread only, never concurrently for one sink.
   virtual DeliveryResult deliver(const Delivery& delivery, uint64_t deadline_unix_ms) = 0;
+  // Hands on what the sink buffers itself; kOk means nothing is left buffered.
   virtual DeliveryResult flush(uint64_t deadline_unix_ms) = 0;
+  // Ends the instance; no call follows. (The process exits soon after: a plugin library stays
+  // loaded.)
+  virtual void destroy() = 0;
 };
 
 using SinkPtr = std::unique_ptr<Sink>;

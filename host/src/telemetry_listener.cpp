@@ -222,7 +222,7 @@ class ListenerConnections::Member {
 namespace {
 
 struct Shared {
-  BatchConsumer& consumer;
+  PostConsumer& consumer;
   const ListenerOptions& options;
   ListenerStats& stats;
   Poco::Logger& log;
@@ -582,10 +582,8 @@ class Admission : public Poco::Net::TCPServerConnectionFilter {
 
 }  // namespace
 
-TelemetryListener::TelemetryListener(BatchConsumer& consumer, ListenerOptions options)
+TelemetryListener::TelemetryListener(PostConsumer& consumer, ListenerOptions options)
     : consumer_(consumer), options_(options) {}
-
-TelemetryListener::~TelemetryListener() { stop(); }
 
 void TelemetryListener::start() {
   if (server_) return;
@@ -629,26 +627,14 @@ void TelemetryListener::start() {
   log.debug("listening on 0.0.0.0:%d, at most %d connections", int(port()), max_connections);
 }
 
-void TelemetryListener::stop() {
+TelemetryListener::~TelemetryListener() {
   if (!server_) return;
-  // Aborts open connections (their threads end) and refuses new ones.
+  // Aborts open connections (their threads end) and refuses new ones. POCO's accept loop notices
+  // the stop between its 250 ms polls.
   connections_->stop();
-  // POCO's accept loop only notices the stop flag between 250 ms polls; a connection wakes it
-  // at once. Shutdown has a 2 s budget, so the quarter second matters.
-  std::thread waker([port = port()] {
-    try {
-      Poco::Net::StreamSocket socket;
-      socket.connect(Poco::Net::SocketAddress("127.0.0.1", port), Poco::Timespan(0, 200000));
-    } catch (const Poco::Exception&) {
-    }
-  });
   server_->stop();
-  waker.join();
-  // Connections reference this object; none may still run once stop() returns.
+  // Connections reference this object; none may still run once it is gone.
   pool_->joinAll();
-  server_.reset();
-  pool_.reset();
-  connections_.reset();
 }
 
 uint16_t TelemetryListener::port() const {

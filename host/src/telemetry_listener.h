@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "batch_consumer.h"
 #include "listener_stats.h"
+#include "post_consumer.h"
 
 namespace Poco {
 class ThreadPool;
@@ -39,17 +39,17 @@ struct ListenerOptions {
 
 class TelemetryListener {
  public:
-  TelemetryListener(BatchConsumer& consumer, ListenerOptions options);
+  TelemetryListener(PostConsumer& consumer, ListenerOptions options);
+  // Stops accepting, aborts open connections and waits for running handlers. (The extension
+  // never runs it: it exits with the listener serving, see main.cpp.)
   ~TelemetryListener();
   // Binds 0.0.0.0:<port> and starts serving. Throws Poco::Exception when the bind fails.
   void start();
-  // Stops accepting, aborts open connections and waits for running handlers. Idempotent.
-  void stop();
   uint16_t port() const;  // the bound port (after start)
   const ListenerStats& stats() const { return stats_; }
 
  private:
-  BatchConsumer& consumer_;
+  PostConsumer& consumer_;
   ListenerOptions options_;
   ListenerStats stats_;
   std::unique_ptr<ListenerConnections> connections_;  // outlives pool_'s threads

@@ -118,7 +118,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     __builtin_trap();
   }
   if (result.invalid_events > 0 && result.error.message.empty()) __builtin_trap();
-  const relay::TelemetryBatch& batch = *result.batch;
+  const relay::TelemetryPost& batch = *result.batch;
   if (!batch.body) __builtin_trap();
   const std::string& body = *batch.body;
   volatile size_t sink = 0;

@@ -13,14 +13,14 @@
 #include <string>
 #include <string_view>
 
-#include "batch_consumer.h"
+#include "post_consumer.h"
 #include "telemetry_listener.h"
 
 namespace {
 
-class CheckingConsumer : public relay::BatchConsumer {
+class CheckingConsumer : public relay::PostConsumer {
  public:
-  void consume(relay::TelemetryBatch&& batch) override {
+  void consume(relay::TelemetryPost&& batch) override {
     for (const relay::TelemetryEvent& event : batch.events) {
       if (!nlohmann::json::accept(event.json)) __builtin_trap();
     }

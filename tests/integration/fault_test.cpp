@@ -311,7 +311,7 @@ TEST_F(FaultTest, ReceiverFailingForAWhileLosesNothing) {
   const auto counters = relay_summary();
   expect_balanced(counters, "http");
   EXPECT_EQ(dropped(counters, "http"), 0u);
-  EXPECT_GT(counter(counters, "http", "retried"), 0u);
+  EXPECT_GT(counter(counters, "http", "events_retried"), 0u);
 }
 
 // 429 with Retry-After: 2. The same batch comes back no sooner than the collector asked (less
@@ -746,6 +746,35 @@ TEST_F(FaultTest, ShutdownWhileTheSinkHangsExitsBeforeTheDeadline) {
   receiver.release_hangs();
 }
 
+// A sink stuck in deliver past the shutdown deadline is neither flushed nor destroyed (the
+// contract: no call while another is running), and the process still exits 0 before deadlineMs.
+TEST_F(FaultTest, ASinkStuckAtTheShutdownDeadlineIsNotDestroyedAndTheProcessExitsInTime) {
+  const std::string calls = dir_ + "/record.calls";
+  Options options = extension_options(2);
+  options.shutdown_ms = 2000;
+  options.env["RELAY_PLUGIN_DIR"] = plugin_dir({RELAY_RECORD_PLUGIN});
+  options.env["RELAY_SINKS"] = "record";
+  options.env["RELAY_RECORD_PATH"] = dir_ + "/record.jsonl";
+  options.env["RELAY_RECORD_CALLS"] = calls;
+  options.env["RELAY_RECORD_DELIVER_SLEEP_MS"] = "600000";
+  const Summary summary = Emulator(options).run();
+
+  ASSERT_TRUE(summary.clean(2)) << describe(summary);
+  EXPECT_LT(summary.shutdown_duration_ms, 2000);
+  const std::vector<std::string> lines = read_lines(calls);
+  ASSERT_GE(lines.size(), 2u);
+  EXPECT_EQ(lines.front(), "create");
+  EXPECT_EQ(lines[1].rfind("deliver ", 0), 0u) << lines[1];
+  for (const auto& line : lines) {
+    EXPECT_NE(line, "flush");
+    EXPECT_NE(line, "destroy");
+  }
+  EXPECT_EQ(log_lines_with("sink record: still delivering at the shutdown deadline"), 1u);
+  EXPECT_EQ(log_lines_with("sink record: still in a call at the shutdown deadline: not destroyed"),
+            1u);
+  expect_balanced(relay_summary(), "record");
+}
+
 // Plugins that misbehave beside the http sink never cost it an event: one throws from deliver
 // (caught at the ABI boundary, its batches counted as dropped), one returns FATAL (disabled with
 // one error line, its data spooled or counted), one blocks in deliver far past every deadline
@@ -818,7 +847,7 @@ TEST_F(FaultTest, ManagedInstancesWithAFailingReceiverLosesNothing) {
   const auto counters = relay_summary();
   expect_balanced(counters, "http");
   EXPECT_EQ(dropped(counters, "http"), 0u);
-  EXPECT_GT(counter(counters, "http", "retried"), 0u);
+  EXPECT_GT(counter(counters, "http", "events_retried"), 0u);
 }
 
 // What a second extension process made of a spool that the first one left and the test damaged.

@@ -324,7 +324,7 @@ TEST_F(IntegrationTest, ServerErrorsAreRetriedWithoutLossOrDuplicates) {
             3);
   const auto relay = relay_summary();
   ASSERT_TRUE(relay);
-  EXPECT_GE(sink_counter(relay, "http", "retries"), 3u);
+  EXPECT_GE(sink_counter(relay, "http", "calls_retry"), 3u);
   EXPECT_EQ(sink_counter(relay, "http", "delivered"), summary.events_for_subscriber);
   EXPECT_EQ(sink_counter(relay, "http", "dropped_by_sink"), 0u);
 }
@@ -345,7 +345,7 @@ TEST_F(IntegrationTest, ClientErrorsDropAndCountTheBatch) {
   ASSERT_TRUE(relay);
   EXPECT_EQ(sink_counter(relay, "http", "dropped_by_sink"), sent);
   EXPECT_EQ(sink_counter(relay, "http", "delivered"), 0u);
-  EXPECT_EQ(sink_counter(relay, "http", "retries"), 0u);
+  EXPECT_EQ(sink_counter(relay, "http", "calls_retry"), 0u);
   EXPECT_THAT(relay_log(), Contains(AllOf(HasSubstr("dropped"), HasSubstr("HTTP 400"))));
 }
 
@@ -369,7 +369,7 @@ TEST_F(IntegrationTest, CollectorDownAtFirstGetsEverythingOnceItIsUp) {
   EXPECT_TRUE(check.exact()) << "missing " << check.missing << " duplicates " << check.duplicates;
   const auto relay = relay_summary();
   ASSERT_TRUE(relay);
-  EXPECT_GT(sink_counter(relay, "http", "retries"), 0u) << "the first attempts were refused";
+  EXPECT_GT(sink_counter(relay, "http", "calls_retry"), 0u) << "the first attempts were refused";
 }
 
 TEST_F(IntegrationTest, MalformedTelemetryIsRefusedOrItsInvalidEventsDropped) {
@@ -467,7 +467,7 @@ TEST_F(IntegrationTest, FreezeThawWithDeadPooledConnectionLosesNothing) {
   EXPECT_GT(connections.size(), 1u) << "the dead connection was replaced";
   const auto relay = relay_summary();
   ASSERT_TRUE(relay);
-  EXPECT_EQ(sink_counter(relay, "http", "retries"), 0u) << "replaced transparently";
+  EXPECT_EQ(sink_counter(relay, "http", "calls_retry"), 0u) << "replaced transparently";
 }
 
 TEST_F(IntegrationTest, HttpsWithTrustedCaDeliversEverything) {
@@ -629,6 +629,61 @@ TEST_F(IntegrationTest, EverySinkGetsEveryEvent) {
   for (const char* sink : {"http", "record"}) {
     EXPECT_EQ(sink_counter(relay, sink, "delivered"), summary.events_for_subscriber) << sink;
   }
+}
+
+// The shutdown contract (sink_abi.h), seen by a plugin in the real process: create, then the
+// deliveries, then at SHUTDOWN flush once and destroy once, in that order.
+TEST_F(IntegrationTest, ShutdownFlushesThenDestroysEachSinkOnce) {
+  const std::string calls = dir_ + "/record.calls";
+  Options options = relay_options(3);
+  options.env["RELAY_PLUGIN_DIR"] = plugin_dir({RELAY_RECORD_PLUGIN});
+  options.env["RELAY_SINKS"] = "record";
+  options.env["RELAY_RECORD_PATH"] = dir_ + "/record.jsonl";
+  options.env["RELAY_RECORD_CALLS"] = calls;
+  const Summary summary = Emulator(options).run();
+
+  ASSERT_TRUE(summary.clean(3)) << summary.exit_code;
+  const std::vector<std::string> lines = read_lines(calls);
+  ASSERT_GE(lines.size(), 4u) << ::testing::PrintToString(lines);
+  EXPECT_EQ(lines.front(), "create");
+  EXPECT_EQ(lines[lines.size() - 2], "flush") << ::testing::PrintToString(lines);
+  EXPECT_EQ(lines.back(), "destroy") << ::testing::PrintToString(lines);
+  for (size_t i = 1; i + 2 < lines.size(); ++i) {
+    EXPECT_EQ(lines[i].rfind("deliver ", 0), 0u) << "line " << i << ": " << lines[i];
+  }
+  EXPECT_EQ(count_lines_with(lines, "create"), 1u);
+  EXPECT_EQ(count_lines_with(lines, "flush"), 1u);
+  EXPECT_EQ(count_lines_with(lines, "destroy"), 1u);
+  const auto relay = relay_summary();
+  ASSERT_TRUE(relay);
+  EXPECT_EQ(sink_counter(relay, "record", "delivered"), summary.events_for_subscriber);
+  EXPECT_FALSE(relay->getObject("sinks")->getObject("record")->has("flush_failed"));
+}
+
+// A flush that fails is one error line with the sink's message and `flush_failed` in the summary;
+// the sink is still destroyed.
+TEST_F(IntegrationTest, AFailedFlushAtShutdownIsLoggedAndCounted) {
+  const std::string calls = dir_ + "/record.calls";
+  Options options = relay_options(2);
+  options.env["RELAY_PLUGIN_DIR"] = plugin_dir({RELAY_RECORD_PLUGIN});
+  options.env["RELAY_SINKS"] = "record";
+  options.env["RELAY_RECORD_PATH"] = dir_ + "/record.jsonl";
+  options.env["RELAY_RECORD_CALLS"] = calls;
+  options.env["RELAY_RECORD_FLUSH_STATUS"] = "retry";
+  const Summary summary = Emulator(options).run();
+
+  ASSERT_TRUE(summary.clean(2)) << summary.exit_code;
+  const std::vector<std::string> lines = read_lines(calls);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.back(), "destroy");
+  EXPECT_EQ(count_lines_with(relay_log(),
+                             "flush at shutdown answered RETRY: record: configured "
+                             "flush status"),
+            1u);
+  const auto relay = relay_summary();
+  ASSERT_TRUE(relay);
+  EXPECT_TRUE(
+      relay->getObject("sinks")->getObject("record")->optValue<bool>("flush_failed", false));
 }
 
 TEST_F(IntegrationTest, ExtraHeaderReachesTheCollectorAndNeverTheLog) {

@@ -31,10 +31,10 @@ std::string read_fixture(const std::string& name) {
   return out.str();
 }
 
-TelemetryBatch parse_ok(std::string body) {
+TelemetryPost parse_ok(std::string body) {
   ParseResult result = parse_batch(std::move(body));
   EXPECT_TRUE(result.batch.has_value()) << result.error.message;
-  return result.batch ? std::move(*result.batch) : TelemetryBatch{};
+  return result.batch ? std::move(*result.batch) : TelemetryPost{};
 }
 
 // What the parser must find, computed independently of simdjson by a naive byte scanner
@@ -111,7 +111,7 @@ bool inside(std::string_view view, const std::string& body) {
          (view.data() >= body.data() && view.data() + view.size() <= body.data() + body.size());
 }
 
-void expect_views_into_body(const TelemetryBatch& batch) {
+void expect_views_into_body(const TelemetryPost& batch) {
   ASSERT_TRUE(batch.body);
   const std::string& body = *batch.body;
   for (size_t i = 0; i < batch.events.size(); ++i) {
@@ -149,7 +149,7 @@ class FixtureTest : public ::testing::TestWithParam<FixtureCase> {};
 
 TEST_P(FixtureTest, EventsAreExactViewsOfTheBody) {
   const std::string body = read_fixture(GetParam().file);
-  TelemetryBatch batch = parse_ok(body);
+  TelemetryPost batch = parse_ok(body);
   ASSERT_EQ(batch.events.size(), GetParam().types.size());
   EXPECT_EQ(*batch.body, body);
   EXPECT_EQ(batch.byte_size(), body.size());
@@ -168,14 +168,14 @@ TEST_P(FixtureTest, EventsAreExactViewsOfTheBody) {
 }
 
 TEST_P(FixtureTest, JoinedEventsReparseToTheSameEvents) {
-  TelemetryBatch batch = parse_ok(read_fixture(GetParam().file));
+  TelemetryPost batch = parse_ok(read_fixture(GetParam().file));
   std::string joined = "[";
   for (size_t i = 0; i < batch.events.size(); ++i) {
     if (i) joined += ",";
     joined += batch.events[i].json;
   }
   joined += "]";
-  TelemetryBatch again = parse_ok(joined);
+  TelemetryPost again = parse_ok(joined);
   ASSERT_EQ(again.events.size(), batch.events.size());
   for (size_t i = 0; i < batch.events.size(); ++i) {
     EXPECT_EQ(again.events[i].json, batch.events[i].json) << "event " << i;
@@ -217,14 +217,14 @@ TEST(BatchParserFixtures, EveryFixtureFileIsInTheTable) {
   }
   for (const std::string& file : files) {
     SCOPED_TRACE(file);
-    TelemetryBatch batch = parse_ok(read_fixture(file));
+    TelemetryPost batch = parse_ok(read_fixture(file));
     expect_views_into_body(batch);
   }
   EXPECT_EQ(files.size(), 8u) << "add new fixtures to INSTANTIATE_TEST_SUITE_P";
 }
 
 TEST(BatchParser, StringRecordsKeepEscapesByteForByte) {
-  TelemetryBatch batch = parse_ok(read_fixture("text_records.json"));
+  TelemetryPost batch = parse_ok(read_fixture("text_records.json"));
   ASSERT_EQ(batch.events.size(), 8u);
   EXPECT_EQ(
       batch.events[1].record,
@@ -240,7 +240,7 @@ TEST(BatchParser, StringRecordsKeepEscapesByteForByte) {
 }
 
 TEST(BatchParser, ObjectRecordsKeepNumbersAndKeysByteForByte) {
-  TelemetryBatch batch = parse_ok(read_fixture("json_function_records.json"));
+  TelemetryPost batch = parse_ok(read_fixture("json_function_records.json"));
   ASSERT_EQ(batch.events.size(), 8u);
   std::string big(batch.events[4].record);
   EXPECT_THAT(big, HasSubstr(R"("big":123456789012345678901234567890,)"));
@@ -255,7 +255,7 @@ TEST(BatchParser, ObjectRecordsKeepNumbersAndKeysByteForByte) {
 }
 
 TEST(BatchParser, AnyRecordValueAndAnyFieldOrderPassThrough) {
-  TelemetryBatch batch = parse_ok(read_fixture("unknown_types.json"));
+  TelemetryPost batch = parse_ok(read_fixture("unknown_types.json"));
   ASSERT_EQ(batch.events.size(), 10u);
   EXPECT_EQ(batch.events[1].time, "2025-01-29T10:00:00.001Z");
   EXPECT_EQ(batch.events[1].record, R"({"requestId":"r-1","version":"$LATEST"})");
@@ -272,7 +272,7 @@ TEST(BatchParser, AnyRecordValueAndAnyFieldOrderPassThrough) {
 }
 
 TEST(BatchParser, ScalarRecordsAreCheckedButNotRangeLimited) {
-  TelemetryBatch batch =
+  TelemetryPost batch =
       parse_ok(R"([{"record":123456789012345678901234567890},{"record":-1e999 },{"record":0.5E-7},)"
                R"({"record":false},{"record":-0}])");
   ASSERT_EQ(batch.events.size(), 5u);
@@ -291,7 +291,7 @@ TEST(BatchParser, ScalarRecordsAreCheckedButNotRangeLimited) {
 }
 
 TEST(BatchParser, WhitespaceAroundTokensIsTrimmed) {
-  TelemetryBatch batch = parse_ok(read_fixture("pretty_printed.json"));
+  TelemetryPost batch = parse_ok(read_fixture("pretty_printed.json"));
   ASSERT_EQ(batch.events.size(), 2u);
   EXPECT_EQ(batch.events[0].type, "platform.report");
   EXPECT_EQ(batch.events[0].time, "2024-05-14T09:12:04.140Z");
@@ -344,7 +344,7 @@ const char* const kReorderedPlatform =
     R"({"type":"platform.logsDropped","record":{"reason":"droppedRecords: 99","nested":{"droppedRecords":99},"droppedRecords":7,"droppedBytes":10},"time":"t5"},)"
     R"({"record":{"requestId":"not-read"},"type":"platform.initStart","time":"t6"}])";
 
-std::vector<std::tuple<PlatformType, std::string, uint64_t>> platform_of(const TelemetryBatch& b) {
+std::vector<std::tuple<PlatformType, std::string, uint64_t>> platform_of(const TelemetryPost& b) {
   std::vector<std::tuple<PlatformType, std::string, uint64_t>> out;
   for (const PlatformFields& f : b.platform) {
     out.emplace_back(f.type, std::string(f.request_id), f.dropped_records);
@@ -360,7 +360,7 @@ TEST(BatchParser, PlatformFieldsAreFoundWhateverTheSpacingAndKeyOrder) {
       {PlatformType::kLogsDropped, "", 7},
   };
   for (const char* body : {kCompactPlatform, kPrettyPlatform, kReorderedPlatform}) {
-    TelemetryBatch batch = parse_ok(body);
+    TelemetryPost batch = parse_ok(body);
     ASSERT_EQ(batch.events.size(), 6u) << body;
     EXPECT_EQ(platform_of(batch), expected) << body;
     for (size_t i = 0; i < batch.events.size(); ++i) {
@@ -373,13 +373,13 @@ TEST(BatchParser, PlatformFieldsAreFoundWhateverTheSpacingAndKeyOrder) {
     }
   }
   // A record read in place keeps its exact bytes, as a skipped one does.
-  TelemetryBatch pretty = parse_ok(kPrettyPlatform);
+  TelemetryPost pretty = parse_ok(kPrettyPlatform);
   EXPECT_EQ(pretty.events[0].record,
             "{\n      \"requestId\" : \"id-1\" ,\n      \"version\" : "
             "\"$LATEST\"\n    }");
   EXPECT_EQ(pretty.events[3].record,
             "{ \"requestId\"\n      :\n      \"id-1\", \"metrics\" : { \"durationMs\" : 2 } }");
-  TelemetryBatch compact = parse_ok(kCompactPlatform);
+  TelemetryPost compact = parse_ok(kCompactPlatform);
   EXPECT_EQ(compact.events[2].record,
             R"({"requestId":"id-1","status":"success","metrics":{"durationMs":1.5}})");
   EXPECT_EQ(
@@ -388,7 +388,7 @@ TEST(BatchParser, PlatformFieldsAreFoundWhateverTheSpacingAndKeyOrder) {
 }
 
 TEST(BatchParser, PlatformFieldsToleratePartialAndOddRecords) {
-  TelemetryBatch batch =
+  TelemetryPost batch =
       parse_ok(R"([{"type":"platform.report","record":{"status":"timeout"}},)"  // no requestId
                R"({"type":"platform.report","record":{"requestId":42}},)"       // not a string
                R"({"type":"platform.report","record":"a string record"},)"
@@ -421,9 +421,9 @@ TEST(BatchParser, PlatformFieldsToleratePartialAndOddRecords) {
 }
 
 TEST(BatchParser, FunctionAndExtensionEventsGetNoPlatformFields) {
-  TelemetryBatch batch = parse_ok(read_fixture("json_function_records.json"));
+  TelemetryPost batch = parse_ok(read_fixture("json_function_records.json"));
   EXPECT_TRUE(batch.platform.empty());
-  TelemetryBatch cold = parse_ok(read_fixture("cold_invoke.json"));
+  TelemetryPost cold = parse_ok(read_fixture("cold_invoke.json"));
   size_t wanted = 0;
   for (const TelemetryEvent& event : cold.events) {
     if (event.type == "platform.start" || event.type == "platform.runtimeDone" ||
@@ -454,7 +454,7 @@ TEST(BatchParser, AnInvalidPlatformRecordDropsItsEvent) {
 }
 
 TEST(BatchParser, RecordStringFieldReadsTheTopLevelFieldOnly) {
-  TelemetryBatch batch = parse_ok(
+  TelemetryPost batch = parse_ok(
       R"([{"type":"extension","record":{ "nested" : {"message":"no"} , "message" : "telemetry-relay x" }},)"
       R"({"type":"extension","record":"telemetry-relay plain"},)"
       R"({"type":"extension","record":{"message":{"not":"a string"}}},)"
@@ -471,14 +471,14 @@ TEST(BatchParser, RecordStringFieldReadsTheTopLevelFieldOnly) {
 
 TEST(BatchParser, ShortBodiesStayValidAfterTheMove) {
   // Short strings live inside std::string itself; the views must still point at the shared copy.
-  TelemetryBatch batch = parse_ok(R"([{}])");
+  TelemetryPost batch = parse_ok(R"([{}])");
   ASSERT_EQ(batch.events.size(), 1u);
   EXPECT_EQ(batch.events[0].json.data(), batch.body->data() + 1);
   EXPECT_TRUE(parse_ok("[]").events.empty());
 }
 
 TEST(BatchParser, ViewsOutliveTheParseCall) {
-  std::vector<TelemetryBatch> kept;
+  std::vector<TelemetryPost> kept;
   for (int i = 0; i < 3; ++i) {
     kept.push_back(parse_ok(R"([{"type":"function","time":"t)" + std::to_string(i) +
                             R"(","record":"line )" + std::to_string(i) + R"("}])"));
@@ -630,7 +630,7 @@ TEST(BatchParser, ValidBodiesBeyondTheFastPathsLimitsLoseNothing) {
 TEST(BatchParser, DeeplyNestedRecordPassesThroughWithoutRecursion) {
   // Records are skipped, never walked recursively, so depth costs no stack.
   const std::string record = std::string(100000, '[') + std::string(100000, ']');
-  TelemetryBatch batch = parse_ok(R"([{"type":"function","record":)" + record + "}]");
+  TelemetryPost batch = parse_ok(R"([{"type":"function","record":)" + record + "}]");
   ASSERT_EQ(batch.events.size(), 1u);
   EXPECT_EQ(batch.events[0].record, record);
 }
@@ -661,7 +661,7 @@ TEST(BatchParser, HugeBodyParsesCompletely) {
   while (body.size() < 5 * 1024 * 1024) body += ' ';  // 5 MB, padded with legal whitespace
   body += "]";
   const std::string copy = body;
-  TelemetryBatch batch = parse_ok(std::move(body));
+  TelemetryPost batch = parse_ok(std::move(body));
   ASSERT_EQ(batch.events.size(), kEvents);
   EXPECT_EQ(*batch.body, copy);
   for (size_t i = 0; i < kEvents; ++i) {

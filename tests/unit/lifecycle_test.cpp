@@ -5,9 +5,10 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <future>
 #include <mutex>
 
+#include "mock_extensions_api.h"
+#include "mock_sink.h"
 #include "test_support.h"
 
 namespace relay {
@@ -16,20 +17,11 @@ namespace {
 using ::testing::_;
 using ::testing::Invoke;
 using testing::make_batch;
+using testing::MockExtensionsApi;
 using testing::MockSink;
 using ::testing::NiceMock;
 using ::testing::Return;
 using ::testing::StrictMock;
-
-class MockExtensionsApi : public ExtensionsApi {
- public:
-  MOCK_METHOD(Registration, register_extension,
-              (const std::string&, const std::vector<std::string>&), (override));
-  MOCK_METHOD(LifecycleEvent, next, (), (override));
-  MOCK_METHOD(SubscribeResult, subscribe, (const SubscribeRequest&), (override));
-  MOCK_METHOD(bool, init_error, (const std::string&, const std::string&), (override));
-  MOCK_METHOD(bool, exit_error, (const std::string&, const std::string&), (override));
-};
 
 LifecycleEvent invoke(const std::string& id) {
   LifecycleEvent e;
@@ -47,13 +39,13 @@ LifecycleEvent shutdown_event(int64_t in_ms) {
   return e;
 }
 
-TelemetryBatch report_for(const std::string& id) {
+TelemetryPost report_for(const std::string& id) {
   std::string body = R"([{"time":"t","type":"platform.report","record":{"requestId":")" + id +
                      R"(","status":"success","metrics":{"durationMs":1.5}}}])";
   return std::move(*parse_batch(std::move(body)).batch);
 }
 
-TelemetryBatch runtime_done_for(const std::string& id) {
+TelemetryPost runtime_done_for(const std::string& id) {
   std::string body = R"([{"time":"t","type":"platform.runtimeDone","record":{"requestId":")" + id +
                      R"(","status":"success"}}])";
   return std::move(*parse_batch(std::move(body)).batch);
@@ -62,13 +54,6 @@ TelemetryBatch runtime_done_for(const std::string& id) {
 LifecycleOptions quiet_for(uint32_t shutdown_quiet_ms) {
   LifecycleOptions options;
   options.shutdown_quiet_ms = shutdown_quiet_ms;
-  return options;
-}
-
-OutletOptions min_batch(int64_t size) {
-  OutletOptions options;
-  options.min_batch_size = size;
-  options.spool.enabled = false;
   return options;
 }
 
@@ -135,81 +120,11 @@ TEST(Lifecycle, UnknownEventTypesAreIgnored) {
   EXPECT_EQ(lifecycle.run(), 0);
 }
 
-TEST(Pipeline, DropsOwnLogLinesAndCountsPlatformLogsDropped) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  std::atomic<int> delivered{0};
-  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([&](const Delivery& d, uint64_t) {
-    delivered += static_cast<int>(d.events.size());
-    return DeliveryResult{};
-  }));
-  std::vector<std::unique_ptr<Outlet>> outlets;
-  outlets.push_back(std::make_unique<Outlet>(std::move(sink), OutletOptions{}));
-  Pipeline pipeline(std::move(outlets), PipelineOptions{.drop_own_log_lines = true});
-  std::string body =
-      R"([{"time":"t","type":"extension","record":"telemetry-relay Information [relay.main] x"},)"
-      R"({"time":"t","type":"extension","record":{"message":"telemetry-relay Error [relay.x] y"}},)"
-      R"({"time":"t","type":"extension","record":"another extension's line"},)"
-      R"({"time":"t","type":"platform.logsDropped","record":{"droppedBytes":10,"droppedRecords":7,"reason":"r"}}])";
-  pipeline.consume(std::move(*parse_batch(std::move(body)).batch));
-  const PipelineCounters c = pipeline.counters();
-  EXPECT_EQ(c.own_log_lines_dropped, 2u);
-  EXPECT_EQ(c.platform_logs_dropped_records, 7u);
-  EXPECT_EQ(c.events, 2u);
-  pipeline.shutdown(now_unix_ms() + 10000);
-  EXPECT_EQ(delivered.load(), 2);
-  EXPECT_NE(pipeline.summary_json().find("\"platform_logs_dropped\":7"), std::string::npos);
-}
-
-TEST(Pipeline, FansOutToEverySinkIndependently) {
-  auto slow = std::make_unique<NiceMock<MockSink>>("slow");
-  auto fast = std::make_unique<NiceMock<MockSink>>("fast");
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  ON_CALL(*slow, deliver(_, _)).WillByDefault(Invoke([released](const Delivery&, uint64_t) {
-    released.wait();  // blocks until the test lets it go
-    return DeliveryResult{};
-  }));
-  ON_CALL(*fast, deliver(_, _)).WillByDefault(Return(DeliveryResult{}));
-  std::vector<std::unique_ptr<Outlet>> outlets;
-  outlets.push_back(std::make_unique<Outlet>(std::move(slow), OutletOptions{}));
-  outlets.push_back(std::make_unique<Outlet>(std::move(fast), OutletOptions{}));
-  Pipeline pipeline(std::move(outlets), PipelineOptions{});
-  pipeline.consume(make_batch(2));
-  pipeline.on_invoke();
-  pipeline.consume(make_batch(3));
-  pipeline.on_invoke();
-  // The fast sink gets everything although the slow one is stuck in its first delivery.
-  EXPECT_TRUE(
-      testing::eventually([&] { return pipeline.outlets()[1]->counters().delivered == 5; }));
-  EXPECT_EQ(pipeline.outlets()[0]->counters().delivered, 0u);
-  release.set_value();
-  pipeline.shutdown(now_unix_ms() + 10000);
-  EXPECT_EQ(pipeline.outlets()[0]->counters().delivered, 5u);
-}
-
 }  // namespace
 }  // namespace relay
 
 namespace relay {
-namespace {
-
-TEST(Pipeline, AReportSeenByTheDrainIsAlreadyQueuedInEveryOutlet) {
-  auto sink = std::make_unique<NiceMock<MockSink>>();
-  ON_CALL(*sink, deliver(_, _)).WillByDefault(Return(DeliveryResult{}));
-  std::vector<std::unique_ptr<Outlet>> outlets;
-  // A minimum no batch reaches, so nothing leaves the queue while the test looks at it.
-  outlets.push_back(std::make_unique<Outlet>(std::move(sink), min_batch(1000)));
-  Pipeline pipeline(std::move(outlets), PipelineOptions{});
-  for (int round = 0; round < 50; ++round) {
-    const std::string id = "req-" + std::to_string(round);
-    std::thread listener([&] { pipeline.consume(report_for(id)); });
-    ASSERT_TRUE(pipeline.wait_for_report(id, 20000, now_unix_ms() + 20000));
-    EXPECT_EQ(pipeline.outlets()[0]->counters().received, static_cast<uint64_t>(round + 1));
-    listener.join();
-  }
-}
-
-}  // namespace
+namespace {}  // namespace
 }  // namespace relay
 
 namespace relay {
@@ -223,13 +138,17 @@ struct Recorder {
   std::vector<std::string> events;  // each event's JSON, in delivery order
   bool block_deliver = false;
   bool block_flush = false;
+  bool block_destroy = false;
   bool in_deliver = false;
+  int flushed = 0;
+  int destroyed = 0;
 
   void release() {
     {
       std::lock_guard lock(mutex);
       block_deliver = false;
       block_flush = false;
+      block_destroy = false;
     }
     changed.notify_all();
   }
@@ -258,7 +177,13 @@ std::unique_ptr<Outlet> recording_outlet(Recorder& recorder, OutletOptions optio
   ON_CALL(*sink, flush(_)).WillByDefault(Invoke([&recorder](uint64_t) {
     std::unique_lock lock(recorder.mutex);
     recorder.changed.wait(lock, [&] { return !recorder.block_flush; });
+    ++recorder.flushed;
     return DeliveryResult{};
+  }));
+  ON_CALL(*sink, destroy()).WillByDefault(Invoke([&recorder] {
+    std::unique_lock lock(recorder.mutex);
+    recorder.changed.wait(lock, [&] { return !recorder.block_destroy; });
+    ++recorder.destroyed;
   }));
   return std::make_unique<Outlet>(std::move(sink), std::move(options));
 }
@@ -275,11 +200,13 @@ TEST(LifecycleEnd, InvokeDeadlineIsTheBudgetCappedByTheFunctionDeadline) {
   options.invoke_margin_ms = 50;
   LifecycleEvent event;
   event.deadline_ms = 1'000'000;
-  EXPECT_EQ(Lifecycle::invoke_deadline(event, 500'000, options), 500'100u);
-  EXPECT_EQ(Lifecycle::invoke_deadline(event, 999'900, options), 999'950u) << "deadline - margin";
-  EXPECT_EQ(Lifecycle::invoke_deadline(event, 999'990, options), 999'990u) << "never before now";
+  EXPECT_EQ(Lifecycle::invoke_deadline(event, 500'000, options).unix_ms(), 500'100u);
+  EXPECT_EQ(Lifecycle::invoke_deadline(event, 999'900, options).unix_ms(), 999'950u)
+      << "deadline - margin";
+  EXPECT_EQ(Lifecycle::invoke_deadline(event, 999'990, options).unix_ms(), 999'990u)
+      << "never before now";
   event.deadline_ms = 0;  // unknown: the budget alone
-  EXPECT_EQ(Lifecycle::invoke_deadline(event, 500'000, options), 500'100u);
+  EXPECT_EQ(Lifecycle::invoke_deadline(event, 500'000, options).unix_ms(), 500'100u);
 }
 
 // `end`: the lifecycle waits for this invocation's platform.runtimeDone, delivers everything
@@ -468,11 +395,62 @@ TEST(LifecycleEnd, SinksAreFlushedInParallel) {
   EXPECT_EQ(stuck.delivered(), 5u);
 }
 
-// Shutdown with a sink that hangs (here in its final flush, on the lifecycle thread): the
-// watchdog ends the shutdown at deadlineMs minus the margin; in the process that exits 0.
-TEST(LifecycleShutdown, AHangingSinkCannotHoldTheProcessPastTheMargin) {
+// The shutdown contract: after the deliveries, each sink is flushed once and then destroyed once,
+// before run() returns.
+TEST(LifecycleShutdown, FlushesThenDestroysEverySinkOnce) {
+  Recorder recorder;
+  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kNextInvoke));
+  StrictMock<MockExtensionsApi> api;
+  EXPECT_CALL(api, next()).WillOnce(Invoke([&] {
+    pipeline.consume(make_batch(2));
+    return shutdown_event(5000);
+  }));
+  LifecycleOptions options;
+  options.shutdown_quiet_ms = 10;
+  Lifecycle lifecycle(api, pipeline, options);
+  EXPECT_EQ(lifecycle.run(), 0);
+  std::lock_guard lock(recorder.mutex);
+  EXPECT_EQ(recorder.events.size(), 2u);
+  EXPECT_EQ(recorder.flushed, 1);
+  EXPECT_EQ(recorder.destroyed, 1);
+}
+
+// A flush that hangs is left behind at the end of the close phase: its sink is not destroyed, and
+// the shutdown still ends before deadlineMs minus the margin, without the watchdog.
+TEST(LifecycleShutdown, AHangingFlushIsLeftBehindAndItsSinkNotDestroyed) {
   Recorder recorder;
   recorder.block_flush = true;
+  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kNextInvoke));
+  StrictMock<MockExtensionsApi> api;
+  uint64_t deadline = 0;
+  EXPECT_CALL(api, next()).WillOnce(Invoke([&] {
+    pipeline.consume(make_batch(2));
+    LifecycleEvent event = shutdown_event(600);
+    deadline = static_cast<uint64_t>(event.deadline_ms);
+    return event;
+  }));
+  std::atomic<bool> overran{false};
+  LifecycleOptions options;
+  options.shutdown_quiet_ms = 10;
+  options.shutdown_margin_ms = 150;
+  options.on_shutdown_overrun = [&] { overran = true; };
+  Lifecycle lifecycle(api, pipeline, options);
+  EXPECT_EQ(lifecycle.run(), 0);
+  EXPECT_LT(now_unix_ms(), deadline - 150 + 50) << "returned about the exit time at the latest";
+  EXPECT_FALSE(overran.load());
+  {
+    std::lock_guard lock(recorder.mutex);
+    EXPECT_EQ(recorder.events.size(), 2u) << "delivered before the sink's flush hung";
+    EXPECT_EQ(recorder.destroyed, 0) << "never destroyed while its flush runs";
+  }
+  recorder.release();  // the outlet's destructor waits for the flush
+}
+
+// Shutdown with a sink that hangs on the main thread (here in destroy): the watchdog ends the
+// shutdown at deadlineMs minus the margin; in the process that exits 0.
+TEST(LifecycleShutdown, AHangingSinkCannotHoldTheProcessPastTheMargin) {
+  Recorder recorder;
+  recorder.block_destroy = true;
   Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kNextInvoke));
   StrictMock<MockExtensionsApi> api;
   std::atomic<uint64_t> overrun_at{0};
@@ -492,9 +470,9 @@ TEST(LifecycleShutdown, AHangingSinkCannotHoldTheProcessPastTheMargin) {
   };
   Lifecycle lifecycle(api, pipeline, options);
   EXPECT_EQ(lifecycle.run(), 0);
-  ASSERT_NE(overrun_at.load(), 0u) << "only the watchdog can release the hanging flush";
+  ASSERT_NE(overrun_at.load(), 0u) << "only the watchdog can release the hanging destroy";
   EXPECT_GE(overrun_at.load(), deadline - 150) << "not before the exit time";
-  EXPECT_EQ(recorder.delivered(), 2u) << "delivered before the sink's flush hung";
+  EXPECT_EQ(recorder.delivered(), 2u) << "delivered before the sink's destroy hung";
 }
 
 TEST(LifecycleShutdown, ADeadlineAlreadyPastStillWritesTheSummaryExactlyOnce) {

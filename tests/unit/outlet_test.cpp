@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "mock_sink.h"
 #include "pipeline.h"
 #include "spool.h"
 #include "test_support.h"
@@ -77,7 +78,7 @@ class Gate {
   int waiting_ = 0;
 };
 
-uint64_t far_deadline() { return now_unix_ms() + 20000; }
+Deadline far_deadline() { return Deadline::in(std::chrono::seconds(20)); }
 
 bool is_hex_id(const std::string& id) {
   return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
@@ -263,8 +264,8 @@ TEST_F(OutletTest, EndModeFlushDoesNotWaitForTelemetryArrivingDuringIt) {
   });
   Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kEnd}}));
   outlet.enqueue(make_batch(2));
-  auto flushed =
-      std::async(std::launch::async, [&] { return outlet.flush_until(now_unix_ms() + 30000); });
+  auto flushed = std::async(std::launch::async,
+                            [&] { return outlet.flush_until(Deadline(now_unix_ms() + 30000)); });
   ASSERT_TRUE(eventually([&] { return gate.someone_waiting(); }));
   outlet.enqueue(make_batch(3, "the next invocation's"));  // while the flush's POST is in flight
   gate.open();
@@ -284,7 +285,7 @@ TEST_F(OutletTest, FlushUntilReturnsAtTheDeadlineAndTheRestIsDeliveredInTheBackg
   });
   Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kEnd}}));
   outlet.enqueue(make_batch(4));
-  EXPECT_FALSE(outlet.flush_until(now_unix_ms() + 100));
+  EXPECT_FALSE(outlet.flush_until(Deadline(now_unix_ms() + 100)));
   OutletCounters c = outlet.counters();
   EXPECT_EQ(c.deferred, 4u);
   EXPECT_EQ(c.queued, 4u);
@@ -301,11 +302,11 @@ TEST_F(OutletTest, AnEventOutlivingSeveralBudgetsIsDeferredOnce) {
   });
   Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kEnd}}));
   outlet.enqueue(make_batch(4));
-  EXPECT_FALSE(outlet.flush_until(now_unix_ms() + 50));
-  EXPECT_FALSE(outlet.flush_until(now_unix_ms() + 50));  // same four still stuck
+  EXPECT_FALSE(outlet.flush_until(Deadline(now_unix_ms() + 50)));
+  EXPECT_FALSE(outlet.flush_until(Deadline(now_unix_ms() + 50)));  // same four still stuck
   EXPECT_EQ(outlet.counters().deferred, 4u);
   outlet.enqueue(make_batch(2, "later"));
-  EXPECT_FALSE(outlet.flush_until(now_unix_ms() + 50));
+  EXPECT_FALSE(outlet.flush_until(Deadline(now_unix_ms() + 50)));
   EXPECT_EQ(outlet.counters().deferred, 6u);  // only the two new ones were added
   gate.open();
   ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 6; }));
@@ -320,8 +321,8 @@ TEST_F(OutletTest, RetriesTheSameBytesWithTheSameIdUntilAccepted) {
   outlet.on_invoke();
   ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 4; }));
   const OutletCounters c = outlet.counters();
-  EXPECT_EQ(c.retried, 8u);  // two failed attempts of four events
-  EXPECT_EQ(c.deliveries, 1u);
+  EXPECT_EQ(c.events_retried, 8u);  // two failed attempts of four events
+  EXPECT_EQ(c.calls_ok, 1u);
   ASSERT_EQ(seen.size(), 3u);
   EXPECT_EQ(seen.payloads[0], seen.payloads[2]);
   EXPECT_TRUE(is_hex_id(seen.ids[0])) << seen.ids[0];
@@ -330,7 +331,7 @@ TEST_F(OutletTest, RetriesTheSameBytesWithTheSameIdUntilAccepted) {
 }
 
 TEST_F(OutletTest, EveryDeliveryHasItsOwnId) {
-  const TelemetryBatch sample = make_batch(1);
+  const TelemetryPost sample = make_batch(1);
   Outlet& outlet = make(accepting_sink(), no_spool({.delivery_max_bytes = sample.byte_size() * 2}));
   outlet.enqueue(make_batch(6));
   outlet.on_invoke();
@@ -364,9 +365,9 @@ TEST_F(OutletTest, RetryAfterSurvivesAnInvokeAndIsBoundedByTheShutdownDeadline) 
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(calls, 1);
   const uint64_t deadline = now_unix_ms() + 10000;
-  outlet.begin_shutdown(deadline);
+  outlet.begin_shutdown(Deadline(deadline));
   // Nothing can happen before the deadline: shutdown does not wait for it.
-  EXPECT_FALSE(outlet.finish_shutdown(deadline));
+  EXPECT_FALSE(outlet.finish_shutdown(Deadline(deadline)));
   EXPECT_LT(now_unix_ms(), deadline);
   EXPECT_EQ(calls, 1);
   const OutletCounters c = outlet.counters();
@@ -381,7 +382,7 @@ TEST_F(OutletTest, ShutdownRetriesAtOnceInsteadOfWaitingOutTheBackoff) {
       make(std::move(sink), no_spool({.retry_base_ms = 600000, .retry_max_ms = 600000}));
   outlet.enqueue(make_batch(1));
   outlet.on_invoke();
-  ASSERT_TRUE(eventually([&] { return outlet.counters().retried == 1; }));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().events_retried == 1; }));
   outlet.begin_shutdown(far_deadline());
   EXPECT_TRUE(outlet.finish_shutdown(far_deadline()));
   EXPECT_EQ(outlet.counters().delivered, 1u);
@@ -415,7 +416,7 @@ TEST_F(OutletTest, DiscardedEventsAreCountedApartFromDelivered) {
 }
 
 TEST_F(OutletTest, DeliveriesAreSplitAtDeliveryMaxBytesInOrder) {
-  const TelemetryBatch sample = make_batch(1);
+  const TelemetryPost sample = make_batch(1);
   Outlet& outlet = make(accepting_sink(), no_spool({.delivery_max_bytes = sample.byte_size() * 3}));
   outlet.enqueue(make_batch(10));
   outlet.begin_shutdown(far_deadline());
@@ -479,8 +480,8 @@ TEST_F(OutletTest, ANewOutletReplaysTheSpoolInOrderWithTheSameIds) {
     ASSERT_TRUE(eventually([&] { return outlet.counters().spooled == 2; }));
     outlet.enqueue(make_batch(3, "second"));  // behind the spool: still in memory
     const uint64_t deadline = now_unix_ms() + 200;
-    outlet.begin_shutdown(deadline);
-    EXPECT_FALSE(outlet.finish_shutdown(deadline));
+    outlet.begin_shutdown(Deadline(deadline));
+    EXPECT_FALSE(outlet.finish_shutdown(Deadline(deadline)));
     const OutletCounters c = outlet.counters();
     EXPECT_EQ(c.still_spooled, 5u);
     EXPECT_EQ(c.dropped_at_shutdown, 0u);
@@ -541,7 +542,7 @@ TEST_F(OutletTest, MemoryCapSpillsTheOldestToTheSpool) {
 
 TEST_F(OutletTest, TheCapCountsTheViewsOfEveryEventNotJustTheBytes) {
   // 200 tiny events: their 64-byte views outweigh their bytes, and memory holds both.
-  const TelemetryBatch batch = make_batch(200, "x");
+  const TelemetryPost batch = make_batch(200, "x");
   EXPECT_GE(held_bytes(200, "x"), batch.byte_size() + 200 * sizeof(TelemetryEvent));
 }
 
@@ -611,7 +612,7 @@ TEST_F(OutletTest, ACorruptSpoolFileIsCountedAndSkipped) {
 // ---- poison deliveries, splits and the dead-letter folder ---------------------------------------
 
 // n events, one of them ("poison") refused by the receiver wherever it is.
-TelemetryBatch batch_with_poison(int n, int poison_at) {
+TelemetryPost batch_with_poison(int n, int poison_at) {
   std::string body = "[";
   for (int i = 0; i < n; ++i) {
     if (i > 0) body += ",";
@@ -644,7 +645,7 @@ TEST_F(OutletTest, APoisonIsIsolatedByHalvingWhileTheRestIsDeliveredThenDeadLett
   Outlet& outlet = make(sink_judging(refuse_poison), options);
   outlet.enqueue(batch_with_poison(20, 7));
   // Lambda keeps sending: later telemetry arrives after the poison's first failure.
-  ASSERT_TRUE(eventually([&] { return outlet.counters().retries >= 1; }));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().calls_retry >= 1; }));
   for (int i = 0; i < 5; ++i) outlet.enqueue(make_batch(3, "later " + std::to_string(i)));
   ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 34; }))
       << describe(outlet.counters());
@@ -699,9 +700,9 @@ TEST_F(OutletTest, TheNextProcessOnTheSameSpoolIsNotBlockedByAPoisonEither) {
   {
     Outlet& first = make(sink_judging(refuse_poison), options);
     first.enqueue(batch_with_poison(1, 0));
-    ASSERT_TRUE(eventually([&] { return first.counters().retries >= 2; }));
-    first.begin_shutdown(now_unix_ms() + 100);
-    first.finish_shutdown(now_unix_ms() + 100);
+    ASSERT_TRUE(eventually([&] { return first.counters().calls_retry >= 2; }));
+    first.begin_shutdown(Deadline(now_unix_ms() + 100));
+    first.finish_shutdown(Deadline(now_unix_ms() + 100));
     EXPECT_EQ(first.counters().still_spooled, 1u);
     destroy(first);
   }
@@ -740,7 +741,7 @@ TEST_F(OutletTest, TooLargeIsSplitDownToSingleEventsAndOnlyTheOneTooLargeIsDropp
 
 TEST_F(OutletTest, ASpooledFileIsCountedByTheEventsItHoldsNotByItsHeader) {
   const std::string dir = new_spool_dir();
-  const TelemetryBatch three = make_batch(3, "forged");
+  const TelemetryPost three = make_batch(3, "forged");
   {
     Spool spool(SpoolLimits{dir});
     // The count is the offset table's length: the spool refuses a forged one (spool_test).
@@ -767,7 +768,7 @@ TEST_F(OutletTest, FatalDisablesTheSinkAndSpoolsItsTelemetry) {
   ASSERT_TRUE(eventually([&] { return outlet.counters().disabled; }));
   outlet.enqueue(make_batch(3));
   outlet.on_invoke();
-  EXPECT_TRUE(outlet.flush_until(now_unix_ms() + 1000));
+  EXPECT_TRUE(outlet.flush_until(Deadline(now_unix_ms() + 1000)));
   const OutletCounters c = outlet.counters();
   EXPECT_EQ(c.spooled, 5u);
   EXPECT_EQ(c.still_spooled, 5u);
@@ -800,13 +801,13 @@ TEST_F(OutletTest, ShutdownLeftoversAreSpooled) {
   Outlet& outlet = make(std::move(sink), spooling(dir, {.retry_base_ms = 1, .retry_max_ms = 2}));
   outlet.enqueue(make_batch(7));
   const uint64_t deadline = now_unix_ms() + 200;
-  outlet.begin_shutdown(deadline);
-  EXPECT_FALSE(outlet.finish_shutdown(deadline));
+  outlet.begin_shutdown(Deadline(deadline));
+  EXPECT_FALSE(outlet.finish_shutdown(Deadline(deadline)));
   const OutletCounters c = outlet.counters();
   EXPECT_EQ(c.still_spooled, 7u);
   EXPECT_EQ(c.dropped_at_shutdown, 0u);
   EXPECT_EQ(c.delivered, 0u);
-  EXPECT_GE(c.retried, 7u);
+  EXPECT_GE(c.events_retried, 7u);
 }
 
 TEST_F(OutletTest, ShutdownWithoutASpoolCountsWhatTheSinkNeverAccepted) {
@@ -814,12 +815,12 @@ TEST_F(OutletTest, ShutdownWithoutASpoolCountsWhatTheSinkNeverAccepted) {
   Outlet& outlet = make(std::move(sink), no_spool({.retry_base_ms = 1, .retry_max_ms = 2}));
   outlet.enqueue(make_batch(7));
   const uint64_t deadline = now_unix_ms() + 200;
-  outlet.begin_shutdown(deadline);
-  EXPECT_FALSE(outlet.finish_shutdown(deadline));
+  outlet.begin_shutdown(Deadline(deadline));
+  EXPECT_FALSE(outlet.finish_shutdown(Deadline(deadline)));
   const OutletCounters c = outlet.counters();
   EXPECT_EQ(c.dropped_at_shutdown, 7u);
   EXPECT_EQ(c.delivered, 0u);
-  EXPECT_GE(c.retried, 7u);
+  EXPECT_GE(c.events_retried, 7u);
 }
 
 TEST_F(OutletTest, ShutdownWithAHangingSinkSpoolsTheDeliveryInFlight) {
@@ -834,8 +835,8 @@ TEST_F(OutletTest, ShutdownWithAHangingSinkSpoolsTheDeliveryInFlight) {
   ASSERT_TRUE(eventually([&] { return gate.someone_waiting(); }));
   outlet.enqueue(make_batch(2, "held"));
   const uint64_t deadline = now_unix_ms() + 200;
-  outlet.begin_shutdown(deadline);
-  EXPECT_FALSE(outlet.finish_shutdown(deadline));
+  outlet.begin_shutdown(Deadline(deadline));
+  EXPECT_FALSE(outlet.finish_shutdown(Deadline(deadline)));
   const OutletCounters c = outlet.counters();
   EXPECT_EQ(c.still_spooled, 5u);
   EXPECT_EQ(c.queued, 0u);
@@ -847,8 +848,8 @@ TEST_F(OutletTest, BatchesArrivingAfterShutdownSettledAreSpooledOrCounted) {
   Outlet& spooled = make(accepting_sink(), spooling(dir));
   Outlet& plain = make(accepting_sink(), no_spool());
   for (Outlet* outlet : {&spooled, &plain}) {
-    outlet->begin_shutdown(now_unix_ms() + 10000);
-    ASSERT_TRUE(outlet->finish_shutdown(now_unix_ms() + 10000));
+    outlet->begin_shutdown(far_deadline());
+    ASSERT_TRUE(outlet->finish_shutdown(far_deadline()));
     outlet->enqueue(make_batch(4));
   }
   EXPECT_EQ(spooled.counters().still_spooled, 4u);
@@ -1037,30 +1038,90 @@ TEST_F(OutletTest, TheInvokePathIsNotHeldByAnOverflowBeingSpooled) {
   EXPECT_EQ(outlet.counters().dropped_by_cap, 0u);
 }
 
-// ---- the summary line ---------------------------------------------------------------------------
+// ---- the shutdown contract: flush once, then destroy once, after the last deliver --------------
 
-TEST_F(OutletTest, SummaryJsonCarriesEveryCounterAndTheBalance) {
-  std::vector<std::unique_ptr<Outlet>> outlets;
-  outlets.push_back(std::make_unique<Outlet>(
-      sink_answering([](int call) { return call == 1 ? retry() : DeliveryResult{}; }),
-      no_spool({.retry_base_ms = 1, .retry_max_ms = 2})));
-  Pipeline pipeline(std::move(outlets), PipelineOptions{});
-  pipeline.consume(make_batch(3));
-  pipeline.shutdown(far_deadline());
-  Poco::JSON::Parser parser;
-  const auto root = parser.parse(pipeline.summary_json()).extract<Poco::JSON::Object::Ptr>();
-  EXPECT_EQ(root->getValue<uint64_t>("received_events"), 3u);
-  const auto sink = root->getObject("sinks")->getObject("mock");
-  ASSERT_TRUE(sink);
-  EXPECT_EQ(sink->getValue<uint64_t>("received"), 3u);
-  EXPECT_EQ(sink->getValue<uint64_t>("delivered"), 3u);
-  EXPECT_EQ(sink->getValue<uint64_t>("retried"), 3u);
-  EXPECT_TRUE(sink->getValue<bool>("balanced"));
-  for (const char* key :
-       {"discarded", "dropped_by_cap", "dropped_by_sink", "dropped_at_shutdown", "dropped_disabled",
-        "dropped_corrupt", "still_spooled", "queued", "deferred", "spooled", "replayed"}) {
-    EXPECT_TRUE(sink->has(key)) << key;
+TEST_F(OutletTest, FlushAndDestroyFollowTheLastDeliveryOnceEach) {
+  auto sink = std::make_unique<::testing::StrictMock<MockSink>>();
+  {
+    ::testing::InSequence order;
+    EXPECT_CALL(*sink, deliver(_, _)).WillOnce(Return(DeliveryResult{}));
+    EXPECT_CALL(*sink, flush(_)).WillOnce(Return(DeliveryResult{}));
+    EXPECT_CALL(*sink, destroy());
   }
+  Outlet& outlet = make(std::move(sink), no_spool());
+  outlet.enqueue(make_batch(3));
+  outlet.begin_shutdown(far_deadline());
+  ASSERT_TRUE(outlet.finish_shutdown(far_deadline()));
+  EXPECT_TRUE(outlet.flush_sink(far_deadline()));
+  EXPECT_FALSE(outlet.flush_sink(far_deadline())) << "once";
+  outlet.destroy_sink();
+  outlet.destroy_sink();  // once
+  EXPECT_FALSE(outlet.counters().flush_failed);
+  EXPECT_EQ(outlet.counters().delivered, 3u);
+}
+
+TEST_F(OutletTest, AFailedFlushIsLoggedWithTheSinksWordsAndCounted) {
+  auto sink = std::make_unique<NiceMock<MockSink>>();
+  ON_CALL(*sink, flush(_))
+      .WillByDefault(Return(DeliveryResult{DeliveryStatus::kRetry, "buffer not sent: timeout"}));
+  EXPECT_CALL(*sink, destroy());
+  Outlet& outlet = make(std::move(sink), no_spool());
+  const testing::LogCapture capture("relay.outlet");
+  outlet.begin_shutdown(far_deadline());
+  ASSERT_TRUE(outlet.finish_shutdown(far_deadline()));
+  EXPECT_FALSE(outlet.flush_sink(far_deadline()));
+  outlet.destroy_sink();
+  EXPECT_TRUE(outlet.counters().flush_failed);
+  EXPECT_THAT(capture.lines(),
+              ::testing::Contains(::testing::AllOf(::testing::HasSubstr("flush at shutdown"),
+                                                   ::testing::HasSubstr("RETRY"),
+                                                   ::testing::HasSubstr("buffer not sent"))));
+}
+
+TEST_F(OutletTest, ADisabledSinkIsDestroyedWithoutAFlush) {
+  auto sink = std::make_unique<::testing::StrictMock<MockSink>>();
+  EXPECT_CALL(*sink, deliver(_, _))
+      .WillOnce(Return(DeliveryResult{DeliveryStatus::kFatal, "unusable"}));
+  EXPECT_CALL(*sink, destroy());
+  Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kContinuous}}));
+  outlet.enqueue(make_batch(1));
+  ASSERT_TRUE(eventually([&] { return outlet.counters().disabled; }));
+  outlet.begin_shutdown(far_deadline());
+  outlet.finish_shutdown(far_deadline());
+  EXPECT_FALSE(outlet.flush_sink(far_deadline()));
+  outlet.destroy_sink();
+  EXPECT_FALSE(outlet.counters().flush_failed);
+}
+
+TEST_F(OutletTest, ASinkStuckInDeliverIsNeitherFlushedNorDestroyed) {
+  auto sink = std::make_unique<NiceMock<MockSink>>();
+  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([this](const Delivery&, uint64_t) {
+    gate.wait();
+    return DeliveryResult{};
+  }));
+  EXPECT_CALL(*sink, flush(_)).Times(0);
+  EXPECT_CALL(*sink, destroy()).Times(0);
+  Outlet& outlet = make(std::move(sink), no_spool({.flush = {FlushMode::kContinuous}}));
+  outlet.enqueue(make_batch(2));
+  ASSERT_TRUE(eventually([&] { return gate.someone_waiting(); }));
+  const Deadline soon = Deadline::in(std::chrono::milliseconds(50));
+  outlet.begin_shutdown(soon);
+  EXPECT_FALSE(outlet.finish_shutdown(soon));
+  EXPECT_FALSE(outlet.flush_sink(far_deadline()));
+  outlet.destroy_sink();
+  EXPECT_EQ(outlet.counters().dropped_at_shutdown, 2u) << "no spool: counted";
+  gate.open();  // the outlet's destructor joins its thread once the sink returns
+  destroy(outlet);
+}
+
+TEST_F(OutletTest, NoFlushOnceTheCloseDeadlinePassed) {
+  auto sink = std::make_unique<::testing::StrictMock<MockSink>>();
+  EXPECT_CALL(*sink, destroy());
+  Outlet& outlet = make(std::move(sink), no_spool());
+  outlet.begin_shutdown(far_deadline());
+  ASSERT_TRUE(outlet.finish_shutdown(far_deadline()));
+  EXPECT_FALSE(outlet.flush_sink(Deadline(now_unix_ms() - 1)));
+  outlet.destroy_sink();
 }
 
 }  // namespace

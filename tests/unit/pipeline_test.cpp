@@ -1,5 +1,6 @@
-// Pipeline::consume reads platform fields and own log lines from the parser, whatever the JSON's
-// spacing or key order; summary_json reports the listener's accepted and rejected requests.
+// Pipeline: consume reads platform fields and own log lines from the parser, whatever the JSON's
+// spacing or key order, and fans each POST out to every outlet; shutdown delivers, then flushes
+// and destroys every sink; summary_json reports the listener and every sink.
 #include "pipeline.h"
 
 #include <Poco/JSON/Object.h>
@@ -7,19 +8,67 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "batch_parser.h"
+#include "mock_sink.h"
 #include "test_support.h"
 
 namespace relay {
 namespace {
 
-TelemetryBatch parsed(std::string body) {
+using ::testing::_;
+using ::testing::Invoke;
+using testing::make_batch;
+using testing::MockSink;
+using ::testing::NiceMock;
+using ::testing::Return;
+
+TelemetryPost report_for(const std::string& id) {
+  std::string body = R"([{"time":"t","type":"platform.report","record":{"requestId":")" + id +
+                     R"(","status":"success","metrics":{"durationMs":1.5}}}])";
+  return std::move(*parse_batch(std::move(body)).batch);
+}
+
+OutletOptions min_batch(int64_t size) {
+  OutletOptions options;
+  options.min_batch_size = size;
+  options.spool.enabled = false;
+  return options;
+}
+
+OutletOptions no_spool() {
+  OutletOptions options;
+  options.spool.enabled = false;
+  return options;
+}
+
+// A sink that answers RETRY to its first call and OK after.
+std::unique_ptr<MockSink> answering_retry_once() {
+  auto sink = std::make_unique<NiceMock<MockSink>>();
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([calls](const Delivery&, uint64_t) {
+    return ++*calls == 1 ? DeliveryResult{DeliveryStatus::kRetry, "later"} : DeliveryResult{};
+  }));
+  ON_CALL(*sink, flush(_)).WillByDefault(Return(DeliveryResult{}));
+  return sink;
+}
+
+OutletOptions fast_retries() {
+  OutletOptions options = no_spool();
+  options.retry_base_ms = 1;
+  options.retry_max_ms = 2;
+  return options;
+}
+
+TelemetryPost parsed(std::string body) {
   ParseResult result = parse_batch(std::move(body));
   EXPECT_TRUE(result.batch.has_value()) << result.error.message;
-  return result.batch ? std::move(*result.batch) : TelemetryBatch{};
+  return result.batch ? std::move(*result.batch) : TelemetryPost{};
 }
 
 // One invocation's platform events, and lines of ours and of another extension, written three
@@ -76,10 +125,10 @@ Observed consume(const char* body) {
   Observed seen;
   seen.counters = pipeline.counters();
   // The deadlines are already past: only what consume() noted can make these true.
-  seen.runtime_done_seen = pipeline.wait_for_runtime_done("req-1", 0);
-  seen.report_seen = pipeline.wait_for_report("req-1", 0, 0);
-  seen.function_request_id_seen =
-      pipeline.wait_for_report("req-fn", 0, 0) || pipeline.wait_for_runtime_done("req-fn", 0);
+  seen.runtime_done_seen = pipeline.tracker().wait_for_runtime_done("req-1", Deadline(0));
+  seen.report_seen = pipeline.tracker().wait_for_report("req-1", 0, Deadline(0));
+  seen.function_request_id_seen = pipeline.tracker().wait_for_report("req-fn", 0, Deadline(0)) ||
+                                  pipeline.tracker().wait_for_runtime_done("req-fn", Deadline(0));
   return seen;
 }
 
@@ -92,7 +141,7 @@ TEST(PipelinePlatformFields, PrettyAndReorderedJsonGiveTheSameResultsAsCompact) 
     EXPECT_EQ(seen.counters.platform_logs_dropped_records, 10u) << body;
     EXPECT_EQ(seen.counters.own_log_lines_dropped, 2u) << body;
     EXPECT_EQ(seen.counters.events, 7u) << body;
-    EXPECT_EQ(seen.counters.batches, 1u) << body;
+    EXPECT_EQ(seen.counters.posts, 1u) << body;
   }
 }
 
@@ -165,6 +214,123 @@ TEST(PipelineSummary, HasTheListenerSectionOnceWatched) {
   ++stats.rejected_method;
   EXPECT_EQ(summary_of(pipeline)->getObject("listener")->getValue<uint64_t>("rejected_requests"),
             11u);
+}
+
+TEST(Pipeline, DropsOwnLogLinesAndCountsPlatformLogsDropped) {
+  auto sink = std::make_unique<NiceMock<MockSink>>();
+  std::atomic<int> delivered{0};
+  ON_CALL(*sink, deliver(_, _)).WillByDefault(Invoke([&](const Delivery& d, uint64_t) {
+    delivered += static_cast<int>(d.events.size());
+    return DeliveryResult{};
+  }));
+  std::vector<std::unique_ptr<Outlet>> outlets;
+  outlets.push_back(std::make_unique<Outlet>(std::move(sink), OutletOptions{}));
+  Pipeline pipeline(std::move(outlets), PipelineOptions{.drop_own_log_lines = true});
+  std::string body =
+      R"([{"time":"t","type":"extension","record":"telemetry-relay Information [relay.main] x"},)"
+      R"({"time":"t","type":"extension","record":{"message":"telemetry-relay Error [relay.x] y"}},)"
+      R"({"time":"t","type":"extension","record":"another extension's line"},)"
+      R"({"time":"t","type":"platform.logsDropped","record":{"droppedBytes":10,"droppedRecords":7,"reason":"r"}}])";
+  pipeline.consume(std::move(*parse_batch(std::move(body)).batch));
+  const PipelineCounters c = pipeline.counters();
+  EXPECT_EQ(c.own_log_lines_dropped, 2u);
+  EXPECT_EQ(c.platform_logs_dropped_records, 7u);
+  EXPECT_EQ(c.events, 2u);
+  pipeline.shutdown(testing::shutdown_window(std::chrono::seconds(10)));
+  EXPECT_EQ(delivered.load(), 2);
+  EXPECT_NE(pipeline.summary_json().find("\"platform_logs_dropped\":7"), std::string::npos);
+}
+
+TEST(Pipeline, FansOutToEverySinkIndependently) {
+  auto slow = std::make_unique<NiceMock<MockSink>>("slow");
+  auto fast = std::make_unique<NiceMock<MockSink>>("fast");
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  ON_CALL(*slow, deliver(_, _)).WillByDefault(Invoke([released](const Delivery&, uint64_t) {
+    released.wait();  // blocks until the test lets it go
+    return DeliveryResult{};
+  }));
+  ON_CALL(*fast, deliver(_, _)).WillByDefault(Return(DeliveryResult{}));
+  std::vector<std::unique_ptr<Outlet>> outlets;
+  outlets.push_back(std::make_unique<Outlet>(std::move(slow), OutletOptions{}));
+  outlets.push_back(std::make_unique<Outlet>(std::move(fast), OutletOptions{}));
+  Pipeline pipeline(std::move(outlets), PipelineOptions{});
+  pipeline.consume(make_batch(2));
+  pipeline.on_invoke();
+  pipeline.consume(make_batch(3));
+  pipeline.on_invoke();
+  // The fast sink gets everything although the slow one is stuck in its first delivery.
+  EXPECT_TRUE(
+      testing::eventually([&] { return pipeline.outlets()[1]->counters().delivered == 5; }));
+  EXPECT_EQ(pipeline.outlets()[0]->counters().delivered, 0u);
+  release.set_value();
+  pipeline.shutdown(testing::shutdown_window(std::chrono::seconds(10)));
+  EXPECT_EQ(pipeline.outlets()[0]->counters().delivered, 5u);
+}
+
+TEST(Pipeline, AReportSeenByTheDrainIsAlreadyQueuedInEveryOutlet) {
+  auto sink = std::make_unique<NiceMock<MockSink>>();
+  ON_CALL(*sink, deliver(_, _)).WillByDefault(Return(DeliveryResult{}));
+  std::vector<std::unique_ptr<Outlet>> outlets;
+  // A minimum no batch reaches, so nothing leaves the queue while the test looks at it.
+  outlets.push_back(std::make_unique<Outlet>(std::move(sink), min_batch(1000)));
+  Pipeline pipeline(std::move(outlets), PipelineOptions{});
+  for (int round = 0; round < 50; ++round) {
+    const std::string id = "req-" + std::to_string(round);
+    std::thread listener([&] { pipeline.consume(report_for(id)); });
+    ASSERT_TRUE(
+        pipeline.tracker().wait_for_report(id, 20000, Deadline::in(std::chrono::seconds(20))));
+    EXPECT_EQ(pipeline.outlets()[0]->counters().received, static_cast<uint64_t>(round + 1));
+    listener.join();
+  }
+}
+
+// The close phase of SHUTDOWN: each sink is flushed once, then destroyed once; a failed flush
+// shows in the summary.
+TEST(PipelineShutdown, FlushesThenDestroysEverySinkAndReportsAFailedFlush) {
+  auto good = std::make_unique<::testing::StrictMock<MockSink>>("good");
+  auto bad = std::make_unique<::testing::StrictMock<MockSink>>("bad");
+  for (MockSink* sink : {static_cast<MockSink*>(good.get()), static_cast<MockSink*>(bad.get())}) {
+    ::testing::InSequence order;
+    EXPECT_CALL(*sink, deliver(_, _)).WillOnce(Return(DeliveryResult{}));
+    EXPECT_CALL(*sink, flush(_))
+        .WillOnce(Return(sink->name() == "good"
+                             ? DeliveryResult{}
+                             : DeliveryResult{DeliveryStatus::kRetry, "still buffered"}));
+    EXPECT_CALL(*sink, destroy());
+  }
+  std::vector<std::unique_ptr<Outlet>> outlets;
+  outlets.push_back(std::make_unique<Outlet>(std::move(good), no_spool()));
+  outlets.push_back(std::make_unique<Outlet>(std::move(bad), no_spool()));
+  Pipeline pipeline(std::move(outlets), PipelineOptions{});
+  pipeline.consume(make_batch(2));
+  EXPECT_TRUE(pipeline.shutdown(testing::shutdown_window(std::chrono::seconds(20))));
+  const auto root =
+      Poco::JSON::Parser().parse(pipeline.summary_json()).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_FALSE(root->getObject("sinks")->getObject("good")->has("flush_failed"));
+  EXPECT_TRUE(root->getObject("sinks")->getObject("bad")->getValue<bool>("flush_failed"));
+}
+
+TEST(PipelineSummary, CarriesEveryCounterAndTheBalance) {
+  std::vector<std::unique_ptr<Outlet>> outlets;
+  outlets.push_back(std::make_unique<Outlet>(answering_retry_once(), fast_retries()));
+  Pipeline pipeline(std::move(outlets), PipelineOptions{});
+  pipeline.consume(make_batch(3));
+  pipeline.shutdown(testing::shutdown_window(std::chrono::seconds(20)));
+  Poco::JSON::Parser parser;
+  const auto root = parser.parse(pipeline.summary_json()).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_EQ(root->getValue<uint64_t>("received_events"), 3u);
+  const auto sink = root->getObject("sinks")->getObject("mock");
+  ASSERT_TRUE(sink);
+  EXPECT_EQ(sink->getValue<uint64_t>("received"), 3u);
+  EXPECT_EQ(sink->getValue<uint64_t>("delivered"), 3u);
+  EXPECT_EQ(sink->getValue<uint64_t>("events_retried"), 3u);
+  EXPECT_TRUE(sink->getValue<bool>("balanced"));
+  for (const char* key :
+       {"discarded", "dropped_by_cap", "dropped_by_sink", "dropped_at_shutdown", "dropped_disabled",
+        "dropped_corrupt", "still_spooled", "queued", "deferred", "spooled", "replayed"}) {
+    EXPECT_TRUE(sink->has(key)) << key;
+  }
 }
 
 }  // namespace

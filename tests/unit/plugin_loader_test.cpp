@@ -96,7 +96,7 @@ TEST(PluginLoader, LoadsAWorkingPluginAndDeliversThroughTheAbi) {
   EXPECT_EQ(r.sink->name(), "record");
   EXPECT_FALSE(r.plugin_version.empty());
 
-  TelemetryBatch batch = testing::make_batch(2);
+  TelemetryPost batch = testing::make_batch(2);
   Delivery delivery;
   delivery.json =
       "[" + std::string(batch.events[0].json) + "," + std::string(batch.events[1].json) + "]";

@@ -52,7 +52,7 @@ relay_sink_descriptor descriptor_of(uint32_t minor) {
 }
 
 relay::Delivery sample_delivery() {
-  static const relay::TelemetryBatch batch = relay::testing::make_batch(2);
+  static const relay::TelemetryPost batch = relay::testing::make_batch(2);
   relay::Delivery delivery;
   delivery.batch_id = "00112233445566778899aabbccddeeff";
   delivery.json = *batch.body;

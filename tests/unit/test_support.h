@@ -1,4 +1,4 @@
-// Shared helpers for the host's unit tests.
+// Shared helpers for the host's unit tests (the mocks are in tests/mocks/).
 #pragma once
 
 #include <Poco/AutoPtr.h>
@@ -15,25 +15,14 @@
 #include <vector>
 
 #include "batch_parser.h"
-#include "sink.h"
+#include "deadline.h"
+#include "telemetry_post.h"
 
 namespace relay::testing {
 
-class MockSink : public Sink {
- public:
-  explicit MockSink(std::string name = "mock") : name_(std::move(name)) {}
-  const std::string& name() const override { return name_; }
-  std::string version() const override { return "1.0"; }
-  MOCK_METHOD(DeliveryResult, deliver, (const Delivery&, uint64_t), (override));
-  MOCK_METHOD(DeliveryResult, flush, (uint64_t), (override));
-
- private:
-  std::string name_;
-};
-
 // A batch of n small events: {"time":"...","type":"function","record":"<prefix> i"}.
-inline TelemetryBatch make_batch(int n, const std::string& prefix = "line",
-                                 const std::string& type = "function") {
+inline TelemetryPost make_batch(int n, const std::string& prefix = "line",
+                                const std::string& type = "function") {
   std::string body = "[";
   for (int i = 0; i < n; ++i) {
     if (i > 0) body += ",";
@@ -43,6 +32,12 @@ inline TelemetryBatch make_batch(int n, const std::string& prefix = "line",
   body += "]";
   ParseResult parsed = parse_batch(std::move(body));
   return std::move(*parsed.batch);
+}
+
+// A SHUTDOWN window ending `window` from now, without margin (for Pipeline::shutdown).
+inline ShutdownBudget shutdown_window(std::chrono::milliseconds window) {
+  const uint64_t now = now_unix_ms();
+  return ShutdownBudget(now, static_cast<int64_t>(now + static_cast<uint64_t>(window.count())), 0);
 }
 
 // Polls cond every 5 ms for up to `limit`; for conditions reached by other threads.

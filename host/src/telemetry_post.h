@@ -1,5 +1,5 @@
-// A batch of telemetry events as received from the Lambda Telemetry API, kept as the original
-// bytes.
+// One POST from the Lambda Telemetry API: its events, kept as the original bytes. ("Batch" is
+// what a sink receives: a Delivery, the ABI's relay_batch.)
 #pragma once
 
 #include <cstdint>
@@ -34,7 +34,7 @@ struct PlatformFields {
 };
 
 // One POST body split into events. The body is shared (immutable) by every outlet it fans out to.
-struct TelemetryBatch {
+struct TelemetryPost {
   std::shared_ptr<const std::string> body;
   std::vector<TelemetryEvent> events;    // views into *body
   std::vector<PlatformFields> platform;  // one per event of a PlatformType, in event order

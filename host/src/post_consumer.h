@@ -1,15 +1,15 @@
 // What the listener hands parsed telemetry to (the pipeline in production, a mock in tests).
 #pragma once
 
-#include "telemetry_batch.h"
+#include "telemetry_post.h"
 
 namespace relay {
 
-class BatchConsumer {
+class PostConsumer {
  public:
-  virtual ~BatchConsumer() = default;
+  virtual ~PostConsumer() = default;
   // Called on a listener thread, possibly concurrently. Must not block on any sink.
-  virtual void consume(TelemetryBatch&& batch) = 0;
+  virtual void consume(TelemetryPost&& post) = 0;
 };
 
 }  // namespace relay
