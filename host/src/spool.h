@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-#include "telemetry_batch.h"
+#include "telemetry_post.h"
 
 namespace relay {
 
