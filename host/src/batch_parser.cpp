@@ -205,15 +205,15 @@ class JsonValidator {
       }
       if (i == text_.size()) return "unexpected end";
       const char c = text_[i];
+      // An empty array or object closes where its first value or key would start.
+      if ((want == Want::kValueOrClose && c == ']') || (want == Want::kKeyOrClose && c == '}')) {
+        stack_.pop_back();
+        ++i;
+        want = Want::kCommaOrClose;
+        continue;
+      }
       switch (want) {
         case Want::kValueOrClose:
-          if (c == ']') {
-            stack_.pop_back();
-            ++i;
-            want = Want::kCommaOrClose;
-            break;
-          }
-          [[fallthrough]];
         case Want::kValue:
           if (c == '{' || c == '[') {
             stack_.push_back(c);
@@ -225,13 +225,6 @@ class JsonValidator {
           want = Want::kCommaOrClose;
           break;
         case Want::kKeyOrClose:
-          if (c == '}') {
-            stack_.pop_back();
-            ++i;
-            want = Want::kCommaOrClose;
-            break;
-          }
-          [[fallthrough]];
         case Want::kKey:
           if (c != '"') return "expected a string key";
           if (const char* reason = string(i)) return reason;

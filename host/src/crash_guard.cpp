@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <deque>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -216,19 +217,10 @@ bool printable(std::string_view text, size_t max_bytes) {
 }  // namespace
 
 const char* to_string(PluginCall call) {
-  switch (call) {
-    case PluginCall::kEntry:
-      return "entry";
-    case PluginCall::kCreate:
-      return "create";
-    case PluginCall::kDeliver:
-      return "deliver";
-    case PluginCall::kFlush:
-      return "flush";
-    case PluginCall::kDestroy:
-      return "destroy";
-  }
-  return "call";
+  // In the enum's order; a lookup, safe in a signal handler.
+  static constexpr const char* kNames[] = {"entry", "create", "deliver", "flush", "destroy"};
+  const auto index = static_cast<size_t>(call);
+  return index < std::size(kNames) ? kNames[index] : "call";
 }
 
 void install_crash_guard() {

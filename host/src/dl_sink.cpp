@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstring>
+#include <iterator>
 #include <utility>
 
 #include "logging.h"
@@ -143,17 +144,10 @@ DeliveryResult DlSink::flush(uint64_t deadline_unix_ms) {
 }
 
 const char* to_string(DeliveryStatus status) {
-  switch (status) {
-    case DeliveryStatus::kOk:
-      return "OK";
-    case DeliveryStatus::kRetry:
-      return "RETRY";
-    case DeliveryStatus::kDrop:
-      return "DROP";
-    case DeliveryStatus::kFatal:
-      return "FATAL";
-  }
-  return "DROP";
+  // In the enum's order.
+  static constexpr const char* kNames[] = {"OK", "RETRY", "DROP", "FATAL"};
+  const auto index = static_cast<size_t>(status);
+  return index < std::size(kNames) ? kNames[index] : "DROP";
 }
 
 }  // namespace relay

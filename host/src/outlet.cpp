@@ -109,9 +109,10 @@ Outlet::Outlet(SinkPtr sink, OutletOptions options)
                                                    options_.spool.max_files,
                                                    options_.spool.before_fsync_for_test});
       // Files found bad while indexing count as inherited and lost (dropped_corrupt) alike.
-      spool_events_ = spool_->events();
-      spool_files_ = spool_->files();
-      spool_quarantined_at_start_ = spool_->quarantined_events();
+      const SpoolStats found = spool_->stats();
+      spool_events_ = found.events;
+      spool_files_ = found.files;
+      spool_quarantined_at_start_ = found.quarantined_events;
       counters_.inherited = spool_events_ + spool_quarantined_at_start_;
       set_aside_crashed_batch();
       record_crashes_in(name(), options_.spool.dir);
@@ -149,7 +150,7 @@ void Outlet::set_aside_crashed_batch() {
     outcome = "; it will not be replayed: " + move_to_dead_letter(lock, seq, spooled->events);
     break;
   }
-  spool_files_ = spool_->files();  // a read may have quarantined a file
+  spool_files_ = spool_->stats().files;  // a read may have quarantined a file
   log_.error("%s in the previous process%s", crash->describe(), outcome);
 }
 
@@ -784,7 +785,7 @@ uint64_t Outlet::still_spooled_locked(std::optional<uint64_t> quarantined_events
   if (!spool_) return 0;
   // Files the spool quarantined since the start were in spool_events_ and are lost now.
   const uint64_t quarantined =
-      quarantined_events ? *quarantined_events : spool_->quarantined_events();
+      quarantined_events ? *quarantined_events : spool_->stats().quarantined_events;
   const uint64_t lost_since_start = quarantined - spool_quarantined_at_start_;
   return spool_events_ - std::min(spool_events_, lost_since_start);
 }
@@ -796,10 +797,10 @@ OutletCounters Outlet::counters() const {
   copy.queued_bytes = memory_bytes_locked();
   if (spool_) {
     // One reading of what the spool quarantined serves both sides of the balance.
-    const uint64_t quarantined_events = spool_->quarantined_events();
-    copy.still_spooled = still_spooled_locked(quarantined_events);
-    copy.spool_quarantined_files = spool_->quarantined();
-    copy.dropped_corrupt += quarantined_events;
+    const SpoolStats spool = spool_->stats();
+    copy.still_spooled = still_spooled_locked(spool.quarantined_events);
+    copy.spool_quarantined_files = spool.quarantined;
+    copy.dropped_corrupt += spool.quarantined_events;
   }
   copy.disabled = disabled_;
   return copy;
@@ -822,7 +823,7 @@ std::shared_ptr<Outlet::Current> Outlet::read_spooled(std::unique_lock<std::mute
     // Checksummed yet not a JSON array of events: written by something else. Never crash.
     if (!delivery) spool_->remove(seq);
   }
-  const uint64_t files_now = spool_->files();
+  const uint64_t files_now = spool_->stats().files;
   lock.lock();
   phase_ = Phase::kIdle;
   idle_.notify_all();

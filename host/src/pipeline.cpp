@@ -136,6 +136,55 @@ PipelineCounters Pipeline::counters() const {
   return counters_;
 }
 
+namespace {
+
+// One counter of a sink's summary entry; `always` false: shown only when not 0. The balance
+// first, then whether it held, then what happened on the way (see README "Loss summary").
+struct SummaryCounter {
+  const char* key;
+  uint64_t OutletCounters::*value;
+  bool always = true;
+};
+
+// Each key is the counter's name in OutletCounters.
+#define RELAY_COUNTER(name, ...) \
+  SummaryCounter { #name, &OutletCounters::name __VA_OPT__(, ) __VA_ARGS__ }
+constexpr SummaryCounter kSinkCounters[] = {RELAY_COUNTER(received),
+                                            RELAY_COUNTER(inherited, false),
+                                            RELAY_COUNTER(delivered),
+                                            RELAY_COUNTER(discarded),
+                                            RELAY_COUNTER(dropped_by_cap),
+                                            RELAY_COUNTER(dropped_by_sink),
+                                            RELAY_COUNTER(dropped_at_shutdown),
+                                            RELAY_COUNTER(dropped_disabled),
+                                            RELAY_COUNTER(dropped_corrupt),
+                                            RELAY_COUNTER(dead_lettered),
+                                            RELAY_COUNTER(still_spooled),
+                                            RELAY_COUNTER(queued),
+                                            {"balanced", nullptr},
+                                            RELAY_COUNTER(calls_ok),
+                                            RELAY_COUNTER(calls_retry),
+                                            RELAY_COUNTER(events_retried),
+                                            RELAY_COUNTER(deferred),
+                                            RELAY_COUNTER(spooled),
+                                            RELAY_COUNTER(replayed),
+                                            RELAY_COUNTER(splits, false),
+                                            RELAY_COUNTER(spool_quarantined_files, false)};
+#undef RELAY_COUNTER
+
+void put_counters(Poco::JSON::Object& sink, const OutletCounters& counters) {
+  for (const SummaryCounter& counter : kSinkCounters) {
+    if (counter.value == nullptr) {
+      sink.set(counter.key, counters.reconciles());
+      continue;
+    }
+    const uint64_t value = counters.*counter.value;
+    if (counter.always || value > 0) sink.set(counter.key, value);
+  }
+}
+
+}  // namespace
+
 std::string Pipeline::summary_json() const {
   const PipelineCounters totals = counters();
   Poco::JSON::Object summary(Poco::JSON_PRESERVE_KEY_ORDER);
@@ -169,31 +218,8 @@ std::string Pipeline::summary_json() const {
   Poco::JSON::Object sinks(Poco::JSON_PRESERVE_KEY_ORDER);
   for (const auto& outlet : outlets_) {
     const OutletCounters c = outlet->counters();
-    // The balance first, then what happened on the way (see README "Loss summary").
     Poco::JSON::Object sink(Poco::JSON_PRESERVE_KEY_ORDER);
-    sink.set("received", c.received);
-    if (c.inherited > 0) sink.set("inherited", c.inherited);
-    sink.set("delivered", c.delivered);
-    sink.set("discarded", c.discarded);
-    sink.set("dropped_by_cap", c.dropped_by_cap);
-    sink.set("dropped_by_sink", c.dropped_by_sink);
-    sink.set("dropped_at_shutdown", c.dropped_at_shutdown);
-    sink.set("dropped_disabled", c.dropped_disabled);
-    sink.set("dropped_corrupt", c.dropped_corrupt);
-    sink.set("dead_lettered", c.dead_lettered);
-    sink.set("still_spooled", c.still_spooled);
-    sink.set("queued", c.queued);
-    sink.set("balanced", c.reconciles());
-    sink.set("calls_ok", c.calls_ok);
-    sink.set("calls_retry", c.calls_retry);
-    sink.set("events_retried", c.events_retried);
-    sink.set("deferred", c.deferred);
-    sink.set("spooled", c.spooled);
-    sink.set("replayed", c.replayed);
-    if (c.splits > 0) sink.set("splits", c.splits);
-    if (c.spool_quarantined_files > 0) {
-      sink.set("spool_quarantined_files", c.spool_quarantined_files);
-    }
+    put_counters(sink, c);
     if (c.disabled) sink.set("disabled", true);
     if (c.flush_failed) sink.set("flush_failed", true);
     sinks.set(outlet->name(), sink);

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <mutex>
 #include <span>
 #include <system_error>
@@ -166,29 +167,12 @@ Opened open_plugin(const std::string& plugin_dir, const std::string& name) {
 }  // namespace
 
 const char* to_string(LoadStage stage) {
-  switch (stage) {
-    case LoadStage::kLoaded:
-      return "loaded";
-    case LoadStage::kInvalidName:
-      return "invalid name";
-    case LoadStage::kNotFound:
-      return "not found";
-    case LoadStage::kDlopenFailed:
-      return "cannot load";
-    case LoadStage::kEntryMissing:
-      return "no entry point";
-    case LoadStage::kEntryRefused:
-      return "refused";
-    case LoadStage::kAbiMismatch:
-      return "ABI mismatch";
-    case LoadStage::kDescriptorInvalid:
-      return "invalid descriptor";
-    case LoadStage::kNameMismatch:
-      return "name mismatch";
-    case LoadStage::kCreateFailed:
-      return "create failed";
-  }
-  return "unknown";
+  // In the enum's order.
+  static constexpr const char* kNames[] = {
+      "loaded",  "invalid name", "not found",          "cannot load",   "no entry point",
+      "refused", "ABI mismatch", "invalid descriptor", "name mismatch", "create failed"};
+  const auto index = static_cast<size_t>(stage);
+  return index < std::size(kNames) ? kNames[index] : "unknown";
 }
 
 bool is_valid_sink_name(const std::string& name) {

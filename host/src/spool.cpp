@@ -514,16 +514,16 @@ void Spool::index_existing() {
     }
     const auto size = static_cast<uint64_t>(st.st_size);
     index_[seq] = Entry{size, h->events};
-    bytes_ += size;
-    events_ += h->events;
+    stats_.bytes += size;
+    stats_.events += h->events;
   }
-  initial_files_ = index_.size();
-  initial_events_ = events_;
-  if (quarantined_ > kLoggedQuarantines) {
+  stats_.initial_files = index_.size();
+  stats_.initial_events = stats_.events;
+  if (stats_.quarantined > kLoggedQuarantines) {
     logger("spool").warning(
         "%Lu corrupt spool files in %s moved to %s/ in all (the first %z "
         "described above)",
-        quarantined_, limits_.dir, std::string(kCorruptDir), kLoggedQuarantines);
+        stats_.quarantined, limits_.dir, std::string(kCorruptDir), kLoggedQuarantines);
   }
 }
 
@@ -541,19 +541,19 @@ void Spool::quarantine_locked(uint64_t seq, const std::string& name, const std::
     }
   }
   if (const auto it = index_.find(seq); it != index_.end()) {
-    bytes_ -= it->second.size;
-    events_ -= it->second.events;
-    quarantined_events_ += it->second.events;
+    stats_.bytes -= it->second.size;
+    stats_.events -= it->second.events;
+    stats_.quarantined_events += it->second.events;
     index_.erase(it);
   } else {
-    quarantined_events_ += unindexed_events;
+    stats_.quarantined_events += unindexed_events;
   }
-  ++quarantined_;
-  last_quarantine_reason_ = limits_.dir + "/" + name + ": " + reason;
+  ++stats_.quarantined;
+  stats_.last_quarantine_reason = limits_.dir + "/" + name + ": " + reason;
   // A folder of thousands of bad files must not become thousands of lines: the first few are
   // described, the rest counted (the summary's spool_quarantined_files).
-  if (quarantined_ <= kLoggedQuarantines) {
-    logger("spool").warning("corrupt spool file %s; %s", last_quarantine_reason_, outcome);
+  if (stats_.quarantined <= kLoggedQuarantines) {
+    logger("spool").warning("corrupt spool file %s; %s", stats_.last_quarantine_reason, outcome);
   }
   trim_folder_locked(corrupt_fd_, kMaxCorruptFiles, UINT64_MAX);
 }
@@ -616,7 +616,7 @@ bool Spool::put_unlocked(std::string_view batch_id, std::string_view json,
     // counters and other writers never wait on the disk.
     std::lock_guard lock(mu_);
     const uint64_t files = index_.size() + reserved_files_;
-    const uint64_t bytes = bytes_ + reserved_bytes_;
+    const uint64_t bytes = stats_.bytes + reserved_bytes_;
     if (files >= limits_.max_files) {
       *error = "spool full: " + std::to_string(files) + " files, max_files is " +
                std::to_string(limits_.max_files);
@@ -642,8 +642,8 @@ bool Spool::put_unlocked(std::string_view batch_id, std::string_view json,
   reserved_bytes_ -= size;
   if (!written) return false;
   index_[seq] = Entry{size, table.size()};
-  bytes_ += size;
-  events_ += table.size();
+  stats_.bytes += size;
+  stats_.events += table.size();
   if (seq_out != nullptr) *seq_out = seq;
   return true;
 }
@@ -849,8 +849,8 @@ std::optional<std::string> Spool::dead_letter(uint64_t seq, std::string* error) 
     *error = "not in the spool";
     return std::nullopt;
   }
-  bytes_ -= it->second.size;
-  events_ -= it->second.events;
+  stats_.bytes -= it->second.size;
+  stats_.events -= it->second.events;
   index_.erase(it);
   const std::string name = batch_name(seq);
   if (dead_letter_fd_ < 0) {
@@ -880,8 +880,8 @@ void Spool::remove(uint64_t seq) {
     std::lock_guard lock(mu_);
     const auto it = index_.find(seq);
     if (it == index_.end()) return;
-    bytes_ -= it->second.size;
-    events_ -= it->second.events;
+    stats_.bytes -= it->second.size;
+    stats_.events -= it->second.events;
     index_.erase(it);
     // No folder fsync: if the unlink is lost in a crash the batch is replayed once more with the
     // same batch id, which a receiver can deduplicate; nothing is lost.
@@ -897,37 +897,11 @@ void Spool::remove(uint64_t seq) {
   }
 }
 
-uint64_t Spool::files() const {
+SpoolStats Spool::stats() const {
   std::lock_guard lock(mu_);
-  return index_.size();
-}
-uint64_t Spool::bytes() const {
-  std::lock_guard lock(mu_);
-  return bytes_;
-}
-uint64_t Spool::events() const {
-  std::lock_guard lock(mu_);
-  return events_;
-}
-uint64_t Spool::quarantined() const {
-  std::lock_guard lock(mu_);
-  return quarantined_;
-}
-uint64_t Spool::quarantined_events() const {
-  std::lock_guard lock(mu_);
-  return quarantined_events_;
-}
-std::string Spool::last_quarantine_reason() const {
-  std::lock_guard lock(mu_);
-  return last_quarantine_reason_;
-}
-uint64_t Spool::initial_files() const {
-  std::lock_guard lock(mu_);
-  return initial_files_;
-}
-uint64_t Spool::initial_events() const {
-  std::lock_guard lock(mu_);
-  return initial_events_;
+  SpoolStats copy = stats_;
+  copy.files = index_.size();
+  return copy;
 }
 
 }  // namespace relay

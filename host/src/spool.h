@@ -61,6 +61,23 @@ struct SpooledDelivery {
   std::vector<SpooledEvent> offsets;  // one per event, in order
 };
 
+// What a Spool holds and has refused, read together under its lock.
+struct SpoolStats {
+  // Currently spooled (events as recorded in the file headers).
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+  uint64_t events = 0;
+  // Files moved aside (or, if that failed, deleted) because they failed validation, and the
+  // events their headers claimed (what was lost with them), also for a file refused at start-up
+  // whose header was sane but whose body was cut short.
+  uint64_t quarantined = 0;
+  uint64_t quarantined_events = 0;
+  std::string last_quarantine_reason;
+  // What the constructor found from an earlier process (valid-looking files, their events).
+  uint64_t initial_files = 0;
+  uint64_t initial_events = 0;
+};
+
 class Spool {
  public:
   static constexpr size_t kMaxBatchIdBytes = 128;
@@ -115,21 +132,7 @@ class Spool {
   // Deletes the entry's file; unknown seqs are ignored.
   void remove(uint64_t seq);
 
-  // Currently spooled (events as recorded in the file headers).
-  uint64_t files() const;
-  uint64_t bytes() const;
-  uint64_t events() const;
-
-  // Files moved aside (or, if that failed, deleted) because they failed validation, and the
-  // events their headers claimed (what was lost with them), also for a file refused at start-up
-  // whose header was sane but whose body was cut short.
-  uint64_t quarantined() const;
-  uint64_t quarantined_events() const;
-  std::string last_quarantine_reason() const;
-
-  // What the constructor found from an earlier process (valid-looking files, their events).
-  uint64_t initial_files() const;
-  uint64_t initial_events() const;
+  SpoolStats stats() const;
 
   const std::string& dir() const { return limits_.dir; }
 
@@ -164,14 +167,8 @@ class Spool {
   uint64_t next_seq_ = 1;
   uint64_t reserved_files_ = 0;  // puts writing right now (outside the lock)
   uint64_t reserved_bytes_ = 0;
-  uint64_t bytes_ = 0;
-  uint64_t events_ = 0;
-  uint64_t quarantined_ = 0;
-  uint64_t quarantined_events_ = 0;
-  std::string last_quarantine_reason_;
+  SpoolStats stats_;  // files is index_.size(), filled in by stats()
   uint64_t dead_lettered_ = 0;
-  uint64_t initial_files_ = 0;
-  uint64_t initial_events_ = 0;
 };
 
 }  // namespace relay

@@ -47,8 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   }
   relay::Spool spool(relay::SpoolLimits{dir, kMaxBytes, 16});
-  const uint64_t files = spool.files();
-  const uint64_t quarantined = spool.quarantined();
+  const uint64_t files = spool.stats().files;
+  const uint64_t quarantined = spool.stats().quarantined;
   if (files + quarantined != 1) __builtin_trap();  // indexed, or moved aside: never both
   if (files == 1) {
     const auto entry = spool.oldest();
@@ -76,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       spool.remove(entry->seq);
     }
-    if (spool.files() != 0 || spool.events() != 0) __builtin_trap();
+    if (spool.stats().files != 0 || spool.stats().events != 0) __builtin_trap();
   }
   // The next write continues the numbering after the file found.
   uint64_t seq = 0;

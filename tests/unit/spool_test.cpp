@@ -114,15 +114,15 @@ class SpoolTest : public ::testing::Test {
 
 TEST_F(SpoolTest, RoundTripKeepsIdEventsAndExactBytes) {
   Spool spool(limits());
-  EXPECT_EQ(spool.files(), 0u);
+  EXPECT_EQ(spool.stats().files, 0u);
   EXPECT_FALSE(spool.oldest().has_value());
 
   const std::string json = "[{\"record\":\"\\u0000 binary \xff ok\"}]";
   std::string error;
   ASSERT_TRUE(put(spool, "batch-1", json, 1, &error)) << error;
-  EXPECT_EQ(spool.files(), 1u);
-  EXPECT_EQ(spool.events(), 1u);
-  EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 7 + Spool::kEventBytes + json.size());
+  EXPECT_EQ(spool.stats().files, 1u);
+  EXPECT_EQ(spool.stats().events, 1u);
+  EXPECT_EQ(spool.stats().bytes, Spool::kHeaderBytes + 7 + Spool::kEventBytes + json.size());
 
   const auto got = spool.oldest();
   ASSERT_TRUE(got.has_value());
@@ -130,17 +130,17 @@ TEST_F(SpoolTest, RoundTripKeepsIdEventsAndExactBytes) {
   EXPECT_EQ(got->events, 1u);
   EXPECT_EQ(got->json, json);
   // Reading does not consume.
-  EXPECT_EQ(spool.files(), 1u);
+  EXPECT_EQ(spool.stats().files, 1u);
   EXPECT_EQ(spool.oldest()->seq, got->seq);
 
   EXPECT_EQ(names_in(dir_), (std::vector<std::string>{batch_file(got->seq), "corrupt"}));
   spool.remove(got->seq);
-  EXPECT_EQ(spool.files(), 0u);
-  EXPECT_EQ(spool.bytes(), 0u);
-  EXPECT_EQ(spool.events(), 0u);
+  EXPECT_EQ(spool.stats().files, 0u);
+  EXPECT_EQ(spool.stats().bytes, 0u);
+  EXPECT_EQ(spool.stats().events, 0u);
   EXPECT_FALSE(spool.oldest().has_value());
   EXPECT_EQ(names_in(dir_), std::vector<std::string>{"corrupt"});
-  EXPECT_EQ(spool.quarantined(), 0u);
+  EXPECT_EQ(spool.stats().quarantined, 0u);
 }
 
 TEST_F(SpoolTest, FolderAndFilesArePrivate) {
@@ -165,8 +165,8 @@ TEST_F(SpoolTest, ReturnsEntriesInPutOrder) {
     std::string error;
     ASSERT_TRUE(put(spool, "id-" + std::to_string(i), payload_for(i, 50 + i), 1, &error)) << error;
   }
-  EXPECT_EQ(spool.files(), 40u);
-  EXPECT_EQ(spool.events(), 40u);
+  EXPECT_EQ(spool.stats().files, 40u);
+  EXPECT_EQ(spool.stats().events, 40u);
   uint64_t last_seq = 0;
   for (int i = 0; i < 40; ++i) {
     const auto got = spool.oldest();
@@ -178,7 +178,7 @@ TEST_F(SpoolTest, ReturnsEntriesInPutOrder) {
     spool.remove(got->seq);
   }
   EXPECT_FALSE(spool.oldest().has_value());
-  EXPECT_EQ(spool.bytes(), 0u);
+  EXPECT_EQ(spool.stats().bytes, 0u);
 }
 
 TEST_F(SpoolTest, NewSpoolReplaysEarlierFilesInOrderAndContinuesSeq) {
@@ -192,10 +192,10 @@ TEST_F(SpoolTest, NewSpoolReplaysEarlierFilesInOrderAndContinuesSeq) {
     highest = head->seq + 2;
   }
   Spool second(limits());
-  EXPECT_EQ(second.files(), 2u);
-  EXPECT_EQ(second.events(), 4u);
-  EXPECT_EQ(second.initial_files(), 2u);
-  EXPECT_EQ(second.initial_events(), 4u);
+  EXPECT_EQ(second.stats().files, 2u);
+  EXPECT_EQ(second.stats().events, 4u);
+  EXPECT_EQ(second.stats().initial_files, 2u);
+  EXPECT_EQ(second.stats().initial_events, 4u);
   ASSERT_TRUE(put(second, "new-0", "[3]", 1, nullptr));
 
   std::vector<std::string> ids;
@@ -220,7 +220,7 @@ TEST_F(SpoolTest, SeqNeverReusesAQuarantinedFilesNumber) {
   }
   write_file(dir_ / batch_file(corrupt_seq), "garbage");
   Spool second(limits());
-  EXPECT_EQ(second.quarantined(), 1u);
+  EXPECT_EQ(second.stats().quarantined, 1u);
   ASSERT_TRUE(put(second, "b", "[2]", 1, nullptr));
   EXPECT_GT(second.oldest()->seq, corrupt_seq);
 }
@@ -236,8 +236,8 @@ TEST_F(SpoolTest, LeftoverTempFilesAreRemovedAndNotReplayed) {
   fs::copy_file(dir_ / batch_file(seq), dir_ / (".tmp-" + std::to_string(seq + 1)));
   write_file(dir_ / ".tmp-99", "half a bat");
   Spool second(limits());
-  EXPECT_EQ(second.files(), 1u);
-  EXPECT_EQ(second.quarantined(), 0u);
+  EXPECT_EQ(second.stats().files, 1u);
+  EXPECT_EQ(second.stats().quarantined, 0u);
   EXPECT_EQ(names_in(dir_), (std::vector<std::string>{batch_file(seq), "corrupt"}));
   EXPECT_EQ(second.oldest()->batch_id, "whole");
 }
@@ -246,8 +246,8 @@ TEST_F(SpoolTest, UnrelatedFilesAreLeftAlone) {
   fs::create_directories(dir_);
   write_file(dir_ / "README", "not ours");
   Spool spool(limits());
-  EXPECT_EQ(spool.files(), 0u);
-  EXPECT_EQ(spool.quarantined(), 0u);
+  EXPECT_EQ(spool.stats().files, 0u);
+  EXPECT_EQ(spool.stats().quarantined, 0u);
   EXPECT_TRUE(fs::exists(dir_ / "README"));
 }
 
@@ -365,14 +365,14 @@ TEST_P(SpoolCorruption, IsQuarantinedWithReasonAndTheNextValidOneIsReturned) {
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->batch_id, "id-1");
   EXPECT_EQ(got->json, payload_for(1, 100));
-  EXPECT_EQ(spool->quarantined(), 1u);
-  EXPECT_THAT(spool->last_quarantine_reason(), HasSubstr(corruption.reason));
-  EXPECT_THAT(spool->last_quarantine_reason(), HasSubstr(batch_file(bad_seq)));
-  EXPECT_EQ(spool->files(), 2u);
-  EXPECT_EQ(spool->events(), 6u);
+  EXPECT_EQ(spool->stats().quarantined, 1u);
+  EXPECT_THAT(spool->stats().last_quarantine_reason, HasSubstr(corruption.reason));
+  EXPECT_THAT(spool->stats().last_quarantine_reason, HasSubstr(batch_file(bad_seq)));
+  EXPECT_EQ(spool->stats().files, 2u);
+  EXPECT_EQ(spool->stats().events, 6u);
   // A running spool knows what the lost file held (a new one only what its header claimed).
   if (!restart) {
-    EXPECT_EQ(spool->quarantined_events(), 3u);
+    EXPECT_EQ(spool->stats().quarantined_events, 3u);
   }
   EXPECT_FALSE(fs::exists(bad));
   EXPECT_TRUE(fs::exists(dir_ / "corrupt" / batch_file(bad_seq)));
@@ -402,8 +402,8 @@ TEST_F(SpoolTest, SymlinkInPlaceOfABatchFileIsNotFollowed) {
   const auto got = spool.oldest();
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->batch_id, "b");
-  EXPECT_EQ(spool.quarantined(), 1u);
-  EXPECT_THAT(spool.last_quarantine_reason(), HasSubstr("symlink"));
+  EXPECT_EQ(spool.stats().quarantined, 1u);
+  EXPECT_THAT(spool.stats().last_quarantine_reason, HasSubstr("symlink"));
   EXPECT_EQ(read_file(secret), "do not read me");
 }
 
@@ -413,9 +413,9 @@ TEST_F(SpoolTest, FileThatVanishedIsCountedAndSkipped) {
   ASSERT_TRUE(put(spool, "b", "[2]", 1, nullptr));
   fs::remove(dir_ / batch_file(spool.oldest()->seq));
   EXPECT_EQ(spool.oldest()->batch_id, "b");
-  EXPECT_EQ(spool.quarantined(), 1u);
-  EXPECT_EQ(spool.quarantined_events(), 1u);
-  EXPECT_THAT(spool.last_quarantine_reason(), HasSubstr("vanished"));
+  EXPECT_EQ(spool.stats().quarantined, 1u);
+  EXPECT_EQ(spool.stats().quarantined_events, 1u);
+  EXPECT_THAT(spool.stats().last_quarantine_reason, HasSubstr("vanished"));
 }
 
 TEST_F(SpoolTest, QuarantineIsLoggedAsAWarningNamingFileAndReason) {
@@ -448,10 +448,10 @@ TEST_F(SpoolTest, ValidFileReplacedBehindItsBackIsQuarantinedKeepingCountsTrue) 
     fs::rename(root_ / "other" / batch_file(other.oldest()->seq), dir_ / batch_file(seq));
   }
   EXPECT_EQ(spool.oldest()->batch_id, "b");
-  EXPECT_THAT(spool.last_quarantine_reason(), HasSubstr("replaced on disk"));
-  EXPECT_EQ(spool.events(), 1u);
-  EXPECT_EQ(spool.quarantined_events(), 3u);
-  EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 1 + 3 + Spool::kEventBytes);
+  EXPECT_THAT(spool.stats().last_quarantine_reason, HasSubstr("replaced on disk"));
+  EXPECT_EQ(spool.stats().events, 1u);
+  EXPECT_EQ(spool.stats().quarantined_events, 3u);
+  EXPECT_EQ(spool.stats().bytes, Spool::kHeaderBytes + 1 + 3 + Spool::kEventBytes);
 }
 
 TEST_F(SpoolTest, OutOfDescriptorsKeepsTheEntrySpooled) {
@@ -473,8 +473,8 @@ TEST_F(SpoolTest, OutOfDescriptorsKeepsTheEntrySpooled) {
   const bool got_one = spool.oldest().has_value();
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
   EXPECT_FALSE(got_one);
-  EXPECT_EQ(spool.quarantined(), 0u);
-  EXPECT_EQ(spool.files(), 1u);
+  EXPECT_EQ(spool.stats().quarantined, 0u);
+  EXPECT_EQ(spool.stats().files, 1u);
   const auto later = spool.oldest();
   ASSERT_TRUE(later.has_value());
   EXPECT_EQ(later->batch_id, "a");
@@ -490,8 +490,8 @@ TEST_F(SpoolTest, CorruptFolderKeepsOnlyTheNewestFew) {
   ASSERT_EQ(all.size(), 12u);
   for (const auto& name : all) write_file(dir_ / name, "TRSPOOL1 but garbage");
   Spool spool(limits());
-  EXPECT_EQ(spool.quarantined(), 12u);
-  EXPECT_EQ(spool.files(), 0u);
+  EXPECT_EQ(spool.stats().quarantined, 12u);
+  EXPECT_EQ(spool.stats().files, 0u);
   const std::vector<std::string> kept(all.end() - Spool::kMaxCorruptFiles, all.end());
   EXPECT_EQ(names_in(dir_ / "corrupt"), kept);
 }
@@ -504,7 +504,7 @@ TEST_F(SpoolTest, FileLimitRefusesWithReasonUntilSpaceIsFreed) {
   EXPECT_FALSE(put(spool, "c", "[3]", 1, &error));
   EXPECT_THAT(error, HasSubstr("spool full"));
   EXPECT_THAT(error, HasSubstr("max_files is 2"));
-  EXPECT_EQ(spool.files(), 2u);
+  EXPECT_EQ(spool.stats().files, 2u);
   spool.remove(spool.oldest()->seq);
   EXPECT_TRUE(put(spool, "c", "[3]", 1, &error)) << error;
   EXPECT_EQ(names_in(dir_).size(), 3u);  // two batches and corrupt/, no temp file
@@ -516,7 +516,7 @@ TEST_F(SpoolTest, ByteLimitCountsWholeFilesAndRefusesWithReason) {
   Spool spool(limits(2 * file_size, 100));
   ASSERT_TRUE(put(spool, "id", json, 1, nullptr));
   ASSERT_TRUE(put(spool, "id", json, 1, nullptr));
-  EXPECT_EQ(spool.bytes(), 2 * file_size);
+  EXPECT_EQ(spool.stats().bytes, 2 * file_size);
   std::string error;
   EXPECT_FALSE(put(spool, "id", "[]", 0, &error));
   EXPECT_THAT(error, HasSubstr("spool full"));
@@ -553,7 +553,7 @@ TEST_F(SpoolTest, OutOfBoundsInputIsRefusedWithReason) {
     EXPECT_THAT(error, HasSubstr(reason));
   }
   EXPECT_FALSE(spool.put("id", json, bad[0].first, nullptr));  // error is optional
-  EXPECT_EQ(spool.files(), 1u);
+  EXPECT_EQ(spool.stats().files, 1u);
 }
 
 TEST_F(SpoolTest, RemoveUpdatesFilesBytesAndEvents) {
@@ -561,16 +561,16 @@ TEST_F(SpoolTest, RemoveUpdatesFilesBytesAndEvents) {
   ASSERT_TRUE(put(spool, "a", "[1,2,3]", 3, nullptr));
   ASSERT_TRUE(put(spool, "bb", "[4,5]", 2, nullptr));
   const uint64_t first = spool.oldest()->seq;
-  EXPECT_EQ(spool.files(), 2u);
-  EXPECT_EQ(spool.events(), 5u);
-  EXPECT_EQ(spool.bytes(), 2 * Spool::kHeaderBytes + 1 + 7 + 2 + 5 + 5 * Spool::kEventBytes);
+  EXPECT_EQ(spool.stats().files, 2u);
+  EXPECT_EQ(spool.stats().events, 5u);
+  EXPECT_EQ(spool.stats().bytes, 2 * Spool::kHeaderBytes + 1 + 7 + 2 + 5 + 5 * Spool::kEventBytes);
   spool.remove(first + 1);  // removing out of order is allowed
-  EXPECT_EQ(spool.files(), 1u);
-  EXPECT_EQ(spool.events(), 3u);
-  EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 1 + 7 + 3 * Spool::kEventBytes);
+  EXPECT_EQ(spool.stats().files, 1u);
+  EXPECT_EQ(spool.stats().events, 3u);
+  EXPECT_EQ(spool.stats().bytes, Spool::kHeaderBytes + 1 + 7 + 3 * Spool::kEventBytes);
   spool.remove(first + 1);  // unknown seq: no effect
   spool.remove(12345);
-  EXPECT_EQ(spool.files(), 1u);
+  EXPECT_EQ(spool.stats().files, 1u);
   EXPECT_EQ(spool.oldest()->batch_id, "a");
 }
 
@@ -631,17 +631,17 @@ TEST_F(SpoolTest, ConcurrentPutOldestRemoveStayConsistent) {
       }
       seen.push_back(got->batch_id);
       spool.remove(got->seq);
-      (void)spool.files();
-      (void)spool.bytes();
+      (void)spool.stats().files;
+      (void)spool.stats().bytes;
     }
   });
   producer.join();
   consumer.join();
   ASSERT_EQ(seen.size(), static_cast<size_t>(kBatches));
   for (int i = 0; i < kBatches; ++i) EXPECT_EQ(seen[i], "id-" + std::to_string(i));
-  EXPECT_EQ(spool.files(), 0u);
-  EXPECT_EQ(spool.bytes(), 0u);
-  EXPECT_EQ(spool.quarantined(), 0u);
+  EXPECT_EQ(spool.stats().files, 0u);
+  EXPECT_EQ(spool.stats().bytes, 0u);
+  EXPECT_EQ(spool.stats().quarantined, 0u);
 }
 
 // A process killed at an arbitrary instant while spooling leaves only whole, valid batches.
@@ -699,9 +699,9 @@ TEST_F(SpoolTest, SigkillAtAnyInstantLeavesOnlyWholeFiles) {
     }
 
     Spool reader(limits(4u << 20, 1000));
-    EXPECT_EQ(reader.quarantined(), 0u) << reader.last_quarantine_reason();
+    EXPECT_EQ(reader.stats().quarantined, 0u) << reader.stats().last_quarantine_reason;
     for (const auto& name : names_in(dir_)) EXPECT_THAT(name, ::testing::Not(StartsWith(".tmp-")));
-    const uint64_t indexed = reader.files();
+    const uint64_t indexed = reader.stats().files;
     uint64_t read = 0;
     while (const auto got = reader.oldest()) {
       const std::string prefix = "round-" + std::to_string(round) + "-";
@@ -712,7 +712,7 @@ TEST_F(SpoolTest, SigkillAtAnyInstantLeavesOnlyWholeFiles) {
       ++read;
     }
     EXPECT_EQ(read, indexed);
-    EXPECT_EQ(reader.quarantined(), 0u) << reader.last_quarantine_reason();
+    EXPECT_EQ(reader.stats().quarantined, 0u) << reader.stats().last_quarantine_reason;
     replayed += read;
   }
   RecordProperty("replayed_batches", std::to_string(replayed));
@@ -729,8 +729,8 @@ TEST_F(SpoolTest, ForgedHugeSeqIsQuarantinedAndNumberingDoesNotWrapOntoOldFiles)
   fs::copy_file(dir_ / batch_file(first), dir_ / "18446744073709551615.batch");
   fs::copy_file(dir_ / batch_file(first), dir_ / batch_file(0));
   Spool spool(limits());
-  EXPECT_EQ(spool.quarantined(), 1u);
-  EXPECT_EQ(spool.files(), 2u);  // 0 and first
+  EXPECT_EQ(spool.stats().quarantined, 1u);
+  EXPECT_EQ(spool.stats().files, 2u);  // 0 and first
   uint64_t next = 0;
   ASSERT_TRUE(put(spool, "b", "[2]", 1, nullptr, &next));
   EXPECT_EQ(next, first + 1);
@@ -749,14 +749,14 @@ TEST_F(SpoolTest, DeadLetterMovesTheFileAsideForGoodAndItsSeqIsNeverReused) {
     const std::optional<std::string> where = spool.dead_letter(poison, &error);
     ASSERT_TRUE(where.has_value()) << error;
     EXPECT_EQ(*where, (dir_ / "dead-letter" / batch_file(poison)).string());
-    EXPECT_EQ(spool.files(), 1u);
-    EXPECT_EQ(spool.events(), 1u);
+    EXPECT_EQ(spool.stats().files, 1u);
+    EXPECT_EQ(spool.stats().events, 1u);
     EXPECT_EQ(spool.dead_lettered(), 1u);
     EXPECT_EQ(spool.oldest()->batch_id, "fine");
   }
   EXPECT_TRUE(fs::exists(dir_ / "dead-letter" / batch_file(poison)));
   Spool reopened(limits());
-  EXPECT_EQ(reopened.files(), 1u);  // not replayed by the next process
+  EXPECT_EQ(reopened.stats().files, 1u);  // not replayed by the next process
   EXPECT_EQ(reopened.oldest()->batch_id, "fine");
   reopened.remove(reopened.oldest()->seq);
   ASSERT_TRUE(put(reopened, "later", "[3]", 1, nullptr, &next));
@@ -810,7 +810,7 @@ TEST_F(SpoolTest, ThousandsOfCorruptFilesGiveAFewLinesAndOneSummary) {
   {
     const testing::LogCapture capture("relay.spool");
     Spool spool(limits(1u << 20, 2000));
-    EXPECT_EQ(spool.quarantined(), 300u);
+    EXPECT_EQ(spool.stats().quarantined, 300u);
     lines = capture.lines();
   }
   ASSERT_EQ(lines.size(), Spool::kLoggedQuarantines + 1);
@@ -863,8 +863,8 @@ TEST_F(SpoolTest, EventOffsetsRoundTripToTheSameViewsAlsoAfterARestart) {
     Spool spool(limits());
     std::string error;
     ASSERT_TRUE(spool.put("with-offsets", json, events, &error, &seq)) << error;
-    EXPECT_EQ(spool.events(), 3u);
-    EXPECT_EQ(spool.bytes(), Spool::kHeaderBytes + 12 + 3 * Spool::kEventBytes + json.size());
+    EXPECT_EQ(spool.stats().events, 3u);
+    EXPECT_EQ(spool.stats().bytes, Spool::kHeaderBytes + 12 + 3 * Spool::kEventBytes + json.size());
     const auto got = spool.read(seq);
     ASSERT_TRUE(got.has_value());
     expect_same(*got);
@@ -873,7 +873,7 @@ TEST_F(SpoolTest, EventOffsetsRoundTripToTheSameViewsAlsoAfterARestart) {
   const auto got = restarted.read(seq);
   ASSERT_TRUE(got.has_value());
   expect_same(*got);
-  EXPECT_EQ(restarted.quarantined(), 0u);
+  EXPECT_EQ(restarted.stats().quarantined, 0u);
 }
 
 // The previous format, written as that build wrote it: the same header without an offset table.
@@ -897,10 +897,10 @@ TEST_F(SpoolTest, FileOfTheOldFormatIsQuarantinedAndItsEventsCounted) {
   {
     const testing::LogCapture capture("relay.spool");
     Spool spool(limits());
-    EXPECT_EQ(spool.files(), 0u);
-    EXPECT_EQ(spool.quarantined(), 1u);
-    EXPECT_EQ(spool.quarantined_events(), 2u);  // counted as lost, never silently
-    EXPECT_THAT(spool.last_quarantine_reason(), HasSubstr("format version 1"));
+    EXPECT_EQ(spool.stats().files, 0u);
+    EXPECT_EQ(spool.stats().quarantined, 1u);
+    EXPECT_EQ(spool.stats().quarantined_events, 2u);  // counted as lost, never silently
+    EXPECT_THAT(spool.stats().last_quarantine_reason, HasSubstr("format version 1"));
     uint64_t next = 0;
     ASSERT_TRUE(put(spool, "new", "[1]", 1, nullptr, &next));
     EXPECT_EQ(next, 4u);  // its number is not reused
@@ -919,7 +919,7 @@ TEST_F(SpoolTest, AFileWrittenFromTheDocumentedLayoutIsRead) {
                 dir_ / batch_file(5));
   Spool spool(limits());
   const auto got = spool.read(5);
-  ASSERT_TRUE(got.has_value()) << spool.last_quarantine_reason();
+  ASSERT_TRUE(got.has_value()) << spool.stats().last_quarantine_reason;
   EXPECT_EQ(got->batch_id, "three");
   ASSERT_EQ(got->events, 3u);
   const TelemetryEvent first = got->offsets[0].in(got->json);

@@ -507,6 +507,19 @@ class HttpsSinkTest : public HttpSinkTest {
                                   dir_ + "/" + name + ".pem", "", Poco::Net::Context::VERIFY_NONE);
   }
 
+  // A server whose certificate (issued for certificate_host) the sink must not trust: the
+  // delivery is retried with a TLS error and the server never sees a request.
+  void expect_tls_refusal(const std::string& certificate_host, sdk_testing::KeyValues config) {
+    StubServer server(server_context(certificate_host));
+    config.emplace_back("post_uri", server.url("https", "localhost"));
+    auto sink = create(config);
+    ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
+    auto outcome = sink.deliver(batch_.build());
+    EXPECT_EQ(outcome.status, RELAY_RETRY);
+    EXPECT_NE(outcome.error.find("TLS"), std::string::npos) << outcome.error;
+    EXPECT_TRUE(server.requests().empty());
+  }
+
   size_t count_logged(const std::string& text) const {
     size_t n = 0;
     for (const auto& line : host_.lines()) n += line.message.find(text) != std::string::npos;
@@ -545,24 +558,11 @@ TEST_F(HttpsSinkTest, LargeBatchIsPostedByteForByteOverTls) {
 }
 
 TEST_F(HttpsSinkTest, UntrustedCertificateIsRetriedWithATlsError) {
-  StubServer server(server_context("localhost"));
-  auto sink = create({{"post_uri", server.url("https", "localhost")}});
-  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
-  auto outcome = sink.deliver(batch_.build());
-  EXPECT_EQ(outcome.status, RELAY_RETRY);
-  EXPECT_NE(outcome.error.find("TLS"), std::string::npos) << outcome.error;
-  EXPECT_TRUE(server.requests().empty());
+  expect_tls_refusal("localhost", {});
 }
 
 TEST_F(HttpsSinkTest, CertificateForAnotherHostIsRejected) {
-  StubServer server(server_context("other"));
-  auto sink =
-      create({{"post_uri", server.url("https", "localhost")}, {"ca_file", dir_ + "/other.pem"}});
-  ASSERT_TRUE(sink.created()) << sink.create_outcome().error;
-  auto outcome = sink.deliver(batch_.build());
-  EXPECT_EQ(outcome.status, RELAY_RETRY);
-  EXPECT_NE(outcome.error.find("TLS"), std::string::npos) << outcome.error;
-  EXPECT_TRUE(server.requests().empty());
+  expect_tls_refusal("other", {{"ca_file", dir_ + "/other.pem"}});
 }
 
 // The CA bundle is read and OpenSSL set up by the first delivery, on the delivery thread, not
