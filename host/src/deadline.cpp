@@ -50,7 +50,7 @@ void ShutdownBudget::end_drain(uint64_t drained_unix_ms) {
 }
 
 std::vector<bool> run_in_parallel(size_t count, std::function<void(size_t)> work,
-                                  Deadline deadline) {
+                                  std::optional<Deadline> deadline) {
   // Shared with the threads, which may outlive this call.
   struct State {
     std::function<void(size_t)> work;
@@ -63,19 +63,32 @@ std::vector<bool> run_in_parallel(size_t count, std::function<void(size_t)> work
   state->work = std::move(work);
   state->done.assign(count, false);
   state->running = count;
-  for (size_t i = 0; i < count; ++i) {
-    std::thread([state, i] {
+  const size_t on_threads = deadline || count == 0 ? count : count - 1;
+  auto finish = [](State& s, size_t i) {
+    {
+      std::lock_guard lock(s.mutex);
+      s.done[i] = true;
+      --s.running;
+    }
+    s.returned.notify_all();
+  };
+  for (size_t i = 0; i < on_threads; ++i) {
+    std::thread([state, i, finish] {
       state->work(i);
-      {
-        std::lock_guard lock(state->mutex);
-        state->done[i] = true;
-        --state->running;
-      }
-      state->returned.notify_all();
+      finish(*state, i);
     }).detach();
   }
+  if (on_threads < count) {
+    state->work(count - 1);
+    finish(*state, count - 1);
+  }
   std::unique_lock lock(state->mutex);
-  state->returned.wait_until(lock, deadline.time_point(), [&] { return state->running == 0; });
+  auto all_returned = [&] { return state->running == 0; };
+  if (deadline) {
+    state->returned.wait_until(lock, deadline->time_point(), all_returned);
+  } else {
+    state->returned.wait(lock, all_returned);
+  }
   return state->done;
 }
 

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 namespace relay {
@@ -68,11 +69,13 @@ class ShutdownBudget {
   Deadline close_until_;
 };
 
-// Runs work(i) for every i in [0, count), each on its own thread, and waits until all returned
-// or the deadline passed. Returns, for each i, whether it returned in time. Work still running
-// at the deadline goes on detached: it must only use what outlives it (in the extension, the
-// process exits soon after; the outlets wait for their own calls in their destructors).
+// Runs work(i) for every i in [0, count) at once and waits until all returned, or with a
+// deadline at most until then. Returns, for each i, whether it returned in time. Without a
+// deadline (for work that keeps its own, like an outlet's flush_until) the last item runs on the
+// calling thread. With one (for plugin code that may hang), each runs on its own thread, and work
+// still running at the deadline goes on detached: it must only use what outlives it (in the
+// extension the process exits soon after; the Pipeline's destructor waits for it).
 std::vector<bool> run_in_parallel(size_t count, std::function<void(size_t)> work,
-                                  Deadline deadline);
+                                  std::optional<Deadline> deadline = std::nullopt);
 
 }  // namespace relay

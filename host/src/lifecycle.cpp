@@ -164,7 +164,8 @@ void Lifecycle::write_summary_once(Deadline deadline) {
   // wait for it only until the deadline, so the exit stays ahead of Lambda's.
   auto summary = std::make_shared<std::string>();
   const bool ready = run_in_parallel(
-      1, [this, summary](size_t) { *summary = pipeline_.summary_json(); }, deadline)[0];
+      1, [&pipeline = pipeline_, summary](size_t) { *summary = pipeline.summary_json(); },
+      deadline)[0];
   if (ready) {
     out.information("summary %s", *summary);
   } else {

@@ -16,9 +16,9 @@ struct RequestTally {
 
 // A plain copy of ListenerStats.
 struct ListenerCounters {
-  RequestTally accepted;            // answered 200: batches handed to the pipeline
-  uint64_t accepted_events = 0;     // events in those batches
-  uint64_t invalid_events = 0;      // elements of those batches dropped as not valid JSON events
+  RequestTally accepted;            // answered 200: POSTs handed to the pipeline
+  uint64_t accepted_events = 0;     // events in those POSTs
+  uint64_t invalid_events = 0;      // elements of those POSTs dropped as not valid JSON events
   RequestTally bad_request;         // 400: not a JSON array, a body shorter than announced, or
                                     // a request POCO cannot take apart (e.g. Content-Length: abc)
   RequestTally method_not_allowed;  // 405: anything but POST
@@ -33,9 +33,9 @@ struct ListenerCounters {
 };
 
 struct ListenerStats {
-  std::atomic<uint64_t> batches{0};  // answered 200
+  std::atomic<uint64_t> posts{0};  // answered 200
   std::atomic<uint64_t> events{0};
-  std::atomic<uint64_t> invalid_events{0};  // dropped from batches answered 200
+  std::atomic<uint64_t> invalid_events{0};  // dropped from POSTs answered 200
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> rejected_malformed{0};  // answered 400
   std::atomic<uint64_t> rejected_malformed_bytes{0};
@@ -51,7 +51,7 @@ struct ListenerStats {
       return value.load(std::memory_order_relaxed);
     };
     ListenerCounters c;
-    c.accepted = {get(batches), get(bytes)};
+    c.accepted = {get(posts), get(bytes)};
     c.accepted_events = get(events);
     c.invalid_events = get(invalid_events);
     c.bad_request = {get(rejected_malformed), get(rejected_malformed_bytes)};

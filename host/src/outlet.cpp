@@ -770,12 +770,16 @@ void Outlet::destroy_sink() {
   {
     std::lock_guard lock(mutex_);
     // Stuck in deliver or in a flush that outlived its deadline: left alone, never destroyed.
-    if (sink_state_ != SinkState::kCallsEnded && sink_state_ != SinkState::kFlushed) {
-      if (sink_state_ != SinkState::kDestroyed) {
-        log_.warning("sink %s: still in a call at the shutdown deadline: not destroyed", name());
-      }
+    if (sink_state_ == SinkState::kOpen) {
+      log_.warning("sink %s: its outlet was still spooling at the shutdown deadline: not destroyed",
+                   name());
       return;
     }
+    if (sink_state_ == SinkState::kStuck || sink_state_ == SinkState::kFlushing) {
+      log_.warning("sink %s: still in a call at the shutdown deadline: not destroyed", name());
+      return;
+    }
+    if (sink_state_ == SinkState::kDestroyed) return;
     sink_state_ = SinkState::kDestroyed;
   }
   sink_->destroy();
@@ -1058,13 +1062,14 @@ void Outlet::run() {
       }
       if (current_) {
         const std::shared_ptr<Current> attempt = current_;  // outlives a shutdown letting go
-        const uint64_t deadline =
-            shutting_down_ ? shutdown_deadline_ms_ : now_unix_ms() + options_.attempt_timeout_ms;
+        const Deadline deadline =
+            shutting_down_ ? Deadline(shutdown_deadline_ms_)
+                           : Deadline::in(std::chrono::milliseconds(options_.attempt_timeout_ms));
         phase_ = Phase::kDelivering;
         lock.unlock();
         DeliveryResult result;
         try {
-          result = sink_->deliver(attempt->delivery, deadline);
+          result = sink_->deliver(attempt->delivery, deadline.unix_ms());
         } catch (const std::exception& e) {  // the SDK catches; a host-side sink might not
           result = DeliveryResult{DeliveryStatus::kDrop, e.what()};
         }

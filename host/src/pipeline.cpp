@@ -85,13 +85,28 @@ bool Pipeline::flushes_at_invocation_end() const {
   });
 }
 
+Pipeline::~Pipeline() {
+  std::unique_lock lock(mutex_);
+  work_done_.wait(lock, [this] { return work_running_ == 0; });
+}
+
 bool Pipeline::on_each(const std::vector<Outlet*>& outlets,
-                       const std::function<bool(Outlet&)>& work, Deadline deadline) {
+                       const std::function<bool(Outlet&)>& work, std::optional<Deadline> deadline) {
+  {
+    std::lock_guard lock(mutex_);
+    work_running_ += outlets.size();
+  }
   // Shared with the threads: one still running at the deadline writes its result later.
   auto results = std::make_shared<std::vector<char>>(outlets.size(), 0);
   const std::vector<bool> returned = run_in_parallel(
       outlets.size(),
-      [outlets, work, results](size_t i) { (*results)[i] = work(*outlets[i]) ? 1 : 0; }, deadline);
+      [this, outlets, work, results](size_t i) {
+        (*results)[i] = work(*outlets[i]) ? 1 : 0;
+        std::lock_guard lock(mutex_);
+        --work_running_;
+        work_done_.notify_all();
+      },
+      deadline);
   bool all = true;
   for (size_t i = 0; i < outlets.size(); ++i) all = all && returned[i] && (*results)[i] != 0;
   return all;
@@ -102,9 +117,9 @@ bool Pipeline::flush_until(Deadline deadline) {
   for (auto& outlet : outlets_) {
     if (outlet->flush_policy().mode == FlushMode::kEnd) at_end.push_back(outlet.get());
   }
-  // Each outlet returns at the deadline by itself: the same bound only guards against a surprise.
+  // Each outlet returns at the deadline by itself.
   return on_each(
-      at_end, [deadline](Outlet& outlet) { return outlet.flush_until(deadline); }, deadline);
+      at_end, [deadline](Outlet& outlet) { return outlet.flush_until(deadline); }, std::nullopt);
 }
 
 bool Pipeline::shutdown(const ShutdownBudget& budget) {
@@ -115,9 +130,10 @@ bool Pipeline::shutdown(const ShutdownBudget& budget) {
     all.push_back(outlet.get());
   }
   // In parallel: each outlet spools its leftovers right at the deadline, not after the others.
+  // Each returns by then (plus its local I/O) by itself; a sink stuck in deliver is left behind.
   const bool clean = on_each(
       all, [deliver_until](Outlet& outlet) { return outlet.finish_shutdown(deliver_until); },
-      budget.close_until());
+      std::nullopt);
   close_sinks(budget.close_until());
   return clean;
 }
@@ -125,7 +141,8 @@ bool Pipeline::shutdown(const ShutdownBudget& budget) {
 void Pipeline::close_sinks(Deadline deadline) {
   std::vector<Outlet*> all;
   for (auto& outlet : outlets_) all.push_back(outlet.get());
-  // Flushes in parallel (each sink's own request), destroys here: the ABI's [main-thread].
+  // Flushes in parallel, each on its own thread, left behind at the deadline if the plugin hangs;
+  // destroys here, on the main thread (sink_abi.h).
   on_each(
       all, [deadline](Outlet& outlet) { return outlet.flush_sink(deadline); }, deadline);
   for (Outlet* outlet : all) outlet->destroy_sink();

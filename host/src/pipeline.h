@@ -4,9 +4,11 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,9 @@ struct PipelineCounters {
 class Pipeline final : public PostConsumer {
  public:
   Pipeline(std::vector<std::unique_ptr<Outlet>> outlets, PipelineOptions options);
+  // Waits for outlet work that outlived its deadline. (Never in the extension: it exits
+  // without destructors.)
+  ~Pipeline() override;
 
   void consume(TelemetryPost&& post) override;  // [listener threads]
   // The waits for platform.runtimeDone and platform.report. [lifecycle thread]
@@ -63,10 +68,10 @@ class Pipeline final : public PostConsumer {
   std::string summary_json() const;
 
  private:
-  // Runs work on each of `outlets` in parallel until the deadline; true when every one returned
-  // true in time.
-  static bool on_each(const std::vector<Outlet*>& outlets, const std::function<bool(Outlet&)>& work,
-                      Deadline deadline);
+  // Runs work on each of `outlets` in parallel (run_in_parallel), with or without a deadline;
+  // true when every one returned true in time.
+  bool on_each(const std::vector<Outlet*>& outlets, const std::function<bool(Outlet&)>& work,
+               std::optional<Deadline> deadline);
   void close_sinks(Deadline deadline);
 
   std::vector<std::unique_ptr<Outlet>> outlets_;
@@ -75,6 +80,8 @@ class Pipeline final : public PostConsumer {
   InvocationTracker tracker_;
 
   mutable std::mutex mutex_;
+  std::condition_variable work_done_;
+  size_t work_running_ = 0;  // on_each's calls still running, possibly past their deadline
   PipelineCounters counters_;
 };
 

@@ -331,7 +331,7 @@ class BatchHandler {
       reply(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
       return;
     }
-    count(s_.stats.batches, s_.stats.bytes, bytes);
+    count(s_.stats.posts, s_.stats.bytes, bytes);
     s_.stats.events.fetch_add(events, std::memory_order_relaxed);
     if (s_.log.debug()) s_.log.debug("batch of %z events, %z bytes", events, bytes);
     reply(response, HTTPResponse::HTTP_OK);

@@ -55,6 +55,16 @@ class ExtensionRunFixture : public ::testing::Test {
   }
   std::vector<std::string> relay_log() const { return read_lines(stderr_path()); }
 
+  // The record fixture sink alone (RECORD_PLUGIN: its file), its batches in record.jsonl and one
+  // line per call (create, deliver <id>, flush, destroy) in calls_path().
+  void use_record_sink(Options& options, const std::string& record_plugin) const {
+    options.env["RELAY_PLUGIN_DIR"] = plugin_dir({record_plugin});
+    options.env["RELAY_SINKS"] = "record";
+    options.env["RELAY_RECORD_PATH"] = dir_ + "/record.jsonl";
+    options.env["RELAY_RECORD_CALLS"] = calls_path();
+  }
+  std::string calls_path() const { return dir_ + "/record.calls"; }
+
   // Under -fsanitize the extension reports there; UBSan does not even change its exit code.
   void check_sanitizers() const {
     for (const auto& line : relay_log()) {

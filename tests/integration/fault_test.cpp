@@ -749,19 +749,15 @@ TEST_F(FaultTest, ShutdownWhileTheSinkHangsExitsBeforeTheDeadline) {
 // A sink stuck in deliver past the shutdown deadline is neither flushed nor destroyed (the
 // contract: no call while another is running), and the process still exits 0 before deadlineMs.
 TEST_F(FaultTest, ASinkStuckAtTheShutdownDeadlineIsNotDestroyedAndTheProcessExitsInTime) {
-  const std::string calls = dir_ + "/record.calls";
   Options options = extension_options(2);
   options.shutdown_ms = 2000;
-  options.env["RELAY_PLUGIN_DIR"] = plugin_dir({RELAY_RECORD_PLUGIN});
-  options.env["RELAY_SINKS"] = "record";
-  options.env["RELAY_RECORD_PATH"] = dir_ + "/record.jsonl";
-  options.env["RELAY_RECORD_CALLS"] = calls;
+  use_record_sink(options, RELAY_RECORD_PLUGIN);
   options.env["RELAY_RECORD_DELIVER_SLEEP_MS"] = "600000";
   const Summary summary = Emulator(options).run();
 
   ASSERT_TRUE(summary.clean(2)) << describe(summary);
   EXPECT_LT(summary.shutdown_duration_ms, 2000);
-  const std::vector<std::string> lines = read_lines(calls);
+  const std::vector<std::string> lines = read_lines(calls_path());
   ASSERT_GE(lines.size(), 2u);
   EXPECT_EQ(lines.front(), "create");
   EXPECT_EQ(lines[1].rfind("deliver ", 0), 0u) << lines[1];

@@ -634,16 +634,12 @@ TEST_F(IntegrationTest, EverySinkGetsEveryEvent) {
 // The shutdown contract (sink_abi.h), seen by a plugin in the real process: create, then the
 // deliveries, then at SHUTDOWN flush once and destroy once, in that order.
 TEST_F(IntegrationTest, ShutdownFlushesThenDestroysEachSinkOnce) {
-  const std::string calls = dir_ + "/record.calls";
   Options options = relay_options(3);
-  options.env["RELAY_PLUGIN_DIR"] = plugin_dir({RELAY_RECORD_PLUGIN});
-  options.env["RELAY_SINKS"] = "record";
-  options.env["RELAY_RECORD_PATH"] = dir_ + "/record.jsonl";
-  options.env["RELAY_RECORD_CALLS"] = calls;
+  use_record_sink(options, RELAY_RECORD_PLUGIN);
   const Summary summary = Emulator(options).run();
 
   ASSERT_TRUE(summary.clean(3)) << summary.exit_code;
-  const std::vector<std::string> lines = read_lines(calls);
+  const std::vector<std::string> lines = read_lines(calls_path());
   ASSERT_GE(lines.size(), 4u) << ::testing::PrintToString(lines);
   EXPECT_EQ(lines.front(), "create");
   EXPECT_EQ(lines[lines.size() - 2], "flush") << ::testing::PrintToString(lines);
@@ -663,17 +659,13 @@ TEST_F(IntegrationTest, ShutdownFlushesThenDestroysEachSinkOnce) {
 // A flush that fails is one error line with the sink's message and `flush_failed` in the summary;
 // the sink is still destroyed.
 TEST_F(IntegrationTest, AFailedFlushAtShutdownIsLoggedAndCounted) {
-  const std::string calls = dir_ + "/record.calls";
   Options options = relay_options(2);
-  options.env["RELAY_PLUGIN_DIR"] = plugin_dir({RELAY_RECORD_PLUGIN});
-  options.env["RELAY_SINKS"] = "record";
-  options.env["RELAY_RECORD_PATH"] = dir_ + "/record.jsonl";
-  options.env["RELAY_RECORD_CALLS"] = calls;
+  use_record_sink(options, RELAY_RECORD_PLUGIN);
   options.env["RELAY_RECORD_FLUSH_STATUS"] = "retry";
   const Summary summary = Emulator(options).run();
 
   ASSERT_TRUE(summary.clean(2)) << summary.exit_code;
-  const std::vector<std::string> lines = read_lines(calls);
+  const std::vector<std::string> lines = read_lines(calls_path());
   ASSERT_FALSE(lines.empty());
   EXPECT_EQ(lines.back(), "destroy");
   EXPECT_EQ(count_lines_with(relay_log(),

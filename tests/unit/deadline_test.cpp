@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace relay {
 namespace {
@@ -106,6 +107,19 @@ TEST(RunInParallel, ReturnsAtTheDeadlineWithoutTheStuckItem) {
     gate->opened = true;
   }
   gate->opened_cv.notify_all();
+}
+
+TEST(RunInParallel, WithoutADeadlineWaitsForEveryItemAndRunsTheLastHere) {
+  std::atomic<int> finished{0};
+  std::thread::id last_on;
+  const std::vector<bool> done = run_in_parallel(3, [&](size_t i) {
+    if (i == 0) std::this_thread::sleep_for(milliseconds(50));  // the slowest is waited for
+    if (i == 2) last_on = std::this_thread::get_id();
+    ++finished;
+  });
+  EXPECT_EQ(done, std::vector<bool>(3, true));
+  EXPECT_EQ(finished.load(), 3);
+  EXPECT_EQ(last_on, std::this_thread::get_id());
 }
 
 TEST(RunInParallel, NothingToRunReturnsAtOnce) {

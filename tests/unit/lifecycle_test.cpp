@@ -395,102 +395,82 @@ TEST(LifecycleEnd, SinksAreFlushedInParallel) {
   EXPECT_EQ(stuck.delivered(), 5u);
 }
 
+// One next-invoke outlet, and a Lambda whose first `next` brings two events, then SHUTDOWN
+// with a deadline `in_ms` away: what the shutdown tests share.
+struct ShutdownScene {
+  explicit ShutdownScene(int64_t in_ms)
+      : pipeline(one_outlet_pipeline(recorder, flushing(FlushMode::kNextInvoke))) {
+    EXPECT_CALL(api, next()).WillOnce(Invoke([this, in_ms] {
+      pipeline.consume(make_batch(2));
+      LifecycleEvent event = shutdown_event(in_ms);
+      deadline = static_cast<uint64_t>(event.deadline_ms);
+      return event;
+    }));
+    options.shutdown_quiet_ms = 10;
+    options.shutdown_margin_ms = 150;
+  }
+  int run() { return Lifecycle(api, pipeline, options).run(); }
+
+  Recorder recorder;
+  Pipeline pipeline;
+  StrictMock<MockExtensionsApi> api;
+  LifecycleOptions options;
+  uint64_t deadline = 0;  // the SHUTDOWN event's, once next returned it
+};
+
 // The shutdown contract: after the deliveries, each sink is flushed once and then destroyed once,
 // before run() returns.
 TEST(LifecycleShutdown, FlushesThenDestroysEverySinkOnce) {
-  Recorder recorder;
-  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kNextInvoke));
-  StrictMock<MockExtensionsApi> api;
-  EXPECT_CALL(api, next()).WillOnce(Invoke([&] {
-    pipeline.consume(make_batch(2));
-    return shutdown_event(5000);
-  }));
-  LifecycleOptions options;
-  options.shutdown_quiet_ms = 10;
-  Lifecycle lifecycle(api, pipeline, options);
-  EXPECT_EQ(lifecycle.run(), 0);
-  std::lock_guard lock(recorder.mutex);
-  EXPECT_EQ(recorder.events.size(), 2u);
-  EXPECT_EQ(recorder.flushed, 1);
-  EXPECT_EQ(recorder.destroyed, 1);
+  ShutdownScene scene(5000);
+  EXPECT_EQ(scene.run(), 0);
+  std::lock_guard lock(scene.recorder.mutex);
+  EXPECT_EQ(scene.recorder.events.size(), 2u);
+  EXPECT_EQ(scene.recorder.flushed, 1);
+  EXPECT_EQ(scene.recorder.destroyed, 1);
 }
 
 // A flush that hangs is left behind at the end of the close phase: its sink is not destroyed, and
 // the shutdown still ends before deadlineMs minus the margin, without the watchdog.
 TEST(LifecycleShutdown, AHangingFlushIsLeftBehindAndItsSinkNotDestroyed) {
-  Recorder recorder;
-  recorder.block_flush = true;
-  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kNextInvoke));
-  StrictMock<MockExtensionsApi> api;
-  uint64_t deadline = 0;
-  EXPECT_CALL(api, next()).WillOnce(Invoke([&] {
-    pipeline.consume(make_batch(2));
-    LifecycleEvent event = shutdown_event(600);
-    deadline = static_cast<uint64_t>(event.deadline_ms);
-    return event;
-  }));
+  ShutdownScene scene(600);
+  scene.recorder.block_flush = true;
   std::atomic<bool> overran{false};
-  LifecycleOptions options;
-  options.shutdown_quiet_ms = 10;
-  options.shutdown_margin_ms = 150;
-  options.on_shutdown_overrun = [&] { overran = true; };
-  Lifecycle lifecycle(api, pipeline, options);
-  EXPECT_EQ(lifecycle.run(), 0);
-  EXPECT_LT(now_unix_ms(), deadline - 150 + 50) << "returned about the exit time at the latest";
+  scene.options.on_shutdown_overrun = [&] { overran = true; };
+  EXPECT_EQ(scene.run(), 0);
+  EXPECT_LT(now_unix_ms(), scene.deadline - 150 + 50) << "returned by about the exit time";
   EXPECT_FALSE(overran.load());
   {
-    std::lock_guard lock(recorder.mutex);
-    EXPECT_EQ(recorder.events.size(), 2u) << "delivered before the sink's flush hung";
-    EXPECT_EQ(recorder.destroyed, 0) << "never destroyed while its flush runs";
+    std::lock_guard lock(scene.recorder.mutex);
+    EXPECT_EQ(scene.recorder.events.size(), 2u) << "delivered before the sink's flush hung";
+    EXPECT_EQ(scene.recorder.destroyed, 0) << "never destroyed while its flush runs";
   }
-  recorder.release();  // the outlet's destructor waits for the flush
+  scene.recorder.release();  // the pipeline's destructor waits for the flush
 }
 
 // Shutdown with a sink that hangs on the main thread (here in destroy): the watchdog ends the
 // shutdown at deadlineMs minus the margin; in the process that exits 0.
 TEST(LifecycleShutdown, AHangingSinkCannotHoldTheProcessPastTheMargin) {
-  Recorder recorder;
-  recorder.block_destroy = true;
-  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kNextInvoke));
-  StrictMock<MockExtensionsApi> api;
+  ShutdownScene scene(600);
+  scene.recorder.block_destroy = true;
   std::atomic<uint64_t> overrun_at{0};
-  uint64_t deadline = 0;
-  EXPECT_CALL(api, next()).WillOnce(Invoke([&] {
-    pipeline.consume(make_batch(2));
-    LifecycleEvent event = shutdown_event(600);
-    deadline = static_cast<uint64_t>(event.deadline_ms);
-    return event;
-  }));
-  LifecycleOptions options;
-  options.shutdown_quiet_ms = 10;
-  options.shutdown_margin_ms = 150;
-  options.on_shutdown_overrun = [&] {
+  scene.options.on_shutdown_overrun = [&] {
     overrun_at = now_unix_ms();
-    recorder.release();  // in the process this is _Exit(0); here the test lets the sink go
+    scene.recorder.release();  // in the process this is _Exit(0); here the test lets it go
   };
-  Lifecycle lifecycle(api, pipeline, options);
-  EXPECT_EQ(lifecycle.run(), 0);
+  EXPECT_EQ(scene.run(), 0);
   ASSERT_NE(overrun_at.load(), 0u) << "only the watchdog can release the hanging destroy";
-  EXPECT_GE(overrun_at.load(), deadline - 150) << "not before the exit time";
-  EXPECT_EQ(recorder.delivered(), 2u) << "delivered before the sink's destroy hung";
+  EXPECT_GE(overrun_at.load(), scene.deadline - 150) << "not before the exit time";
+  EXPECT_EQ(scene.recorder.delivered(), 2u) << "delivered before the sink's destroy hung";
 }
 
 TEST(LifecycleShutdown, ADeadlineAlreadyPastStillWritesTheSummaryExactlyOnce) {
-  Recorder recorder;
-  Pipeline pipeline = one_outlet_pipeline(recorder, flushing(FlushMode::kNextInvoke));
-  StrictMock<MockExtensionsApi> api;
-  EXPECT_CALL(api, next()).WillOnce(Invoke([&] {
-    pipeline.consume(make_batch(2));
-    return shutdown_event(-1000);
-  }));
+  ShutdownScene scene(-1000);
   std::atomic<bool> overran{false};
-  LifecycleOptions options;
-  options.on_shutdown_overrun = [&] { overran = true; };  // the process would _Exit here
+  scene.options.on_shutdown_overrun = [&] { overran = true; };  // the process would _Exit here
   std::vector<std::string> lines;
   {
     const testing::LogCapture capture("relay.lifecycle");
-    Lifecycle lifecycle(api, pipeline, options);
-    EXPECT_EQ(lifecycle.run(), 0);
+    EXPECT_EQ(scene.run(), 0);
     lines = capture.lines();
   }
   // Both the watchdog and the shutdown path reach the end; one summary line is written.

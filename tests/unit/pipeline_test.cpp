@@ -181,7 +181,7 @@ TEST(PipelineSummary, HasTheListenerSectionOnceWatched) {
   EXPECT_FALSE(summary_of(pipeline)->has("listener"));
 
   ListenerStats stats;
-  stats.batches = 9;
+  stats.posts = 9;
   stats.bytes = 9000;
   stats.events = 90;
   stats.rejected_malformed = 2;

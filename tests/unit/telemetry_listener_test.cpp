@@ -148,7 +148,7 @@ TEST_F(ListenerTest, PostDeliversTheExactEventsAndAnswersEmpty200) {
     EXPECT_LE(got.events[i].json.data() + got.events[i].json.size(),
               got.body->data() + got.body->size());
   }
-  EXPECT_EQ(listener_.stats().batches, 1u);
+  EXPECT_EQ(listener_.stats().posts, 1u);
   EXPECT_EQ(listener_.stats().events, 10u);
   EXPECT_EQ(listener_.stats().bytes, body.size());
 }
@@ -172,7 +172,7 @@ TEST_F(ListenerTest, MalformedBodiesAre400AndNeverConsumed) {
   EXPECT_THAT(send(*s, "POST", "/", R"([{"type":"a"})").body, HasSubstr("truncated"));
   EXPECT_THAT(send(*s, "POST", "/", "").body, HasSubstr("empty body"));
   EXPECT_EQ(listener_.stats().rejected_malformed, 3u);
-  EXPECT_EQ(listener_.stats().batches, 0u);
+  EXPECT_EQ(listener_.stats().posts, 0u);
 }
 
 TEST_F(ListenerTest, ContentLengthOverTheCapIs413WithoutWaitingForTheBody) {
@@ -446,7 +446,7 @@ TEST_F(ListenerTest, ConcurrentPostsAreAllDelivered) {
   }
   EXPECT_EQ(records.size(), size_t(kClients * kPostsEach));
   EXPECT_TRUE(records.count("\"client 7 post 24\""));
-  EXPECT_EQ(listener_.stats().batches, uint64_t(kClients * kPostsEach));
+  EXPECT_EQ(listener_.stats().posts, uint64_t(kClients * kPostsEach));
 }
 
 TEST_F(ListenerTest, AnyPathIsAccepted) {
