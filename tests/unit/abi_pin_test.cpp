@@ -16,7 +16,7 @@ namespace {
 constexpr unsigned kPinnedMajor = 1;
 constexpr unsigned kPinnedMinor = 3;
 constexpr const char* kPinnedSha256 =
-    "525f037999ad411c04fd0200a8b6e0e3340024ce65afd97cac261e7880a9fd3f";
+    "51de7bc20005f9923c47a3b1333c6d51b44a90ffa93d152089a1d7a4cd8b8f4a";
 
 #if defined(__LP64__) && (defined(__x86_64__) || defined(__aarch64__))
 // The layout every released plugin was compiled against (LP64, x86_64 and aarch64 Lambda).

@@ -357,9 +357,11 @@ class Deadline {
 
 // Base class of every sink. Construct from (const Host&, const Config&): throwing from the
 // constructor fails create() with the exception's message (say which key and value is wrong).
-// The host creates and destroys instances on its main thread, and calls deliver/flush from one
-// outlet thread per instance, never concurrently for one instance; different instances (of this
-// or other sinks) may run in parallel, so share nothing mutable between instances.
+// The host creates and destroys instances on its main thread and calls deliver from one outlet
+// thread per instance, never concurrently for one instance; at SHUTDOWN it calls flush once, from
+// another host thread, after the last deliver returned, then destroys the instance (see
+// sink_abi.h for when it cannot). Different instances (of this or other sinks) may run in
+// parallel, so share nothing mutable between instances.
 class Sink {
  public:
   Sink() = default;
@@ -372,7 +374,9 @@ class Sink {
   // what retrying cannot fix.
   virtual Status deliver(const Batch& batch, Deadline deadline) = 0;
 
-  // Flushes what the sink buffers itself. [outlet-thread] Same rules as deliver.
+  // Hands on what the sink buffers itself. [shutdown-thread] Once, at SHUTDOWN, after the last
+  // deliver. kOk means nothing is left buffered; anything else is logged and reported as
+  // flush_failed in the summary.
   virtual Status flush(Deadline /*deadline*/) { return Status::kOk; }
 
  protected:

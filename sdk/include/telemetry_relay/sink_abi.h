@@ -169,39 +169,61 @@ typedef struct relay_sink_descriptor {
   uint32_t abi_major;   /* RELAY_ABI_MAJOR the plugin was built with */
   uint32_t abi_minor;   /* RELAY_ABI_MINOR the plugin was built with */
   uint32_t struct_size; /* sizeof(relay_sink_descriptor) at plugin build time */
-  const char* name;     /* sink name, e.g. "http" */
+  /* The sink's name, e.g. "http": what RELAY_SINKS lists and RELAY_<NAME>_* configures, and what
+   * log lines and the spool folder are named by. It must equal <name> in the file name
+   * librelay-sink-<name>.so: the host refuses a mismatch, naming both. */
+  const char* name;
   const char* version;  /* plugin version, e.g. "1.0.0" */
 
-  /* Creates one sink instance from its configuration. [main-thread]
-   * host outlives the instance. On failure return any status other than RELAY_OK, leave
-   * *out_instance NULL (the host ignores it) and fill err; the sink is then not enabled. */
+  /* Creates one sink instance from its configuration. [main-thread] Called after the entry
+   * function and before any other call for the instance. host outlives the instance. On failure
+   * return any status other than RELAY_OK, leave *out_instance NULL (the host ignores it) and
+   * fill err; the sink is then not enabled (and destroy is not called). */
   relay_status (*create)(const relay_host* host, const relay_kv* config, size_t config_count,
                          void** out_instance, relay_error* err);
 
-  /* Delivers one batch. [outlet-thread] Never called concurrently for one instance; different
-   * instances may be called in parallel. May block, but must return by deadline_unix_ms (Unix
-   * epoch milliseconds; always a real time, never 0). */
+  /* Delivers one batch. [outlet-thread] One host thread per instance, one call at a time: never
+   * concurrently for one instance; different instances may be called in parallel. May block, but
+   * must return by deadline_unix_ms (Unix epoch milliseconds; always a real time, never 0). At
+   * SHUTDOWN the deadline is the end of the delivery phase; a call still running then is
+   * abandoned: the instance gets no further call (no flush, no destroy). */
   relay_status (*deliver)(void* instance, const relay_batch* batch, uint64_t deadline_unix_ms,
                           relay_error* err);
 
-  /* Flushes anything the plugin buffers itself. [outlet-thread] Same rules as deliver. May be
-   * NULL when the plugin keeps nothing. */
+  /* Hands on anything the plugin buffers itself. [shutdown-thread] Called once per instance, at
+   * SHUTDOWN only, after its last deliver returned and the host spooled what it still held; never
+   * during normal operation, never concurrently with deliver. Instances are flushed in parallel,
+   * each on its own host thread. Must return by deadline_unix_ms. RELAY_OK: nothing is left
+   * buffered. Anything else: what the plugin still buffers is lost (its events were counted as
+   * delivered when deliver answered RELAY_OK); the host logs the status with err's message and
+   * reports "flush_failed": true for the sink in its summary. May be NULL when the plugin keeps
+   * nothing (counts as RELAY_OK). Not called for an instance disabled by RELAY_FATAL, one still in
+   * deliver at the end of the delivery phase, or when the shutdown deadline has already passed. */
   relay_status (*flush)(void* instance, uint64_t deadline_unix_ms, relay_error* err);
 
-  /* Destroys an instance. [main-thread] Called once, after the last deliver/flush returned. */
+  /* Destroys an instance. [main-thread] Called at most once, at SHUTDOWN, after flush returned
+   * (or after the last deliver when flush is not called); no call for the instance follows. The
+   * library stays loaded until the process exits. NOT called when a deliver or flush of the
+   * instance is still running at its deadline (the process exits without waiting for it), nor
+   * when the process crashes, is killed (SIGKILL at Lambda's deadline, an out-of-memory kill) or
+   * exits on an init failure or a failed Extensions API call. So never rely on destroy to make
+   * data durable: answer deliver RELAY_OK only once the batch is safe. */
   void (*destroy)(void* instance);
 
   /* Since ABI 1.3 (present when struct_size covers them). The keys the plugin reads; NULL/0
    * when it declares none (the host then passes its configuration unchecked, as 1.2 did). With
    * keys, the host refuses what is undeclared, replaces an invalid value by its default (one
    * error line naming key, value and default; RELAY_STRICT makes it an init error) and passes
-   * create() every declared key that has a value. The array stays valid while loaded. */
+   * create() every declared key that has a value. An empty value means unset. The array stays
+   * valid while loaded. */
   const relay_config_key* config_keys;
   size_t config_key_count;
 } relay_sink_descriptor;
 
 /* The entry point: returns the plugin's descriptor, or NULL to refuse this host (for instance an
- * unsupported host ABI major). The pointer must stay valid while the library is loaded. */
+ * unsupported host ABI major). [main-thread] Called before any create, possibly more than once
+ * (the host reads the declared keys, then creates): return the same descriptor each time. The
+ * pointer must stay valid while the library is loaded. */
 typedef const relay_sink_descriptor* (*relay_sink_entry_fn)(uint32_t host_abi_major,
                                                             uint32_t host_abi_minor);
 const relay_sink_descriptor* relay_sink_entry(uint32_t host_abi_major, uint32_t host_abi_minor);
