@@ -51,6 +51,13 @@ std::string_view rebase(std::string_view part, std::string_view from, const char
   return {to + (part.data() - from.data()), part.size()};
 }
 
+// A delivery's event views point into its json, so those bytes must never sit in the string
+// object itself (the small-string buffer of a tiny body such as "[{}]"): moving the delivery
+// would leave the views behind. Past that buffer the bytes are on the heap and stay put.
+void keep_on_heap(std::string& json) {
+  if (json.capacity() < sizeof(std::string)) json.reserve(sizeof(std::string));
+}
+
 // One JSON array of the events for_each_event visits, in order, with views into the copy.
 template <class ForEachEvent>
 Delivery assemble(std::string batch_id, size_t json_bytes, uint64_t events,
@@ -58,6 +65,7 @@ Delivery assemble(std::string batch_id, size_t json_bytes, uint64_t events,
   Delivery delivery;
   delivery.batch_id = std::move(batch_id);
   delivery.json.reserve(json_bytes);
+  keep_on_heap(delivery.json);
   delivery.events.reserve(events);
   delivery.json.push_back('[');
   // Copy the bytes, then point the views at the copy (reserved: the string does not move).
@@ -88,6 +96,7 @@ std::optional<Delivery> delivery_from_spool(SpooledDelivery&& entry, std::string
   Delivery delivery;
   delivery.batch_id = std::move(entry.batch_id);
   delivery.json = std::move(entry.json);
+  keep_on_heap(delivery.json);
   delivery.events.reserve(entry.offsets.size());
   for (const SpooledEvent& event : entry.offsets)
     delivery.events.push_back(event.in(delivery.json));

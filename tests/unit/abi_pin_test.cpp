@@ -16,7 +16,7 @@ namespace {
 constexpr unsigned kPinnedMajor = 1;
 constexpr unsigned kPinnedMinor = 3;
 constexpr const char* kPinnedSha256 =
-    "51de7bc20005f9923c47a3b1333c6d51b44a90ffa93d152089a1d7a4cd8b8f4a";
+    "a11f7497ff74eebb2b372f1f5f3d1e86896bc554be4df08821e576096d5a4812";
 
 #if defined(__LP64__) && (defined(__x86_64__) || defined(__aarch64__))
 // The layout every released plugin was compiled against (LP64, x86_64 and aarch64 Lambda).

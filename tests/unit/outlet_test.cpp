@@ -38,10 +38,12 @@ struct Recorder {
   std::vector<std::string> payloads;
   std::vector<std::string> ids;
   std::vector<size_t> counts;
+  std::vector<std::string> first_events;  // what the first event's view reads at delivery
   std::vector<std::chrono::steady_clock::time_point> times;
   void add(const Delivery& d) {
     std::lock_guard lock(mutex);
     payloads.push_back(d.json);
+    first_events.emplace_back(d.events.empty() ? std::string_view() : d.events[0].json);
     ids.push_back(d.batch_id);
     counts.push_back(d.events.size());
     times.push_back(std::chrono::steady_clock::now());
@@ -465,6 +467,23 @@ TEST_F(OutletTest, RetriesRunFromTheSpoolWithTheSameIdAndBytes) {
   EXPECT_EQ(seen.ids[0], seen.ids[2]);
   EXPECT_EQ(seen.payloads[0], seen.payloads[2]);
   EXPECT_EQ(seen.counts[2], 3u);  // the replayed delivery still hands the sink its events
+}
+
+// "[{}]" fits a std::string's inline buffer: views into it would be left behind when the
+// delivery moves (from the spool reader into the attempt), unless its bytes stay on the heap.
+TEST_F(OutletTest, ATinyDeliveryKeepsItsEventViewsThroughTheSpool) {
+  const std::string dir = new_spool_dir();
+  auto sink = sink_answering([](int call) { return call < 2 ? retry() : DeliveryResult{}; });
+  Outlet& outlet = make(std::move(sink), spooling(dir, {.retry_base_ms = 1, .retry_max_ms = 5}));
+  ParseResult parsed = parse_batch("[{}]");
+  ASSERT_TRUE(parsed.batch);
+  outlet.enqueue(std::move(*parsed.batch));
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 1; }));
+  std::lock_guard lock(seen.mutex);
+  ASSERT_EQ(seen.first_events.size(), 2u);
+  EXPECT_EQ(seen.first_events[0], "{}");
+  EXPECT_EQ(seen.first_events[1], "{}");  // replayed from the spool
 }
 
 TEST_F(OutletTest, ANewOutletReplaysTheSpoolInOrderWithTheSameIds) {

@@ -173,7 +173,7 @@ typedef struct relay_sink_descriptor {
    * log lines and the spool folder are named by. It must equal <name> in the file name
    * librelay-sink-<name>.so: the host refuses a mismatch, naming both. */
   const char* name;
-  const char* version;  /* plugin version, e.g. "1.0.0" */
+  const char* version; /* plugin version, e.g. "1.0.0" */
 
   /* Creates one sink instance from its configuration. [main-thread] Called after the entry
    * function and before any other call for the instance. host outlives the instance. On failure
