@@ -69,6 +69,9 @@ void Pipeline::consume(TelemetryPost&& post) {
   }
   // Into the outlets before the tracker is told it arrived: once the drain sees a report, the
   // shutdown that follows must find its POST already queued.
+  // The platform fields are views into the body: hold it, since an outlet may deliver and
+  // release the post before the tracker reads them.
+  const std::shared_ptr<const std::string> body = post.body;
   const std::vector<PlatformFields> platform = post.platform;
   for (size_t i = 0; i + 1 < outlets_.size(); ++i) outlets_[i]->enqueue(post);
   if (!outlets_.empty()) outlets_.back()->enqueue(std::move(post));
