@@ -494,10 +494,10 @@ void read_declared_keys(Reader& in, Config& config, const std::string& sink,
         std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == k.name; });
     add_entry(k.name, it != out.end() ? it->second : std::string());
   }
-  for (const auto& [key, value] : out) {
-    const bool declared = std::any_of(keys.begin(), keys.end(),
-                                      [&](const relay_config_key& k) { return key == k.name; });
-    if (!declared) add_entry(key, value);
+  for (const auto& entry : out) {
+    const bool declared = std::any_of(
+        keys.begin(), keys.end(), [&](const relay_config_key& k) { return entry.first == k.name; });
+    if (!declared) add_entry(entry.first, entry.second);
   }
 }
 
