@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "http_test_servers.hpp"
+#include "tls_select.hpp"
 
 namespace {
 
@@ -559,6 +560,53 @@ TEST(RedactedUri, ShowsOnlySchemeHostAndPort) {
   EXPECT_EQ(redacted_uri("1http://h"), std::nullopt);
   EXPECT_EQ(net::redacted_authority("u:p@db.example:5432/x"), "db.example:5432");
   EXPECT_EQ(net::redacted_authority("ht tps://u:p@db.example/x"), "db.example");
+}
+
+}  // namespace
+
+namespace {
+
+// The plugin's entry picks the TLS build when any destination is https (tls_loader.cpp).
+struct Selection {
+  static constexpr relay_config_key kKeys[] = {
+      relay::sdk::key::uri("endpoint", "", "http|https", "base"),
+      relay::sdk::key::uri("logs_endpoint", "", "https|http", "logs"),
+      relay::sdk::key::uri("plain_only", "", "http", "never TLS"),
+      relay::sdk::key::string("ca_file", "", "not a destination"),
+  };
+  relay_sink_descriptor descriptor{};
+  Selection() {
+    descriptor.config_keys = kKeys;
+    descriptor.config_key_count = std::size(kKeys);
+  }
+  bool wants_tls(const std::vector<std::pair<std::string, std::string>>& given,
+                 std::string_view uri_key = "") const {
+    std::vector<relay_kv> entries;
+    for (const auto& [k, v] : given) entries.push_back(kv(k, v));
+    return relay::sdk::net::detail::wants_tls(descriptor, uri_key, entries.data(), entries.size());
+  }
+};
+
+TEST(TlsSelection, AnyDeclaredUriKeyWithAnHttpsValuePicksTheTlsBuild) {
+  const Selection sink;
+  EXPECT_FALSE(sink.wants_tls({}));
+  EXPECT_FALSE(sink.wants_tls({{"endpoint", "http://a/"}, {"logs_endpoint", "http://b/"}}));
+  EXPECT_TRUE(sink.wants_tls({{"endpoint", "https://a/"}}));
+  EXPECT_TRUE(sink.wants_tls({{"endpoint", "http://a/"}, {"logs_endpoint", "https://b/"}}));
+  EXPECT_TRUE(sink.wants_tls({{"logs_endpoint", " HTTPS://b/"}})) << "case and blanks";
+  EXPECT_FALSE(sink.wants_tls({{"logs_endpoint", "https://b/"}, {"logs_endpoint", "http://b/"}}))
+      << "the last entry of a repeated key wins";
+  EXPECT_FALSE(sink.wants_tls({{"plain_only", "https://c/"}, {"ca_file", "https://d/"}}))
+      << "only URI keys that allow https count";
+  EXPECT_FALSE(sink.wants_tls({{"other", "https://e/"}}));
+}
+
+TEST(TlsSelection, AnExplicitUriKeyAloneDecides) {
+  const Selection sink;
+  EXPECT_FALSE(
+      sink.wants_tls({{"endpoint", "http://a/"}, {"logs_endpoint", "https://b/"}}, "endpoint"));
+  EXPECT_TRUE(sink.wants_tls({{"endpoint", "https://a/"}}, "endpoint"));
+  EXPECT_TRUE(sink.wants_tls({{"ca_file", "https://d/"}}, "ca_file"));
 }
 
 }  // namespace
