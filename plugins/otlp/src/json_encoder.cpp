@@ -1,152 +1,216 @@
 #include "json_encoder.h"
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 namespace relay::otlp {
 namespace {
 
-// Appends JSON to a string; knows when a comma is due so the encoders below only say what goes
-// where.
+// Writes JSON into a string used as a raw buffer (each write reserves its worst case once, then
+// stores bytes: no per-character bookkeeping); knows when a comma is due, so the encoders below
+// only say what goes where. finish() cuts the string to what was written.
 class JsonWriter {
  public:
-  explicit JsonWriter(std::string& out) : out_(out) {}
+  explicit JsonWriter(std::string& out) : out_(out) {
+    // The old content is dead: use all the capacity the caller's string already has.
+    out_.resize(std::max(out_.capacity(), size_t{1024}));
+    p_ = out_.data();
+    end_ = p_ + out_.size();
+  }
+  void finish() { out_.resize(static_cast<size_t>(p_ - out_.data())); }
 
   void begin_object() { open('{'); }
   void end_object() { close('}'); }
   void begin_array() { open('['); }
   void end_array() { close(']'); }
-  void key(std::string_view name) {  // names are literals: nothing to escape
+  [[gnu::always_inline]] void key(std::string_view name) {  // names are literals: nothing to escape
+    reserve(name.size() + 4);
     separate();
-    out_ += '"';
-    out_ += name;
-    out_ += "\":";
+    *p_++ = '"';
+    put(name);
+    *p_++ = '"';
+    *p_++ = ':';
     comma_ = false;
   }
 
   void string(std::string_view s) {
+    reserve(s.size() * 6 + 3);  // every byte escaped as \\u00XX at worst
     separate();
-    out_ += '"';
-    size_t plain = 0;  // start of the run of bytes copied as they are
-    for (size_t i = 0; i < s.size(); ++i) {
-      const auto c = static_cast<unsigned char>(s[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
-      out_.append(s.data() + plain, i - plain);
-      escape(c);
-      plain = i + 1;
+    *p_++ = '"';
+    const char* in = s.data();
+    const char* const end = in + s.size();
+    while (in != end) {
+      // Eight bytes at a time while none needs escaping (most text), else one.
+      uint64_t block;
+      if (end - in >= 8 && (std::memcpy(&block, in, 8), !needs_escape(block))) {
+        std::memcpy(p_, in, 8);
+        p_ += 8;
+        in += 8;
+        continue;
+      }
+      const auto c = static_cast<unsigned char>(*in++);
+      if (kEscape[c]) {
+        escape(c);
+      } else {
+        *p_++ = static_cast<char>(c);
+      }
     }
-    out_.append(s.data() + plain, s.size() - plain);
-    out_ += '"';
+    *p_++ = '"';
     comma_ = true;
   }
   void integer(int64_t v) {  // enums and flags: a JSON number
+    reserve(24);
     separate();
-    append_number(v);
+    put_number(v);
     comma_ = true;
   }
   template <class Int>
   void integer_string(Int v) {  // 64-bit integers: a decimal string
+    reserve(24);
     separate();
-    out_ += '"';
-    append_number(v);
-    out_ += '"';
+    *p_++ = '"';
+    put_number(v);
+    *p_++ = '"';
     comma_ = true;
   }
   void boolean(bool v) {
+    reserve(6);
     separate();
-    out_ += v ? "true" : "false";
+    put(v ? "true" : "false");
     comma_ = true;
   }
   void number(double v) {
+    reserve(32);
     separate();
     if (std::isnan(v)) {
-      out_ += "\"NaN\"";
+      put("\"NaN\"");
     } else if (std::isinf(v)) {
-      out_ += v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+      put(v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
     } else {
-      append_number(v);  // shortest form that reads back as the same double
+      put_number(v);  // shortest form that reads back as the same double (at most 24 bytes)
     }
     comma_ = true;
   }
   void hex(const uint8_t* bytes, size_t n) {
-    static constexpr char kDigits[] = "0123456789abcdef";
+    reserve(2 * n + 3);
     separate();
-    out_ += '"';
+    *p_++ = '"';
     for (size_t i = 0; i < n; ++i) {
-      out_ += kDigits[bytes[i] >> 4];
-      out_ += kDigits[bytes[i] & 0xf];
+      *p_++ = kHexDigits[bytes[i] >> 4];
+      *p_++ = kHexDigits[bytes[i] & 0xf];
     }
-    out_ += '"';
+    *p_++ = '"';
     comma_ = true;
   }
 
  private:
-  void separate() {
-    if (comma_) out_ += ',';
+  static constexpr char kHexDigits[] = "0123456789abcdef";
+  // Bytes a JSON string cannot hold as they are: quote, backslash and control characters.
+  static constexpr auto kEscape = [] {
+    std::array<bool, 256> table{};
+    for (int c = 0; c < 0x20; ++c) table[c] = true;
+    table['"'] = table['\\'] = true;
+    return table;
+  }();
+
+  // Whether any of eight bytes is a control character, a quote or a backslash (SWAR: a byte's
+  // high bit survives in (v - 0x01) & ~v only where v was zero, in (v - n) & ~v where v < n).
+  static bool needs_escape(uint64_t v) {
+    constexpr uint64_t kOnes = 0x0101010101010101;
+    constexpr uint64_t kHighs = 0x8080808080808080;
+    const uint64_t quote = v ^ (kOnes * '"');
+    const uint64_t backslash = v ^ (kOnes * '\\');
+    return (((v - kOnes * 0x20) & ~v) | ((quote - kOnes) & ~quote) |
+            ((backslash - kOnes) & ~backslash)) &
+           kHighs;
+  }
+
+  void reserve(size_t n) {
+    if (static_cast<size_t>(end_ - p_) < n) grow(n);
+  }
+  void grow(size_t n) {
+    const size_t used = static_cast<size_t>(p_ - out_.data());
+    out_.resize(std::max(out_.size() * 2, used + n));
+    p_ = out_.data() + used;
+    end_ = out_.data() + out_.size();
+  }
+  void separate() {  // callers reserve one byte for it
+    if (comma_) *p_++ = ',';
   }
   void open(char bracket) {
+    reserve(2);
     separate();
-    out_ += bracket;
+    *p_++ = bracket;
     comma_ = false;
   }
   void close(char bracket) {
-    out_ += bracket;
+    reserve(1);
+    *p_++ = bracket;
     comma_ = true;
   }
+  void put(std::string_view s) {
+    if (!s.empty()) std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
   template <class Number>
-  void append_number(Number v) {
-    char buffer[32];  // the longest shortest-form double is 24 characters
-    const auto result = std::to_chars(buffer, buffer + sizeof buffer, v);
-    out_.append(buffer, result.ptr);
+  void put_number(Number v) {
+    p_ = std::to_chars(p_, end_, v).ptr;
   }
   void escape(unsigned char c) {
     switch (c) {
       case '"':
-        out_ += "\\\"";
+        put("\\\"");
         break;
       case '\\':
-        out_ += "\\\\";
+        put("\\\\");
         break;
       case '\b':
-        out_ += "\\b";
+        put("\\b");
         break;
       case '\f':
-        out_ += "\\f";
+        put("\\f");
         break;
       case '\n':
-        out_ += "\\n";
+        put("\\n");
         break;
       case '\r':
-        out_ += "\\r";
+        put("\\r");
         break;
       case '\t':
-        out_ += "\\t";
+        put("\\t");
         break;
-      default: {
-        static constexpr char kDigits[] = "0123456789abcdef";
-        out_ += "\\u00";
-        out_ += kDigits[c >> 4];
-        out_ += kDigits[c & 0xf];
-      }
+      default:
+        put("\\u00");
+        *p_++ = kHexDigits[c >> 4];
+        *p_++ = kHexDigits[c & 0xf];
     }
   }
 
   std::string& out_;
+  char* p_ = nullptr;
+  char* end_ = nullptr;
   bool comma_ = false;
 };
 
-// proto3 JSON leaves default values out.
-void string_field(JsonWriter& w, std::string_view name, std::string_view value) {
+// proto3 JSON leaves default values out. Inlined (like key()) so the key names are constants
+// and their copies a few moves: ~15% of the JSON encoder's time.
+[[gnu::always_inline]] inline void string_field(JsonWriter& w, std::string_view name,
+                                                std::string_view value) {
   if (value.empty()) return;
   w.key(name);
   w.string(value);
 }
-void time_field(JsonWriter& w, std::string_view name, uint64_t nanos) {
+[[gnu::always_inline]] inline void time_field(JsonWriter& w, std::string_view name,
+                                              uint64_t nanos) {
   if (nanos == 0) return;
   w.key(name);
   w.integer_string(nanos);
 }
-void integer_field(JsonWriter& w, std::string_view name, int64_t value) {
+[[gnu::always_inline]] inline void integer_field(JsonWriter& w, std::string_view name,
+                                                 int64_t value) {
   if (value == 0) return;
   w.key(name);
   w.integer(value);
@@ -222,7 +286,6 @@ template <class Items>
 void export_request(std::string& out, std::string_view resource_key, std::string_view scope_key,
                     std::string_view items_key, const Resource* resource, const Scope& scope,
                     bool has_items, Items&& items) {
-  out.clear();
   JsonWriter w(out);
   w.begin_object();
   w.key(resource_key);
@@ -255,6 +318,7 @@ void export_request(std::string& out, std::string_view resource_key, std::string
   w.end_object();
   w.end_array();
   w.end_object();
+  w.finish();
 }
 
 void log_record(JsonWriter& w, const LogRecord& r) {
