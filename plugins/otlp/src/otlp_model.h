@@ -41,30 +41,12 @@ struct AnyValue {
   std::vector<AnyValue> array_value;
   std::vector<KeyValue> kvlist_value;
 
-  static AnyValue string(std::string_view v) {
-    AnyValue a;
-    a.kind = Kind::kString;
-    a.string_value = v;
-    return a;
-  }
-  static AnyValue boolean(bool v) {
-    AnyValue a;
-    a.kind = Kind::kBool;
-    a.bool_value = v;
-    return a;
-  }
-  static AnyValue integer(int64_t v) {
-    AnyValue a;
-    a.kind = Kind::kInt;
-    a.int_value = v;
-    return a;
-  }
-  static AnyValue floating(double v) {
-    AnyValue a;
-    a.kind = Kind::kDouble;
-    a.double_value = v;
-    return a;
-  }
+  // Defined after KeyValue: clang instantiates the vectors' members where a body stands, and
+  // KeyValue must be complete by then.
+  static AnyValue string(std::string_view v);
+  static AnyValue boolean(bool v);
+  static AnyValue integer(int64_t v);
+  static AnyValue floating(double v);
 };
 
 // common.v1.KeyValue
@@ -72,6 +54,31 @@ struct KeyValue {
   std::string_view key;
   AnyValue value;
 };
+
+inline AnyValue AnyValue::string(std::string_view v) {
+  AnyValue a;
+  a.kind = Kind::kString;
+  a.string_value = v;
+  return a;
+}
+inline AnyValue AnyValue::boolean(bool v) {
+  AnyValue a;
+  a.kind = Kind::kBool;
+  a.bool_value = v;
+  return a;
+}
+inline AnyValue AnyValue::integer(int64_t v) {
+  AnyValue a;
+  a.kind = Kind::kInt;
+  a.int_value = v;
+  return a;
+}
+inline AnyValue AnyValue::floating(double v) {
+  AnyValue a;
+  a.kind = Kind::kDouble;
+  a.double_value = v;
+  return a;
+}
 
 using Attributes = std::vector<KeyValue>;
 using TraceId = std::array<uint8_t, 16>;  // all zero: none
