@@ -134,6 +134,13 @@ std::optional<double> get_number(const dom::object& object, std::string_view key
   return value;
 }
 
+// A duration, size or count from a metrics object: non-negative and bounded, else nullopt.
+std::optional<double> get_amount(const dom::object& object, std::string_view key) {
+  std::optional<double> value = get_number(object, key);
+  if (!value || *value < 0 || *value > 1e12) return std::nullopt;
+  return value;
+}
+
 std::optional<dom::object> get_object(const dom::object& object, std::string_view key) {
   dom::object value;
   if (object[key].get_object().get(value) != simdjson::SUCCESS) return std::nullopt;
@@ -565,7 +572,7 @@ void LambdaMapping::map_platform(const EventContext& ev, Metrics& metrics, Mappi
   };
   auto append_duration = [&](std::string_view label) {
     if (auto metrics_object = get_object(record, "metrics")) {
-      if (auto ms = get_number(*metrics_object, "durationMs")) {
+      if (auto ms = get_amount(*metrics_object, "durationMs")) {
         text.append(label);
         append_number(text, *ms, 2);
         text.append(" ms");
@@ -717,7 +724,7 @@ void LambdaMapping::on_invocation_end(const EventContext& ev, const dom::object&
   std::string_view error_type = get_string(record, "errorType");
   std::optional<dom::object> numbers = get_object(record, "metrics");
   auto number = [&](std::string_view key) {
-    return numbers ? get_number(*numbers, key) : std::nullopt;
+    return numbers ? get_amount(*numbers, key) : std::nullopt;
   };
   std::optional<double> duration_ms = number("durationMs");
   // Outside Managed Instances runtimeDone closes the invocation; there, only the report exists.
@@ -796,7 +803,7 @@ void LambdaMapping::on_invocation_end(const EventContext& ev, const dom::object&
           sub.start_time_unix_nano =
               parse_rfc3339_nanos(get_string(child, "start")).value_or(parent.start_time_unix_nano);
           sub.end_time_unix_nano = sub.start_time_unix_nano +
-                                   millis_to_nanos(get_number(child, "durationMs")).value_or(0);
+                                   millis_to_nanos(get_amount(child, "durationMs")).value_or(0);
         }
       }
     }
@@ -863,7 +870,7 @@ void LambdaMapping::on_init_end(const EventContext& ev, const dom::object& recor
   }
   std::optional<double> duration_ms;
   if (auto numbers = get_object(record, "metrics"))
-    duration_ms = get_number(*numbers, "durationMs");
+    duration_ms = get_amount(*numbers, "durationMs");
   if (duration_ms) metrics.init_duration.add(*duration_ms / 1000, ev.time);
   metrics.count_status(status, false, ev.time);
   if (!init_.span_emitted && (init_.started || duration_ms)) {
