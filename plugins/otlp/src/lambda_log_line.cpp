@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <array>
+#include <cstring>
 
 #include "timestamps.h"
 
@@ -73,8 +74,63 @@ std::optional<LambdaTextLine> parse_lambda_text_line(std::string_view line) {
   return parsed;
 }
 
+bool unescape_simple_json_string(std::string_view token, std::string& out) {
+  if (token.size() < 2 || token.front() != '"' || token.back() != '"') return false;
+  std::string_view content = token.substr(1, token.size() - 2);
+  out.clear();
+  // memchr and append run over the plain stretches; only escapes are looked at byte by byte.
+  while (!content.empty()) {
+    const void* found = std::memchr(content.data(), '\\', content.size());
+    size_t plain = found == nullptr
+                       ? content.size()
+                       : static_cast<size_t>(static_cast<const char*>(found) - content.data());
+    out.append(content.data(), plain);
+    if (plain == content.size()) break;
+    if (plain + 1 == content.size()) return false;  // the closing quote was escaped
+    switch (content[plain + 1]) {
+      case '"':
+        out += '"';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '/':
+        out += '/';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      default:
+        return false;  // \u and invalid escapes
+    }
+    content.remove_prefix(plain + 2);
+  }
+  return true;
+}
+
 bool repair_utf8(std::string_view text, std::string& out) {
-  if (simdjson::validate_utf8(text.data(), text.size())) return false;
+  // Most lines are ASCII: eight bytes at a time, before simdjson's validator.
+  size_t ascii = 0;
+  for (; ascii + 8 <= text.size(); ascii += 8) {
+    uint64_t word;
+    std::memcpy(&word, text.data() + ascii, 8);
+    if ((word & 0x8080808080808080u) != 0) break;
+  }
+  while (ascii < text.size() && static_cast<unsigned char>(text[ascii]) < 0x80) ++ascii;
+  if (ascii == text.size()) return false;
+  if (simdjson::validate_utf8(text.data() + ascii, text.size() - ascii)) return false;
   constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
   out.clear();
   out.reserve(text.size() + 16);

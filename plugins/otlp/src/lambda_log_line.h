@@ -30,6 +30,12 @@ struct LambdaTextLine {
 };
 std::optional<LambdaTextLine> parse_lambda_text_line(std::string_view line);
 
+// The content of a JSON string token ("..." with its quotes) with the short escapes (\" \\ \/
+// \b \f \n \r \t) undone, into out. False for \u escapes and invalid escapes, which the
+// caller leaves to a JSON parser. Raw quotes and control characters, which the host's parser
+// has already refused, are not looked for: they would only be copied.
+bool unescape_simple_json_string(std::string_view token, std::string& out);
+
 // Replaces each maximal invalid UTF-8 subsequence of text with U+FFFD into out (cleared first).
 // Returns false, leaving out untouched, when text is valid already.
 bool repair_utf8(std::string_view text, std::string& out);

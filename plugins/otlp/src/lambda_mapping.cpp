@@ -250,11 +250,10 @@ void rehome(LogRecord& record, StringStore& strings) {
 struct LambdaMapping::EventContext {
   std::string_view type;  // static storage for platform types
   PlatformKind kind = PlatformKind::kUnknown;
-  uint64_t time = 0;  // the envelope's time; now when it does not parse
+  std::string_view raw_time;
+  uint64_t time = 0;  // the envelope's time, now when it does not parse (log lines: 0, lazily)
   uint64_t now = 0;
   std::string_view record;  // raw JSON, valid UTF-8, alive until the output is encoded
-  bool parsed = false;
-  dom::element root;
 };
 
 // The call's metrics, accumulated while mapping and emitted at the end.
@@ -380,7 +379,9 @@ LambdaMapping::LambdaMapping(MappingOptions options) : options_(std::move(option
 void LambdaMapping::map(const std::vector<LambdaEvent>& events, uint64_t now_unix_nano,
                         MappingOutput& out) {
   Metrics metrics;
-  out.logs.reserve(out.logs.size() + events.size());
+  // Geometric growth: a caller may append several calls' output before encoding.
+  const size_t wanted = out.logs.size() + events.size();
+  if (out.logs.capacity() < wanted) out.logs.reserve(std::max(wanted, 2 * out.logs.capacity()));
   for (const LambdaEvent& event : events) map_event(event, now_unix_nano, metrics, out);
   const uint64_t hold_ns = options_.hold_ms * kNanosPerMilli;
   while (!held_.empty() && now_unix_nano >= held_.front().held_since_unix_nano &&
@@ -413,19 +414,14 @@ void LambdaMapping::map_event(const LambdaEvent& event, uint64_t now, Metrics& m
     ++counters_.unknown_types_skipped;
     return;
   }
-  ev.time = parse_rfc3339_nanos(event.time).value_or(now);
+  ev.raw_time = event.time;
+  // A log line usually carries its own time: the envelope's is parsed only when needed.
+  if (!is_log) ev.time = parse_rfc3339_nanos(event.time).value_or(now);
 
   ev.record = event.record;
   if (repair_utf8(event.record, repaired_)) {
     ++counters_.invalid_utf8;
     ev.record = out.strings.copy(repaired_);
-  }
-  if (ev.record.size() <= kMaxParsedRecordBytes) {
-    const size_t padded_size = ev.record.size() + simdjson::SIMDJSON_PADDING;
-    if (padded_.size() < padded_size) padded_.resize(padded_size);
-    std::copy(ev.record.begin(), ev.record.end(), padded_.begin());
-    ev.parsed =
-        parser_.parse(padded_.data(), ev.record.size(), false).get(ev.root) == simdjson::SUCCESS;
   }
   if (is_log) {
     map_log(ev, out);
@@ -434,10 +430,18 @@ void LambdaMapping::map_event(const LambdaEvent& event, uint64_t now, Metrics& m
   }
 }
 
+bool LambdaMapping::parse(std::string_view json, simdjson::dom::element& root) {
+  if (json.size() > kMaxParsedRecordBytes) return false;
+  const size_t padded_size = json.size() + simdjson::SIMDJSON_PADDING;
+  if (padded_.size() < padded_size) padded_.resize(padded_size);
+  std::copy(json.begin(), json.end(), padded_.begin());
+  return parser_.parse(padded_.data(), json.size(), false).get(root) == simdjson::SUCCESS;
+}
+
 void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
-  LogRecord record;
-  record.time_unix_nano = ev.time;
+  LogRecord& record = out.logs.emplace_back();  // built in place: a LogRecord is large
   record.observed_time_unix_nano = ev.now;
+  record.attributes.reserve(4);  // type, invocation id and usually little else
   record.attributes.push_back({"aws.lambda.log_type", AnyValue::string(ev.type)});
   std::string_view request_id;
 
@@ -473,7 +477,17 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
 
   std::string_view line;
   dom::object object;
-  if (ev.parsed && ev.root.get_string().get(line) == simdjson::SUCCESS) {
+  dom::element root;
+  bool parsed = false;
+  // Most lines are JSON strings with only short escapes (\t, \"): no parser needed for them.
+  bool is_string = unescape_simple_json_string(ev.record, line_);
+  if (is_string) {
+    line = line_;
+  } else {
+    parsed = parse(ev.record, root);
+    is_string = parsed && root.get_string().get(line) == simdjson::SUCCESS;
+  }
+  if (is_string) {
     line = out.strings.copy(strip_newline(line));
     if (auto text = parse_lambda_text_line(line)) {
       record.time_unix_nano = text->time_unix_nano;
@@ -486,12 +500,8 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
       // Schema 2022-07-01 keeps JSON-format lines as strings: read them as objects too.
       bool was_object = false;
       if (!line.empty() && line.front() == '{') {
-        const size_t padded_size = line.size() + simdjson::SIMDJSON_PADDING;
-        if (padded_.size() < padded_size) padded_.resize(padded_size);
-        std::copy(line.begin(), line.end(), padded_.begin());
         dom::element inner;
-        if (parser_.parse(padded_.data(), line.size(), false).get(inner) == simdjson::SUCCESS &&
-            inner.get_object().get(object) == simdjson::SUCCESS) {
+        if (parse(line, inner) && inner.get_object().get(object) == simdjson::SUCCESS) {
           from_object(object);
           was_object = true;
         }
@@ -501,11 +511,15 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
         ++counters_.unparsed_records;
       }
     }
-  } else if (ev.parsed && ev.root.get_object().get(object) == simdjson::SUCCESS) {
+  } else if (parsed && root.get_object().get(object) == simdjson::SUCCESS) {
     from_object(object);
   } else {
     record.body = AnyValue::string(ev.record);  // not JSON, or a JSON number, array...: as is
     ++counters_.unparsed_records;
+  }
+
+  if (record.time_unix_nano == 0) {
+    record.time_unix_nano = parse_rfc3339_nanos(ev.raw_time).value_or(ev.now);
   }
 
   if (!request_id.empty()) {
@@ -513,7 +527,9 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
     if (const Invocation* invocation = find(request_id)) {
       attach(record, *invocation);
     } else {
-      hold(std::move(record), request_id, ev.now, out);
+      LogRecord early = std::move(record);
+      out.logs.pop_back();
+      hold(std::move(early), request_id, ev.now, out);
       return;
     }
   } else if (!options_.managed_instances && !current_request_.empty()) {
@@ -523,12 +539,12 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
       attach(record, *invocation);
     }
   }
-  out.logs.push_back(std::move(record));
 }
 
 void LambdaMapping::map_platform(const EventContext& ev, Metrics& metrics, MappingOutput& out) {
+  dom::element root;
   dom::object record;
-  if (!ev.parsed || ev.root.get_object().get(record) != simdjson::SUCCESS) return;  // malformed
+  if (!parse(ev.record, root) || root.get_object().get(record) != simdjson::SUCCESS) return;
   switch (ev.kind) {
     case PlatformKind::kStart:
       on_start(ev, record, metrics, out);

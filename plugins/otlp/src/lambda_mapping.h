@@ -117,6 +117,7 @@ class LambdaMapping {
   struct EventContext;
 
   void map_event(const LambdaEvent& event, uint64_t now, Metrics& metrics, MappingOutput& out);
+  bool parse(std::string_view json, simdjson::dom::element& root);
   void map_log(const EventContext& ev, MappingOutput& out);
   void map_platform(const EventContext& ev, Metrics& metrics, MappingOutput& out);
   void on_start(const EventContext& ev, const simdjson::dom::object& record, Metrics& metrics,
@@ -146,6 +147,7 @@ class LambdaMapping {
   simdjson::dom::parser parser_;
   std::string padded_;  // the record being parsed, with simdjson's padding
   std::string repaired_;
+  std::string line_;  // an unescaped log line
   std::string text_;  // a platform log body being formatted
   std::mt19937_64 random_;
   std::vector<Invocation> invocations_;  // a ring of the last kRememberedInvocations
