@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace relay::otlp {
@@ -21,11 +22,42 @@ enum class Signal { kLogs, kTraces, kMetrics };
 // Views stay valid until clear(): a deque never moves its elements.
 class StringStore {
  public:
+  StringStore() = default;
+  StringStore(const StringStore&) = delete;
+  StringStore& operator=(const StringStore&) = delete;
+  // A deque's elements stay where they are when it moves, so the chunk pointer moves along.
+  StringStore(StringStore&& other) noexcept
+      : strings_(std::move(other.strings_)), chunk_(std::exchange(other.chunk_, nullptr)) {}
+  StringStore& operator=(StringStore&& other) noexcept {
+    strings_ = std::move(other.strings_);
+    chunk_ = std::exchange(other.chunk_, nullptr);
+    return *this;
+  }
+
   std::string_view keep(std::string text) { return strings_.emplace_back(std::move(text)); }
-  void clear() { strings_.clear(); }
+
+  // Copies text into a shared chunk (no allocation per string for short ones): a chunk is
+  // reserved once and never grows, so views into it stay valid.
+  std::string_view copy(std::string_view text) {
+    if (text.size() > kChunkBytes / 4) return keep(std::string(text));
+    if (chunk_ == nullptr || chunk_->capacity() - chunk_->size() < text.size()) {
+      chunk_ = &strings_.emplace_back();
+      chunk_->reserve(kChunkBytes);
+    }
+    size_t at = chunk_->size();
+    chunk_->append(text);
+    return std::string_view(*chunk_).substr(at, text.size());
+  }
+
+  void clear() {
+    strings_.clear();
+    chunk_ = nullptr;
+  }
 
  private:
+  static constexpr size_t kChunkBytes = 16384;
   std::deque<std::string> strings_;
+  std::string* chunk_ = nullptr;
 };
 
 struct KeyValue;
