@@ -5,6 +5,7 @@
 #include <iterator>
 #include <utility>
 
+#include "function_arn.h"
 #include "logging.h"
 #include "version.h"
 
@@ -112,8 +113,14 @@ DeliveryResult DlSink::deliver(const Delivery& delivery, uint64_t deadline_unix_
   }
   relay_deliver_feedback feedback{};
   feedback.struct_size = sizeof(feedback);
-  relay_batch batch{sizeof(relay_batch), events_.data(),          events_.size(),
-                    view(delivery.json), view(delivery.batch_id), &feedback};
+  const std::string_view arn = function_arn();
+  relay_batch batch{sizeof(relay_batch),
+                    events_.data(),
+                    events_.size(),
+                    view(delivery.json),
+                    view(delivery.batch_id),
+                    &feedback,
+                    relay_str{arn.data(), arn.size()}};
   ErrorBuffer error;
   const relay_status status = in_plugin_call(
       crash_site_, PluginCall::kDeliver, delivery.batch_id,
@@ -124,6 +131,7 @@ DeliveryResult DlSink::deliver(const Delivery& delivery, uint64_t deadline_unix_
     if (result.status == DeliveryStatus::kRetry) result.retry_after_ms = feedback.retry_after_ms;
     if (result.status == DeliveryStatus::kOk) {
       result.discarded = (feedback.flags & RELAY_FEEDBACK_DISCARDED) != 0;
+      result.rejected_events = feedback.rejected_events;  // zeroed above: 0 from older plugins
     }
     if (result.status == DeliveryStatus::kDrop) {
       result.too_large = (feedback.flags & RELAY_FEEDBACK_TOO_LARGE) != 0;

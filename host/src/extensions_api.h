@@ -34,6 +34,7 @@ struct LifecycleEvent {
   Type type = Type::kUnknown;
   int64_t deadline_ms = 0;      // Unix epoch ms
   std::string request_id;       // INVOKE only
+  std::string function_arn;     // INVOKE only: invokedFunctionArn
   std::string shutdown_reason;  // SHUTDOWN only, lower-cased (spindown, timeout, failure, ...)
   std::string raw_type;         // eventType as received
 };

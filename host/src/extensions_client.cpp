@@ -247,6 +247,7 @@ LifecycleEvent ExtensionsClient::next() {
         .warning("next: %s event without a numeric deadlineMs: %s", event.raw_type, reply.body);
   }
   event.request_id = string_field(object, "requestId");
+  event.function_arn = string_field(object, "invokedFunctionArn");
   // The docs write SPINDOWN, RIE and Lambda send spindown.
   event.shutdown_reason = Poco::toLower(string_field(object, "shutdownReason"));
   return event;

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "function_arn.h"
 #include "logging.h"
 
 namespace relay {
@@ -76,6 +77,7 @@ int Lifecycle::run() {
         const uint64_t received = now_unix_ms();
         ++invocations_;
         last_request_id_ = event.request_id;
+        publish_function_arn(event.function_arn);
         // next-invoke releases here; periodic and continuous outlets work on their own.
         pipeline_.on_invoke();
         if (at_end) end_of_invocation(event, received);

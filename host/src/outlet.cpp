@@ -937,7 +937,9 @@ void Outlet::settle_result(std::unique_lock<std::mutex>& lock, const DeliveryRes
       if (result.discarded) {
         counters_.discarded += events;
       } else {
-        counters_.delivered += events;
+        const uint64_t rejected = std::min(result.rejected_events, events);
+        counters_.delivered += events - rejected;
+        counters_.dropped_by_sink += rejected;
         ++counters_.calls_ok;
       }
       ++successes_;

@@ -22,6 +22,9 @@ struct DeliveryResult {
   uint64_t retry_after_ms = 0;
   // With kOk: the sink discarded the events by configuration (e.g. no endpoint configured).
   bool discarded = false;
+  // With kOk: how many of the events the receiver refused (a partial success); the outlet counts
+  // them dropped by the sink (at most the delivery's events) and the rest delivered.
+  uint64_t rejected_events = 0;
   // With kDrop: the receiver refused the delivery as too large; the outlet splits it.
   bool too_large = false;
 };

@@ -14,9 +14,9 @@ namespace {
 
 // Update all three together, and only after deciding the version bump (see the header's top).
 constexpr unsigned kPinnedMajor = 1;
-constexpr unsigned kPinnedMinor = 3;
+constexpr unsigned kPinnedMinor = 4;
 constexpr const char* kPinnedSha256 =
-    "a11f7497ff74eebb2b372f1f5f3d1e86896bc554be4df08821e576096d5a4812";
+    "fc232065950ccc51bf948084cab8739b6ba930afb59c0cb2944924d9b38042cd";
 
 #if defined(__LP64__) && (defined(__x86_64__) || defined(__aarch64__))
 // The layout every released plugin was compiled against (LP64, x86_64 and aarch64 Lambda).
@@ -26,12 +26,15 @@ static_assert(sizeof(relay_kv) == 32 && offsetof(relay_kv, value) == 16);
 static_assert(sizeof(relay_error) == 16 && offsetof(relay_error, capacity) == 8);
 static_assert(sizeof(relay_event) == 64 && offsetof(relay_event, type) == 16 &&
               offsetof(relay_event, time) == 32 && offsetof(relay_event, record) == 48);
-static_assert(sizeof(relay_batch) == 64 && offsetof(relay_batch, struct_size) == 0 &&
+static_assert(sizeof(relay_batch) == 80 && offsetof(relay_batch, struct_size) == 0 &&
               offsetof(relay_batch, events) == 8 && offsetof(relay_batch, count) == 16 &&
               offsetof(relay_batch, json) == 24);
 // 1.1 appended batch_id and feedback: a 1.0 plugin sees the first 40 bytes unchanged.
 static_assert(offsetof(relay_batch, batch_id) == 40 && offsetof(relay_batch, feedback) == 56);
-static_assert(sizeof(relay_deliver_feedback) == 16 &&
+// 1.4 appended function_arn to the batch and rejected_events to the feedback.
+static_assert(offsetof(relay_batch, function_arn) == 64 &&
+              offsetof(relay_deliver_feedback, rejected_events) == 16);
+static_assert(sizeof(relay_deliver_feedback) == 24 &&
               offsetof(relay_deliver_feedback, struct_size) == 0 &&
               offsetof(relay_deliver_feedback, flags) == 4 &&
               offsetof(relay_deliver_feedback, retry_after_ms) == 8);

@@ -244,6 +244,7 @@ TEST_F(ExtensionsClientTest, NextParsesInvoke) {
   EXPECT_EQ(event.raw_type, "INVOKE");
   EXPECT_EQ(event.deadline_ms, 1715677927412);
   EXPECT_EQ(event.request_id, "3da1f2dc-3222-475e-9205-e2e6c6318895");
+  EXPECT_EQ(event.function_arn, "arn:aws:lambda:us-east-1:123456789012:function:ExtensionTest");
   EXPECT_EQ(event.shutdown_reason, "");
 }
 

@@ -417,6 +417,34 @@ TEST_F(OutletTest, DiscardedEventsAreCountedApartFromDelivered) {
   EXPECT_EQ(outlet.counters().delivered, 0u);
 }
 
+TEST_F(OutletTest, EventsTheReceiverRejectedAreDroppedTheRestDelivered) {
+  auto sink = sink_answering([](int) {
+    DeliveryResult result;
+    result.rejected_events = 2;
+    return result;
+  });
+  Outlet& outlet = make(std::move(sink), no_spool());
+  outlet.enqueue(make_batch(5));
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().delivered == 3; }));
+  EXPECT_EQ(outlet.counters().dropped_by_sink, 2u);
+  EXPECT_TRUE(outlet.counters().reconciles());
+}
+
+TEST_F(OutletTest, ARejectedCountAboveTheDeliveryIsCappedAtIt) {
+  auto sink = sink_answering([](int) {
+    DeliveryResult result;
+    result.rejected_events = 1000;
+    return result;
+  });
+  Outlet& outlet = make(std::move(sink), no_spool());
+  outlet.enqueue(make_batch(4));
+  outlet.on_invoke();
+  ASSERT_TRUE(eventually([&] { return outlet.counters().dropped_by_sink == 4; }));
+  EXPECT_EQ(outlet.counters().delivered, 0u);
+  EXPECT_TRUE(outlet.counters().reconciles());
+}
+
 TEST_F(OutletTest, DeliveriesAreSplitAtDeliveryMaxBytesInOrder) {
   const TelemetryPost sample = make_batch(1);
   Outlet& outlet = make(accepting_sink(), no_spool({.delivery_max_bytes = sample.byte_size() * 3}));

@@ -98,10 +98,13 @@ TEST(SdkBatch, ViewsEventsAndJsonAsBuilt) {
 
 TEST(SdkBatch, FieldsBeyondStructSizeAreNotRead) {
   relay_event event{str("{}"), str("t"), str(""), str("{}")};
-  relay_batch raw{offsetof(relay_batch, json), &event, 1, str("[{}]"), {}, nullptr};
+  relay_batch raw{offsetof(relay_batch, json), &event, 1, str("[{}]"), {}, nullptr, str("arn")};
   sdk::Batch batch(raw);
   EXPECT_EQ(batch.size(), 1u);
   EXPECT_TRUE(batch.json().empty());
+  EXPECT_TRUE(batch.function_arn().empty());
+  raw.struct_size = sizeof(relay_batch);
+  EXPECT_EQ(sdk::Batch(raw).function_arn(), "arn");
 }
 
 TEST(SdkDeadline, RemainingIsNeverNegative) {
@@ -126,6 +129,9 @@ class EchoSink final : public sdk::Sink {
     }
     if (status_ == "silent_drop") {
       return sdk::Status::kDrop;
+    }
+    if (status_ == "partial") {
+      return partially_rejected(batch.size() - 1);
     }
     if (status_ == "bogus") {
       return static_cast<sdk::Status>(77);
@@ -180,6 +186,13 @@ TEST(SdkMacro, StatusesAndMessagesReachTheHost) {
 
   auto bogus = sdk_testing::SinkInstance::create(descriptor, host, {{"status", "bogus"}});
   EXPECT_EQ(bogus.deliver(batch.build()).status, RELAY_DROP);
+
+  // A partial success: OK, with the refused count in the feedback.
+  batch.add(R"({"time":"t","type":"function","record":"y"})");
+  auto partial = sdk_testing::SinkInstance::create(descriptor, host, {{"status", "partial"}});
+  outcome = partial.deliver(batch.build());
+  EXPECT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome.rejected_events, 1u);
 }
 
 }  // namespace

@@ -176,6 +176,10 @@ class Batch {
                        offsetof(relay_batch, batch_id) + sizeof(batch.batch_id))) {
       id_ = detail::view(batch.batch_id);
     }
+    if (detail::covers(batch.struct_size,
+                       offsetof(relay_batch, function_arn) + sizeof(batch.function_arn))) {
+      function_arn_ = detail::view(batch.function_arn);
+    }
   }
 
   constexpr size_t size() const noexcept { return count_; }
@@ -185,6 +189,9 @@ class Batch {
   // The delivery's stable id: the same on every retry and replay of these bytes (ABI 1.1; empty
   // from a 1.0 host). Send it along (the http sink uses a header) so a receiver can deduplicate.
   constexpr std::string_view id() const noexcept { return id_; }
+  // The function's ARN from the host's INVOKE events; empty before the first one, on Managed
+  // Instances, and from a host before ABI 1.4.
+  constexpr std::string_view function_arn() const noexcept { return function_arn_; }
   constexpr Event operator[](size_t i) const noexcept { return Event(events_[i]); }
   // The events as the ABI's structs, in order, for std:: algorithms and ranges (Event(e) views
   // one); empty for an empty batch.
@@ -197,6 +204,7 @@ class Batch {
   size_t count_ = 0;
   std::string_view json_;
   std::string_view id_;
+  std::string_view function_arn_;
 };
 
 // The sink's configuration: key/value pairs (keys lower-case, e.g. RELAY_HTTP_CONNECT_TIMEOUT_MS
@@ -407,6 +415,14 @@ class Sink {
     too_large_ = true;
     return fail(Status::kDrop, std::move(message));
   }
+  // The receiver took the batch but refused `count` of its events (e.g. an OTLP partial
+  // success): the host counts them as dropped by the sink, the rest as delivered. Say why in a
+  // log line of your own (once per kind, not per batch). From deliver() only; a host before 1.4
+  // counts them delivered.
+  Status partially_rejected(uint64_t count) {
+    rejected_events_ = count;
+    return Status::kOk;
+  }
 
  private:
   template <class>
@@ -415,6 +431,7 @@ class Sink {
   uint64_t retry_after_ms_ = 0;
   bool discarded_ = false;
   bool too_large_ = false;
+  uint64_t rejected_events_ = 0;
 };
 
 namespace detail {
@@ -434,7 +451,7 @@ inline relay_status finish(std::string& error, Status status, relay_error* err) 
 
 // Hands the host what deliver() said besides its status, when the host's batch has room for it.
 inline void write_feedback(const relay_batch& batch, Status status, uint64_t retry_after_ms,
-                           bool discarded, bool too_large) noexcept {
+                           bool discarded, bool too_large, uint64_t rejected_events) noexcept {
   if (!covers(batch.struct_size, offsetof(relay_batch, feedback) + sizeof(batch.feedback)) ||
       batch.feedback == nullptr) {
     return;
@@ -454,6 +471,11 @@ inline void write_feedback(const relay_batch& batch, Status status, uint64_t ret
       covers(feedback.struct_size,
              offsetof(relay_deliver_feedback, flags) + sizeof(feedback.flags))) {
     feedback.flags |= RELAY_FEEDBACK_TOO_LARGE;
+  }
+  if (status == Status::kOk && rejected_events > 0 &&
+      covers(feedback.struct_size, offsetof(relay_deliver_feedback, rejected_events) +
+                                       sizeof(feedback.rejected_events))) {
+    feedback.rejected_events = rejected_events;
   }
 }
 
@@ -518,8 +540,10 @@ struct Glue {
       sink->retry_after_ms_ = 0;
       sink->discarded_ = false;
       sink->too_large_ = false;
+      sink->rejected_events_ = 0;
       const Status status = sink->deliver(Batch(*batch), Deadline(deadline_unix_ms));
-      write_feedback(*batch, status, sink->retry_after_ms_, sink->discarded_, sink->too_large_);
+      write_feedback(*batch, status, sink->retry_after_ms_, sink->discarded_, sink->too_large_,
+                     sink->rejected_events_);
       return finish(sink->error_, status, err);
     } catch (const std::exception& e) {
       write_error(err, e.what());

@@ -24,6 +24,9 @@
  *        reads (type, default, range or choices, secret or not, one line of help). The host
  *        validates the sink's configuration against them, shows them in --check (secrets
  *        redacted) and passes create() every declared key with its effective value.
+ *   1.4  relay_batch gains function_arn (the function's ARN as the Extensions API gave it), and
+ *        relay_deliver_feedback gains rejected_events (with RELAY_OK: how many of the batch's
+ *        events the receiver refused, e.g. an OTLP partial success; the host counts them dropped).
  *
  * Ownership: every pointer the host passes is host-owned and valid only for the duration of the
  * call; a plugin copies what it keeps. Nothing is allocated on one side and freed on the other.
@@ -43,7 +46,7 @@ extern "C" {
 #endif
 
 #define RELAY_ABI_MAJOR 1u
-#define RELAY_ABI_MINOR 3u
+#define RELAY_ABI_MINOR 4u
 
 /* The one exported symbol of a plugin: relay_sink_entry. */
 #define RELAY_SINK_ENTRY_SYMBOL "relay_sink_entry"
@@ -102,6 +105,10 @@ typedef struct relay_deliver_feedback {
   /* With RELAY_RETRY: do not retry before this many milliseconds (e.g. HTTP Retry-After);
    * 0 means no hint. The host caps it and never waits past its own deadlines. */
   uint64_t retry_after_ms;
+  /* Since ABI 1.4. With RELAY_OK: how many of the batch's events the receiver refused while
+   * taking the rest (e.g. an OTLP partial success). The host counts that many (at most the
+   * batch's count) as dropped by the sink and the rest as delivered. */
+  uint64_t rejected_events;
 } relay_deliver_feedback;
 
 /* With RELAY_OK: the batch was deliberately discarded by configuration (e.g. no endpoint set),
@@ -151,6 +158,10 @@ typedef struct relay_batch {
    * bytes (32 lowercase hex digits, plus ".1"/".2" suffixes for the halves of a split batch). */
   relay_str batch_id;
   relay_deliver_feedback* feedback; /* host-owned; may be NULL */
+  /* Since ABI 1.4. The function's ARN from the INVOKE events the host received
+   * (invokedFunctionArn, qualified by version or alias when invoked so); empty until the first
+   * INVOKE, and always on Lambda Managed Instances, whose extensions get no INVOKE. */
+  relay_str function_arn;
 } relay_batch;
 
 /* Services the host offers to a plugin. [thread-safe] unless noted. */

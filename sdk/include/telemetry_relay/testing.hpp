@@ -105,6 +105,12 @@ class BatchBuilder {
     return *this;
   }
 
+  // The function's ARN the host learnt from INVOKE events (ABI 1.4); empty by default.
+  BatchBuilder& function_arn(std::string arn) {
+    function_arn_ = std::move(arn);
+    return *this;
+  }
+
   // An event object as the Telemetry API sends it; type, time and record are found in it.
   BatchBuilder& add(std::string event_json) {
     events_.push_back(std::move(event_json));
@@ -136,6 +142,7 @@ class BatchBuilder {
     feedback_ = relay_deliver_feedback{};
     feedback_.struct_size = sizeof(relay_deliver_feedback);
     batch_.feedback = &feedback_;
+    batch_.function_arn = str(function_arn_);
     return batch_;
   }
 
@@ -225,6 +232,7 @@ class BatchBuilder {
   std::vector<relay_event> views_;
   std::string json_;
   std::string id_{kDefaultId};
+  std::string function_arn_;
   relay_deliver_feedback feedback_{};
   relay_batch batch_{};
 };
@@ -234,9 +242,10 @@ class BatchBuilder {
 struct Outcome {
   relay_status status = RELAY_OK;
   std::string error;
-  uint64_t retry_after_ms = 0;  // the plugin's Retry-After hint, 0 when none
-  bool discarded = false;       // RELAY_FEEDBACK_DISCARDED
-  bool too_large = false;       // RELAY_FEEDBACK_TOO_LARGE (ABI 1.2)
+  uint64_t retry_after_ms = 0;   // the plugin's Retry-After hint, 0 when none
+  bool discarded = false;        // RELAY_FEEDBACK_DISCARDED
+  bool too_large = false;        // RELAY_FEEDBACK_TOO_LARGE (ABI 1.2)
+  uint64_t rejected_events = 0;  // refused by the receiver in an OK delivery (ABI 1.4)
   bool ok() const { return status == RELAY_OK; }
 };
 
@@ -295,6 +304,10 @@ class SinkInstance {
       outcome.retry_after_ms = batch.feedback->retry_after_ms;
       outcome.discarded = (batch.feedback->flags & RELAY_FEEDBACK_DISCARDED) != 0;
       outcome.too_large = (batch.feedback->flags & RELAY_FEEDBACK_TOO_LARGE) != 0;
+      if (batch.feedback->struct_size >=
+          offsetof(relay_deliver_feedback, rejected_events) + sizeof(uint64_t)) {
+        outcome.rejected_events = batch.feedback->rejected_events;
+      }
     }
     return outcome;
   }
