@@ -181,9 +181,21 @@ bool Summary::clean(int expected_invocations) const {
          exit_code == 0 && exited_before_deadline;
 }
 
+namespace {
+
+Options with_log_stream(Options options) {
+  if (options.function.log_stream.empty()) {
+    options.function.log_stream =
+        make_log_stream(options.function.version, std::chrono::system_clock::now());
+  }
+  return options;
+}
+
+}  // namespace
+
 struct Emulator::Impl {
   explicit Impl(Options opts)
-      : options(std::move(opts)),
+      : options(with_log_stream(std::move(opts))),
         factory(options.function, options.managed_instances, options.event_style),
         log(options.keep_event_texts),
         expected_name(std::filesystem::path(options.extension_path).filename().string()) {}
@@ -307,6 +319,8 @@ std::map<std::string, std::string> Emulator::Impl::lambda_environment() const {
   env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = std::to_string(fn.memory_mb);
   env["AWS_LAMBDA_FUNCTION_VERSION"] = fn.version;
   env["AWS_LAMBDA_INITIALIZATION_TYPE"] = factory.initialization_type();
+  env["AWS_LAMBDA_LOG_GROUP_NAME"] = fn.log_group();
+  env["AWS_LAMBDA_LOG_STREAM_NAME"] = fn.log_stream;
   for (const auto& [key, value] : options.env) env[key] = value;
   return env;
 }

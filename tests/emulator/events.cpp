@@ -337,6 +337,13 @@ std::string make_trace_header() {
          ";Parent=" + new_uuid().substr(0, 8) + hex.substr(24, 8) + ";Sampled=1";
 }
 
+std::string make_log_stream(std::string_view version, SystemTime now) {
+  std::string hex = new_uuid();
+  std::erase(hex, '-');
+  return iso_time(now).substr(0, 10).replace(4, 1, "/").replace(7, 1, "/") + "/[" +
+         std::string(version) + "]" + hex;
+}
+
 Event EventFactory::init_start() const {
   return styled(make_event(
       "platform.initStart",

@@ -49,8 +49,12 @@ struct FunctionInfo {
   std::string region = "us-east-1";
   std::string account_id = "123456789012";
   int memory_mb = 128;
+  // AWS_LAMBDA_LOG_STREAM_NAME; empty: the emulator makes one per run in Lambda's form,
+  // <yyyy>/<mm>/<dd>/[<version>]<32 hex>.
+  std::string log_stream;
 
   std::string arn() const;
+  std::string log_group() const { return "/aws/lambda/" + name; }  // AWS_LAMBDA_LOG_GROUP_NAME
 };
 
 // Builds events with the current time. Stateless apart from the function's identity and the
@@ -102,6 +106,9 @@ class EventFactory {
 };
 
 std::string make_trace_header();
+// A log stream name as Lambda makes one per execution environment, e.g.
+// 2024/05/14/[$LATEST]0f1e2d3c4b5a69788796a5b4c3d2e1f0.
+std::string make_log_stream(std::string_view version, SystemTime now);
 
 // Thread-safe accounting of what the platform generated and what it queued for the subscriber.
 class EventLog {

@@ -8,6 +8,8 @@
 #include <string_view>
 
 #include "emulator.h"
+#include "otlp_receiver.h"
+#include "otlp_report.h"
 #include "receiver.h"
 #include "report.h"
 
@@ -26,6 +28,12 @@ constexpr const char* kUsage = R"(usage: lambda-emulator --extension PATH [optio
   --env KEY=VALUE         extra variable for the extension (repeatable)
   --receiver              start a local collector and point DISPATCH_POST_URI at it
                           (unless --env sets DISPATCH_POST_URI)
+  --otlp-receiver [protobuf|json]
+                          start a local OTLP/HTTP receiver (decoding with the official
+                          OpenTelemetry schema) and run the otlp sink against it:
+                          RELAY_SINKS=otlp, RELAY_OTLP_ENDPOINT, RELAY_OTLP_PROTOCOL
+                          (http/protobuf by default; --env overrides each); prints what it
+                          decoded: resource, first log records, spans per trace, metrics
   --shutdown-ms N         SHUTDOWN window before SIGKILL (default 2000)
   --init-timeout-ms N     (default 10000)
   --no-freeze             do not SIGSTOP the extension between invocations
@@ -42,6 +50,7 @@ constexpr const char* kUsage = R"(usage: lambda-emulator --extension PATH [optio
 struct Cli {
   relay::emu::Options options;
   bool receiver = false;
+  std::optional<std::string> otlp_protocol;  // --otlp-receiver: http/protobuf or http/json
   bool json = false;
   bool quiet = false;
 };
@@ -84,6 +93,18 @@ Cli parse(int argc, char** argv) {
       o.env[pair.substr(0, eq)] = pair.substr(eq + 1);
     } else if (flag == "--receiver") {
       cli.receiver = true;
+    } else if (flag == "--otlp-receiver") {
+      // The protocol is optional: take the next argument only when it names one.
+      cli.otlp_protocol = "http/protobuf";
+      if (i + 1 < argc) {
+        const std::string_view next = argv[i + 1];
+        if (next == "protobuf" || next == "http/protobuf" || next == "json" ||
+            next == "http/json") {
+          cli.otlp_protocol =
+              next.starts_with("http/") ? std::string(next) : "http/" + std::string(next);
+          ++i;
+        }
+      }
     } else if (flag == "--shutdown-ms") {
       o.shutdown_ms = to_int(flag, value());
     } else if (flag == "--init-timeout-ms") {
@@ -134,6 +155,15 @@ int main(int argc, char** argv) {
     cli.options.env.try_emplace("DISPATCH_POST_URI", receiver->url());
   }
 
+  std::optional<relay::emu::OtlpReceiver> otlp;
+  if (cli.otlp_protocol) {
+    otlp.emplace();
+    otlp->start();
+    cli.options.env.try_emplace("RELAY_SINKS", cli.receiver ? "http,otlp" : "otlp");
+    cli.options.env.try_emplace("RELAY_OTLP_ENDPOINT", otlp->url());
+    cli.options.env.try_emplace("RELAY_OTLP_PROTOCOL", *cli.otlp_protocol);
+  }
+
   relay::emu::Summary summary;
   try {
     relay::emu::Emulator emulator(cli.options);
@@ -148,11 +178,16 @@ int main(int argc, char** argv) {
     report = relay::emu::receiver_report(*receiver, summary);
     receiver->stop();
   }
+  // The extension has exited: whatever it sent has been answered.
+  if (otlp) otlp->stop();
   const relay::emu::ReceiverReport* receiver_part = report ? &*report : nullptr;
   if (cli.json) {
-    std::cout << relay::emu::to_json(relay::emu::summary_object(summary, receiver_part)) << "\n";
+    auto object = relay::emu::summary_object(summary, receiver_part);
+    if (otlp) object->set("otlp_receiver", relay::emu::otlp_report_object(*otlp));
+    std::cout << relay::emu::to_json(object) << "\n";
   } else if (!cli.quiet) {
     relay::emu::print_summary(std::cout, summary, receiver_part);
+    if (otlp) relay::emu::print_otlp_report(std::cout, *otlp);
   }
   return summary.clean(cli.options.invocations) ? 0 : 1;
 }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "emulator.h"
+#include "otlp_receiver.h"
 #include "receiver.h"
 #include "report.h"
 #include "test_certs.h"
@@ -43,6 +44,12 @@ constexpr const char* kUsage = R"(usage: relay-bench --extension PATH [options]
                            RELAY_HTTP_CA_FILE = the system bundle
                            (/etc/ssl/certs/ca-certificates.crt, if present) plus that CA, and
                            DISPATCH_POST_URI = https://127.0.0.1:<port>
+  --sink http|otlp         the sink measured (default http). otlp: RELAY_SINKS=otlp against a
+                           local OTLP/HTTP receiver that reads and discards each body and
+                           answers 200 at once (no decoding, so it costs next to nothing);
+                           compare with --sink http for the otlp sink's added CPU per event
+  --otlp-protocol P        protobuf | json (RELAY_OTLP_PROTOCOL http/P; default protobuf)
+  --otlp-compression C     gzip | none (RELAY_OTLP_COMPRESSION; default gzip)
   --env KEY=VALUE          extra variable for the extension (repeatable)
   --no-freeze              do not SIGSTOP the extension between invocations
   --stderr PATH            the extension's stderr (default /dev/null)
@@ -63,6 +70,9 @@ using Values = std::vector<std::pair<std::string, double>>;
 struct Run {
   relay::emu::Summary summary;
   relay::emu::ReceiverReport receiver;
+  bool otlp = false;  // the otlp sink against the discarding receiver: no event texts to compare
+  size_t otlp_requests = 0;
+  size_t otlp_wire_bytes = 0;
   Poco::JSON::Object::Ptr relay;  // the extension's summary line, null when it wrote none
   Values values;
 };
@@ -99,9 +109,15 @@ Values measure(const Run& r) {
       {"invoke_to_next_max_ms", s.invoke_to_next_ms.max},
   };
   v.emplace_back("shutdown_ms", s.shutdown_duration_ms);
-  v.emplace_back("receiver_events", double(r.receiver.events));
-  v.emplace_back("lost", double(r.receiver.check.missing));
-  v.emplace_back("duplicated", double(r.receiver.check.duplicates));
+  if (r.otlp) {
+    // What reached the collector is counted by the extension's own accounting below.
+    v.emplace_back("otlp_requests", double(r.otlp_requests));
+    v.emplace_back("otlp_mb_sent", double(r.otlp_wire_bytes) / 1e6);
+  } else {
+    v.emplace_back("receiver_events", double(r.receiver.events));
+    v.emplace_back("lost", double(r.receiver.check.missing));
+    v.emplace_back("duplicated", double(r.receiver.check.duplicates));
+  }
 
   // The extension's own accounting: dropped_* summed over its sinks, then each sink.
   v.emplace_back("relay_summary_seen", r.relay ? 1 : 0);
@@ -164,6 +180,9 @@ int main(int argc, char** argv) {
   int repeat = 3;
   bool json_only = false;
   bool https = false;
+  std::string sink = "http";
+  std::string otlp_protocol = "protobuf";
+  std::string otlp_compression = "gzip";
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string_view flag = argv[i];
@@ -193,6 +212,19 @@ int main(int argc, char** argv) {
         options.log_format = relay::emu::parse_log_format(value());
       } else if (flag == "--https") {
         https = true;
+      } else if (flag == "--sink") {
+        sink = value();
+        if (sink != "http" && sink != "otlp") throw std::invalid_argument("--sink is http or otlp");
+      } else if (flag == "--otlp-protocol") {
+        otlp_protocol = value();
+        if (otlp_protocol != "protobuf" && otlp_protocol != "json") {
+          throw std::invalid_argument("--otlp-protocol is protobuf or json");
+        }
+      } else if (flag == "--otlp-compression") {
+        otlp_compression = value();
+        if (otlp_compression != "gzip" && otlp_compression != "none") {
+          throw std::invalid_argument("--otlp-compression is gzip or none");
+        }
       } else if (flag == "--env") {
         const std::string pair = value();
         const auto eq = pair.find('=');
@@ -209,6 +241,7 @@ int main(int argc, char** argv) {
       }
     }
     if (options.extension_path.empty()) throw std::invalid_argument("--extension is required");
+    if (https && sink == "otlp") throw std::invalid_argument("--https is for --sink http only");
   } catch (const std::exception& e) {
     std::cerr << "relay-bench: " << e.what() << "\n\n" << kUsage;
     return 2;
@@ -247,18 +280,36 @@ int main(int argc, char** argv) {
   std::vector<Run> runs;
   for (int r = 0; r < repeat; ++r) {
     relay::emu::Receiver receiver(receiver_options);
-    receiver.start();
+    relay::emu::OtlpReceiver::Options otlp_options;
+    otlp_options.decode = false;
+    relay::emu::OtlpReceiver otlp(otlp_options);
     relay::emu::Options run_options = options;
-    run_options.env.try_emplace("DISPATCH_POST_URI", receiver.url());
     Run run;
+    run.otlp = sink == "otlp";
+    if (run.otlp) {
+      otlp.start();
+      run_options.env.try_emplace("RELAY_SINKS", "otlp");
+      run_options.env.try_emplace("RELAY_OTLP_ENDPOINT", otlp.url());
+      run_options.env.try_emplace("RELAY_OTLP_PROTOCOL", "http/" + otlp_protocol);
+      run_options.env.try_emplace("RELAY_OTLP_COMPRESSION", otlp_compression);
+    } else {
+      receiver.start();
+      run_options.env.try_emplace("DISPATCH_POST_URI", receiver.url());
+    }
     try {
       run.summary = relay::emu::Emulator(run_options).run();
     } catch (const std::exception& e) {
       std::cerr << "relay-bench: " << e.what() << "\n";
       return 2;
     }
-    run.receiver = relay::emu::receiver_report(receiver, run.summary);
-    receiver.stop();
+    if (run.otlp) {
+      otlp.stop();
+      run.otlp_requests = otlp.request_count();
+      run.otlp_wire_bytes = otlp.wire_bytes();
+    } else {
+      run.receiver = relay::emu::receiver_report(receiver, run.summary);
+      receiver.stop();
+    }
     if (!run.summary.extension_summary.empty()) {
       try {
         run.relay = Poco::JSON::Parser()
@@ -292,6 +343,11 @@ int main(int argc, char** argv) {
   config->set("platform_queue", options.max_queued_batches);
   config->set("runtime_ms", options.runtime_ms);
   config->set("https", https);
+  config->set("sink", sink);
+  if (sink == "otlp") {
+    config->set("otlp_protocol", otlp_protocol);
+    config->set("otlp_compression", otlp_compression);
+  }
   config->set("freeze", options.freeze);
   config->set("repeat", repeat);
   root->set("config", config);
