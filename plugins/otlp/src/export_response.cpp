@@ -153,7 +153,7 @@ class ProtobufParser {
   }
   bool tag(WireReader& r, uint32_t& field, uint32_t& type) {
     uint64_t key = 0;
-    if (!r.varint(key)) return problem(r, "truncated field tag");
+    if (!r.varint(key)) return problem(r, "truncated or over-long field tag");
     if (key >> 3 == 0 || key >> 3 > 0x1fffffff) return problem(r, "invalid field number");
     field = static_cast<uint32_t>(key >> 3);
     type = static_cast<uint32_t>(key & 7);
@@ -164,7 +164,9 @@ class ProtobufParser {
     return problem(r, std::string(name) + " has wire type " + std::to_string(type) + ", not " +
                           std::to_string(expected));
   }
-  bool varint(WireReader& r, uint64_t& v) { return r.varint(v) || problem(r, "truncated varint"); }
+  bool varint(WireReader& r, uint64_t& v) {
+    return r.varint(v) || problem(r, "truncated or over-long varint");
+  }
   bool value(WireReader& r, std::string_view& v) {
     return r.length_delimited(v) || problem(r, "truncated length-delimited field");
   }

@@ -1086,6 +1086,7 @@ TEST(OtlpExportResponse, JsonCountsAsNumbersOrStrings) {
   auto check_printed = [&](const google::protobuf::Message& message, Signal signal) {
     std::string printed;
     ASSERT_TRUE(google::protobuf::util::MessageToJsonString(message, &printed).ok());
+    EXPECT_NE(printed.find(R"(":"9223372036854775807")"), std::string::npos) << printed;
     const auto result = parse(signal, true, printed, error);
     ASSERT_TRUE(result) << error << " " << printed;
     EXPECT_EQ(result->rejected, kInt64Max) << printed;
@@ -1164,15 +1165,15 @@ TEST(OtlpExportResponse, GarbageProtobufIsAnError) {
       {std::string("\x0f", 1), "invalid wire type 7"},
       {std::string("\x16", 1), "invalid wire type 6"},
       {std::string("\x00\x01", 2), "invalid field number"},
-      {std::string(11, '\xff'), "truncated field tag"},  // a varint of more than 10 bytes
+      {std::string(11, '\xff'), "over-long field tag"},  // a varint of more than 10 bytes
       {std::string("\x08\x05", 2), "partial_success has wire type 0, not 2"},
       {std::string("\x0a\x02\x12\x05", 4), "truncated length-delimited"},
       {std::string("\x0a\x02\x0a\x00", 4), "rejected count has wire type 2, not 0"},
       {std::string("\x0a\x02\x10\x01", 4), "error_message has wire type 0, not 2"},
       {std::string("\x0a\x0b\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 13),
        "negative rejected count -1"},
-      {std::string("\x1b\x08\x01\x24", 4), "mismatched end-group"},  // group 3 closed as 4
-      {std::string("\x1b\x08\x01", 3), "truncated field tag"},       // never closed
+      {std::string("\x1b\x08\x01\x24", 4), "mismatched end-group"},          // group 3 closed as 4
+      {std::string("\x1b\x08\x01", 3), "truncated or over-long field tag"},  // never closed
       {std::string("\x1c", 1), "end-group of field 3 outside a group"},
       {std::string(20, '\x1b'), "groups nested too deeply"},
   };
