@@ -394,7 +394,8 @@ void LambdaMapping::map(const std::vector<LambdaEvent>& events, uint64_t now_uni
   const size_t wanted = out.logs.size() + events.size();
   if (out.logs.capacity() < wanted) out.logs.reserve(std::max(wanted, 2 * out.logs.capacity()));
   for (const LambdaEvent& event : events) map_event(event, now_unix_nano, metrics, out);
-  const uint64_t hold_ns = options_.hold_ms * kNanosPerMilli;
+  const uint64_t hold_ns =
+      std::min<uint64_t>(options_.hold_ms, UINT64_MAX / kNanosPerMilli) * kNanosPerMilli;
   while (!held_.empty() && now_unix_nano >= held_.front().held_since_unix_nano &&
          now_unix_nano - held_.front().held_since_unix_nano >= hold_ns) {
     release_front(out);
