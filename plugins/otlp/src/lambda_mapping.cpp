@@ -5,9 +5,10 @@
 //     other types are skipped and counted. Known platform types that matter only as logs
 //     (extension, telemetrySubscription, logsDropped, restore*) are not even parsed without
 //     platform_logs.
-//  2. The raw record is checked for UTF-8 (invalid bytes become U+FFFD, counted), copied into a
-//     padded buffer and parsed with simdjson's DOM parser. Strings that outlive the parse are
-//     copied into the output's StringStore.
+//  2. The raw record is checked for UTF-8 (invalid bytes become U+FFFD, counted). A log line
+//     that is a JSON string with only short escapes (the usual `"...\t...\t..."`) is unescaped
+//     directly; anything else is copied into a padded buffer and parsed with simdjson's DOM
+//     parser. Strings that outlive the parse are copied into the output's StringStore.
 //  3. A log line becomes a LogRecord: Lambda's text formats give time, severity and request id;
 //     JSON objects give them from timestamp/level/requestId, the body from message and the other
 //     keys as attributes; anything else is the body as it came.
