@@ -5,9 +5,10 @@
 //     other types are skipped and counted. Known platform types that matter only as logs
 //     (extension, telemetrySubscription, logsDropped, restore*) are not even parsed without
 //     platform_logs.
-//  2. The raw record is checked for UTF-8 (invalid bytes become U+FFFD, counted), copied into a
-//     padded buffer and parsed with simdjson's DOM parser. Strings that outlive the parse are
-//     copied into the output's StringStore.
+//  2. The raw record is checked for UTF-8 (invalid bytes become U+FFFD, counted). A log line
+//     that is a JSON string with only short escapes (the usual `"...\t...\t..."`) is unescaped
+//     directly; anything else is copied into a padded buffer and parsed with simdjson's DOM
+//     parser. Strings that outlive the parse are copied into the output's StringStore.
 //  3. A log line becomes a LogRecord: Lambda's text formats give time, severity and request id;
 //     JSON objects give them from timestamp/level/requestId, the body from message and the other
 //     keys as attributes; anything else is the body as it came.
@@ -225,6 +226,17 @@ AnyValue to_any(dom::element element, StringStore& strings, int depth) {
   return {};
 }
 
+// In place, without a temporary AnyValue (two vectors) per field: this runs for every line.
+void set_string(AnyValue& value, std::string_view text) {
+  value.kind = AnyValue::Kind::kString;
+  value.string_value = text;
+}
+void add_string(Attributes& attributes, std::string_view key, std::string_view text) {
+  KeyValue& kv = attributes.emplace_back();
+  kv.key = key;
+  set_string(kv.value, text);
+}
+
 // Points every string of value at copies in strings.
 void rehome(AnyValue& value, StringStore& strings) {
   if (value.kind == AnyValue::Kind::kString) value.string_value = strings.copy(value.string_value);
@@ -383,7 +395,8 @@ void LambdaMapping::map(const std::vector<LambdaEvent>& events, uint64_t now_uni
   const size_t wanted = out.logs.size() + events.size();
   if (out.logs.capacity() < wanted) out.logs.reserve(std::max(wanted, 2 * out.logs.capacity()));
   for (const LambdaEvent& event : events) map_event(event, now_unix_nano, metrics, out);
-  const uint64_t hold_ns = options_.hold_ms * kNanosPerMilli;
+  const uint64_t hold_ns =
+      std::min<uint64_t>(options_.hold_ms, UINT64_MAX / kNanosPerMilli) * kNanosPerMilli;
   while (!held_.empty() && now_unix_nano >= held_.front().held_since_unix_nano &&
          now_unix_nano - held_.front().held_since_unix_nano >= hold_ns) {
     release_front(out);
@@ -442,7 +455,7 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
   LogRecord& record = out.logs.emplace_back();  // built in place: a LogRecord is large
   record.observed_time_unix_nano = ev.now;
   record.attributes.reserve(4);  // type, invocation id and usually little else
-  record.attributes.push_back({"aws.lambda.log_type", AnyValue::string(ev.type)});
+  add_string(record.attributes, "aws.lambda.log_type", ev.type);
   std::string_view request_id;
 
   // A JSON object's fields: level, message, timestamp and requestId, the rest as attributes.
@@ -495,7 +508,7 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
       record.severity_number = severity.number;
       record.severity_text = severity.number != 0 ? severity.text : text->level;
       request_id = text->request_id;
-      record.body = AnyValue::string(text->message);
+      set_string(record.body, text->message);
     } else {
       // Schema 2022-07-01 keeps JSON-format lines as strings: read them as objects too.
       bool was_object = false;
@@ -507,14 +520,14 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
         }
       }
       if (!was_object) {
-        record.body = AnyValue::string(line);
+        set_string(record.body, line);
         ++counters_.unparsed_records;
       }
     }
   } else if (parsed && root.get_object().get(object) == simdjson::SUCCESS) {
     from_object(object);
   } else {
-    record.body = AnyValue::string(ev.record);  // not JSON, or a JSON number, array...: as is
+    set_string(record.body, ev.record);  // not JSON, or a JSON number, array...: as is
     ++counters_.unparsed_records;
   }
 
@@ -523,7 +536,7 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
   }
 
   if (!request_id.empty()) {
-    record.attributes.push_back({"faas.invocation_id", AnyValue::string(request_id)});
+    add_string(record.attributes, "faas.invocation_id", request_id);
     if (const Invocation* invocation = find(request_id)) {
       attach(record, *invocation);
     } else {
@@ -534,8 +547,7 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
     }
   } else if (!options_.managed_instances && !current_request_.empty()) {
     if (const Invocation* invocation = find(current_request_)) {
-      record.attributes.push_back(
-          {"faas.invocation_id", AnyValue::string(out.strings.copy(current_request_))});
+      add_string(record.attributes, "faas.invocation_id", out.strings.copy(current_request_));
       attach(record, *invocation);
     }
   }
@@ -661,11 +673,10 @@ void LambdaMapping::platform_log(const EventContext& ev, std::string_view body, 
                                              : severity == kSeverityWarn ? "WARN"
                                                                          : "INFO")
                              .text;
-  record.body = AnyValue::string(body);
-  record.attributes.push_back({"aws.lambda.log_type", AnyValue::string(ev.type)});
+  set_string(record.body, body);
+  add_string(record.attributes, "aws.lambda.log_type", ev.type);
   if (!request_id.empty()) {
-    record.attributes.push_back(
-        {"faas.invocation_id", AnyValue::string(out.strings.copy(request_id))});
+    add_string(record.attributes, "faas.invocation_id", out.strings.copy(request_id));
   }
   if (invocation != nullptr) attach(record, *invocation);
 }

@@ -39,8 +39,8 @@ struct MappingOptions {
   size_t max_held_records = 1000;
 };
 
-// What one mapping call produced. The items' strings point into `strings` or into the events
-// given to map(), which the caller keeps alive until the output is encoded.
+// What one mapping call produced. The items' strings point into `strings`, into static storage
+// or into the events given to map(), which the caller keeps alive until the output is encoded.
 struct MappingOutput {
   StringStore strings;
   std::vector<LogRecord> logs;
@@ -65,6 +65,7 @@ struct MappingCounters {
   uint64_t held_released_untraced = 0;  // held log records sent without trace context
 };
 
+// Not thread-safe: one caller at a time (the sink's delivery thread).
 class LambdaMapping {
  public:
   explicit LambdaMapping(MappingOptions options);

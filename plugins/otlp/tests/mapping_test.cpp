@@ -202,6 +202,32 @@ TEST(Utf8, RepairsEachInvalidSubsequenceOnce) {
   EXPECT_EQ(out, "end\xEF\xBF\xBD");
 }
 
+TEST(JsonString, ShortEscapesWithoutAParserOthersLeftToIt) {
+  std::string out;
+  ASSERT_TRUE(unescape_simple_json_string(R"("a\tb\\c\"d\/e\n")", out));
+  EXPECT_EQ(out, "a\tb\\c\"d/e\n");
+  ASSERT_TRUE(unescape_simple_json_string(R"("")", out));
+  EXPECT_EQ(out, "");
+  EXPECT_FALSE(unescape_simple_json_string(R"("caf\u00e9")", out));
+  EXPECT_FALSE(unescape_simple_json_string(R"("bad \x")", out));
+  EXPECT_FALSE(unescape_simple_json_string(R"("open\")", out));
+  EXPECT_FALSE(unescape_simple_json_string(R"({"a":1})", out));
+  EXPECT_FALSE(unescape_simple_json_string(R"(")", out));
+}
+
+TEST(Mapping, UnicodeEscapesGoThroughTheParserAndBadOnesKeepTheRecord) {
+  LambdaMapping mapping(options());
+  MappingOutput out;
+  Events events;
+  events.add("function", "2024-05-14T09:12:05.400Z", R"("caf\u00e9 \ud83d\ude00")")
+      .add("function", "2024-05-14T09:12:05.400Z", R"("lone \ud800 surrogate")");
+  mapping.map(events.get(), kNow, out);
+  ASSERT_EQ(out.logs.size(), 2u);
+  EXPECT_EQ(body(out.logs[0]), "caf\xC3\xA9 \xF0\x9F\x98\x80");
+  EXPECT_EQ(body(out.logs[1]), R"("lone \ud800 surrogate")");  // kept whole, never lost
+  EXPECT_EQ(mapping.counters().unparsed_records, 2u);          // plain text, and the unparsable one
+}
+
 // ---- a cold invoke ----
 
 TEST(Mapping, ColdInvokeGivesLogsInitAndInvocationSpansAndMetrics) {
@@ -816,6 +842,33 @@ TEST(Mapping, MalformedPlatformRecordsAreSkippedWithoutHarm) {
   EXPECT_EQ(out.spans[1].end_time_unix_nano, out.spans[1].start_time_unix_nano);
   EXPECT_EQ(metric(out, "faas.invoke_duration"), nullptr);
   EXPECT_EQ(metric(out, "faas.init_duration"), nullptr);
+}
+
+TEST(Mapping, TruncatedAndDamagedRecordsNeverCrashAndLogsAreNeverLost) {
+  MappingOptions o = options();
+  o.platform_logs = true;
+  LambdaMapping mapping(o);
+  Events fixtures = cold_invoke();
+  fixtures.line(kTracedStart).line(kTracedLog).line(kTracedRuntimeDone).line(kTracedReport);
+  size_t function_events = 0;
+  size_t logs = 0;
+  for (const LambdaEvent& event : fixtures.get()) {
+    for (size_t cut = 0; cut <= event.record.size(); ++cut) {
+      std::string damaged(event.record.substr(0, cut));
+      if (cut < event.record.size()) damaged += static_cast<char>(0x80 | (cut & 0x7F));
+      Events one;
+      one.add(event.type, cut % 3 == 0 ? "garbage" : event.time, damaged);
+      MappingOutput out;
+      mapping.map(one.get(), kNow + cut, out);
+      mapping.release_held(out);
+      if (event.type == "function") ++function_events;
+      for (const LogRecord& log : out.logs) {
+        if (string_attribute(log.attributes, "aws.lambda.log_type") == "function") ++logs;
+      }
+    }
+  }
+  EXPECT_EQ(logs, function_events);
+  EXPECT_EQ(mapping.held(), 0u);
 }
 
 TEST(Mapping, PlatformLogsInCloudWatchWording) {
