@@ -10,17 +10,17 @@
 // duplicates what a receiver already took.
 #include <Poco/StringTokenizer.h>
 
-#include <telemetry_relay/net/client.hpp>
-#include <telemetry_relay/sink.hpp>
-
 #include <array>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <telemetry_relay/net/client.hpp>
+#include <telemetry_relay/sink.hpp>
 #include <utility>
 #include <vector>
 
@@ -160,16 +160,17 @@ class OtlpSink final : public net::NetworkSink {
                              clients_[i]->destination());
     }
     if (destinations.empty()) {
-      host.warn("RELAY_OTLP_ENDPOINT is not set (nor a per-signal endpoint for an enabled "
-                "signal): telemetry is discarded");
+      host.warn(
+          "RELAY_OTLP_ENDPOINT is not set (nor a per-signal endpoint for an enabled "
+          "signal): telemetry is discarded");
       return;
     }
     std::string warning;
     resource_ = otlp::build_resource(otlp::ResourceEnv::from_environment(), {}, resource_strings_,
                                      &warning);
     if (!warning.empty()) host.warn(warning);
-    std::string line = "exporting OTLP/HTTP (" + protocol + ", " + config.text("compression") +
-                       "): ";
+    std::string line =
+        "exporting OTLP/HTTP (" + protocol + ", " + config.text("compression") + "): ";
     for (size_t i = 0; i < destinations.size(); ++i) {
       line += (i ? ", " : "") + destinations[i];
     }
@@ -202,7 +203,8 @@ class OtlpSink final : public net::NetworkSink {
  private:
   struct Pending {
     std::string batch_id;
-    std::array<std::optional<std::string>, 3> bodies;  // per signal; empty optional: nothing to send
+    std::array<std::optional<std::string>, 3>
+        bodies;  // per signal; empty optional: nothing to send
     std::array<size_t, 3> items{};
     size_t log_records_from_events = 0;
   };
@@ -256,9 +258,8 @@ class OtlpSink final : public net::NetworkSink {
     if (account.empty()) return;
     account_known_ = true;
     resource_strings_.clear();
-    resource_ =
-        otlp::build_resource(otlp::ResourceEnv::from_environment(), account, resource_strings_,
-                             nullptr);
+    resource_ = otlp::build_resource(otlp::ResourceEnv::from_environment(), account,
+                                     resource_strings_, nullptr);
   }
 
   void prepare(const relay::sdk::Batch& batch) {
@@ -309,13 +310,9 @@ class OtlpSink final : public net::NetworkSink {
   // keeps the rest for the host's retry; a permanent one is counted and the others go on.
   Status send_pending(relay::sdk::Deadline deadline, size_t events) {
     uint64_t rejected_logs = 0;
-    std::string dropped_error;
-    bool all_dropped = true;
-    bool any_sent = false;
     for (size_t i = 0; i < kSignals.size(); ++i) {
       std::optional<std::string>& body = pending_->bodies[i];
       if (!body) continue;
-      any_sent = true;
       net::Attempt attempt = clients_[i]->post(*body, pending_->batch_id, deadline);
       if (attempt.status == Status::kRetry || attempt.status == Status::kFatal) {
         last_error_ = std::string(signal_name(kSignals[i])) + ": " + attempt.error;
@@ -333,19 +330,21 @@ class OtlpSink final : public net::NetworkSink {
           attempt.error += json_ ? " (the endpoint refuses OTLP/JSON: try http/protobuf)"
                                  : " (the endpoint refuses OTLP protobuf: try http/json)";
         }
-        dropped_error = std::string(signal_name(kSignals[i])) + ": " + attempt.error;
-        note_once(i, dropped_error + " (" + std::to_string(items) + " " +
-                         std::string(item_name(kSignals[i])) + " dropped)");
+        // Counted here, logged once per status: the receiver will answer the same to the next
+        // batch, and a line per batch would flood the function's logs.
+        dropped_[i] += items;
+        note_once("drop " + std::to_string(attempt.http_status),
+                  std::string(signal_name(kSignals[i])) + ": " + attempt.error + " (" +
+                      std::to_string(items) + " " + std::string(item_name(kSignals[i])) +
+                      " dropped)");
         if (kSignals[i] == otlp::Signal::kLogs) rejected_logs += items;
         continue;
       }
-      all_dropped = false;
       accepted_[i] = true;
       rejected_logs += judge_success(kSignals[i], attempt);
     }
     pending_.reset();
     accepted_ = {};
-    if (any_sent && all_dropped) return fail(Status::kDrop, dropped_error);
     if (rejected_logs > 0) return partially_rejected(std::min<uint64_t>(rejected_logs, events));
     return Status::kOk;
   }
@@ -355,43 +354,46 @@ class OtlpSink final : public net::NetworkSink {
   // A 200's partial_success: the rejected items are dropped; log records count as events.
   uint64_t judge_success(otlp::Signal signal, const net::Attempt& attempt) {
     std::string error;
+    // The answer's encoding is the request's (OTLP/HTTP), unless its Content-Type says otherwise.
+    const std::string& type = attempt.content_type;
+    const bool json = type.find("json") != std::string::npos ||
+                      (json_ && type.find("protobuf") == std::string::npos);
     const std::optional<otlp::PartialSuccess> partial =
-        otlp::parse_export_response(signal, attempt.content_type.find("json") !=
-                                                std::string::npos,
-                                    attempt.body, error);
+        otlp::parse_export_response(signal, json, attempt.body, error);
     const size_t index = static_cast<size_t>(signal);
     if (!partial) {
-      note_once(3 + index, std::string(signal_name(signal)) + ": HTTP " +
-                               std::to_string(attempt.http_status) +
-                               " with a body that is not an OTLP response (" + error +
-                               "); counted as delivered");
+      note_once("not otlp", std::string(signal_name(signal)) + ": HTTP " +
+                                std::to_string(attempt.http_status) +
+                                " with a body that is not an OTLP response (" + error +
+                                "); counted as delivered");
       return 0;
     }
     if (partial->rejected <= 0 && partial->error_message.empty()) return 0;
     rejected_[index] += static_cast<uint64_t>(std::max<int64_t>(partial->rejected, 0));
-    note_once(6 + index, std::string(signal_name(signal)) + ": the receiver rejected " +
-                             std::to_string(partial->rejected) + " " +
-                             std::string(item_name(signal)) +
-                             (partial->error_message.empty() ? std::string()
-                                                             : ": " + partial->error_message));
+    note_once("partial",
+              std::string(signal_name(signal)) + ": the receiver rejected " +
+                  std::to_string(partial->rejected) + " " + std::string(item_name(signal)) +
+                  (partial->error_message.empty() ? std::string() : ": " + partial->error_message));
     return signal == otlp::Signal::kLogs ? static_cast<uint64_t>(partial->rejected) : 0;
   }
 
   // One warning per kind of trouble; the counts come at shutdown (report_counters).
-  void note_once(size_t kind, const std::string& message) {
-    if (kind < noted_.size() && noted_[kind]) return;
-    if (kind < noted_.size()) noted_[kind] = true;
+  void note_once(const std::string& kind, const std::string& message) {
+    if (!noted_.insert(kind).second) return;
     host_.warn(message + " (further ones are counted, not logged)");
   }
 
   void note_mapping_counters() {
     const otlp::MappingCounters& c = mapping_.counters();
-    if (c.invalid_utf8 > 0) note_once(9, "a log line held invalid UTF-8: replaced by U+FFFD");
+    if (c.invalid_utf8 > 0) note_once("utf8", "a log line held invalid UTF-8: replaced by U+FFFD");
     if (c.unparsed_records > 0) {
-      note_once(10, "a record was neither Lambda's text format nor a JSON object: kept whole");
+      note_once("unparsed",
+                "a record was neither Lambda's text format nor a JSON object: kept whole");
     }
-    if (c.unknown_types_skipped > 0) note_once(11, "skipped an event of an unknown type");
-    if (c.bad_tracing > 0) note_once(12, "an invocation had a missing or malformed X-Ray tracing");
+    if (c.unknown_types_skipped > 0) note_once("unknown", "skipped an event of an unknown type");
+    if (c.bad_tracing > 0) {
+      note_once("tracing", "an invocation had a missing or malformed X-Ray tracing");
+    }
   }
 
   void report_counters() {
@@ -409,6 +411,9 @@ class OtlpSink final : public net::NetworkSink {
     add(rejected_[0], "log records rejected by the receiver");
     add(rejected_[1], "spans rejected by the receiver");
     add(rejected_[2], "data points rejected by the receiver");
+    add(dropped_[0], "log records dropped on a refused request");
+    add(dropped_[1], "spans dropped on a refused request");
+    add(dropped_[2], "data points dropped on a refused request");
     if (!line.empty()) host_.info("otlp: " + line);
   }
 
@@ -423,8 +428,9 @@ class OtlpSink final : public net::NetworkSink {
   otlp::MappingOutput output_;
   std::optional<Pending> pending_;
   std::array<bool, 3> accepted_{};
-  std::array<uint64_t, 3> rejected_{};
-  std::array<bool, 13> noted_{};
+  std::array<uint64_t, 3> rejected_{};  // by partial_success, per signal
+  std::array<uint64_t, 3> dropped_{};   // in requests answered with a permanent failure
+  std::set<std::string> noted_;         // the kinds of trouble already logged
   std::string last_error_;
 };
 
