@@ -212,7 +212,10 @@ bool json_count(simdjson::dom::element value, int64_t& count) {
       return true;
     case simdjson::dom::element_type::DOUBLE: {  // 5.0 or 1e3 are still integers
       const double d = value.get_double().value_unsafe();
-      if (d != std::trunc(d) || std::fabs(d) >= 9.2e18) return false;
+      // No std::trunc: it would make the plugin need libm, which the base layer lacks.
+      if (!(std::fabs(d) < 9.2e18) || d != static_cast<double>(static_cast<int64_t>(d))) {
+        return false;
+      }
       count = static_cast<int64_t>(d);
       return true;
     }

@@ -151,7 +151,8 @@ std::optional<dom::object> get_object(const dom::object& object, std::string_vie
 // Milliseconds (non-negative, below a day's worth of years) as nanoseconds.
 std::optional<uint64_t> millis_to_nanos(std::optional<double> ms) {
   if (!ms || *ms < 0 || *ms > 1e12) return std::nullopt;
-  return static_cast<uint64_t>(std::llround(*ms * kNanosPerMilli));
+  // Rounded by hand: std::llround would make the plugin need libm, which the base layer lacks.
+  return static_cast<uint64_t>(*ms * kNanosPerMilli + 0.5);
 }
 
 bool is_failure(std::string_view status) { return !status.empty() && status != "success"; }
