@@ -4,6 +4,8 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace relay::otlp {
@@ -90,7 +92,7 @@ class JsonWriter {
     } else if (std::isinf(v)) {
       put(v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
     } else {
-      put_number(v);  // shortest form that reads back as the same double (at most 24 bytes)
+      put_double(v);
     }
     comma_ = true;
   }
@@ -155,9 +157,20 @@ class JsonWriter {
     if (!s.empty()) std::memcpy(p_, s.data(), s.size());
     p_ += s.size();
   }
-  template <class Number>
-  void put_number(Number v) {
+  template <class Integer>
+  void put_number(Integer v) {
     p_ = std::to_chars(p_, end_, v).ptr;
+  }
+  // The shortest of %.15g, %.16g, %.17g that reads back as the same double (at most 24 bytes).
+  // Not std::to_chars: libstdc++'s floating-point to_chars makes the plugin need libm, which a
+  // sink layer cannot bring and the base layer does not ship.
+  void put_double(double v) {
+    char text[32];
+    for (int precision = 15; precision <= 17; ++precision) {
+      std::snprintf(text, sizeof(text), "%.*g", precision, v);
+      if (precision == 17 || std::strtod(text, nullptr) == v) break;
+    }
+    put(text);
   }
   void escape(unsigned char c) {
     switch (c) {

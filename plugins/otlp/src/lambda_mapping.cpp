@@ -28,6 +28,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <span>
 #include <utility>
 
@@ -157,11 +158,12 @@ std::optional<uint64_t> millis_to_nanos(std::optional<double> ms) {
 
 bool is_failure(std::string_view status) { return !status.empty() && status != "success"; }
 
+// Not std::to_chars: libstdc++'s floating-point to_chars makes the plugin need libm, which a sink
+// layer cannot bring and the base layer does not ship.
 void append_number(std::string& text, double value, int precision) {
   std::array<char, 64> buffer;
-  auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value,
-                              std::chars_format::fixed, precision);
-  if (result.ec == std::errc()) text.append(buffer.data(), result.ptr);
+  const int n = std::snprintf(buffer.data(), buffer.size(), "%.*f", precision, value);
+  if (n > 0 && static_cast<size_t>(n) < buffer.size()) text.append(buffer.data(), n);
 }
 
 // A JSON array of strings as [a,b,c] (other values left out).

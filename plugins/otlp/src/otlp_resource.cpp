@@ -27,10 +27,14 @@ void set(Attributes& attributes, std::string_view key, AnyValue value) {
 }  // namespace
 
 ResourceEnv ResourceEnv::from_environment() {
-  return {env("AWS_LAMBDA_FUNCTION_NAME"),   env("AWS_LAMBDA_FUNCTION_VERSION"),
-          env("AWS_REGION"),                 env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
-          env("AWS_LAMBDA_LOG_STREAM_NAME"), env("AWS_LAMBDA_LOG_GROUP_NAME"),
-          env("OTEL_SERVICE_NAME"),          env("OTEL_RESOURCE_ATTRIBUTES")};
+  return {env("AWS_LAMBDA_FUNCTION_NAME"),
+          env("AWS_LAMBDA_FUNCTION_VERSION"),
+          env("AWS_REGION"),
+          env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+          env("AWS_LAMBDA_LOG_STREAM_NAME"),
+          env("AWS_LAMBDA_LOG_GROUP_NAME"),
+          env("OTEL_SERVICE_NAME"),
+          env("OTEL_RESOURCE_ATTRIBUTES")};
 }
 
 std::string_view account_id_from_arn(std::string_view arn) {
@@ -57,8 +61,8 @@ Resource build_resource(const ResourceEnv& e, std::string_view account_id, Strin
   const auto text = [&](std::string_view key, const std::string& value) {
     if (!value.empty()) set(a, key, AnyValue::string(strings.keep(value)));
   };
-  text("service.name", e.function_name.empty() ? std::string("unknown_service:aws_lambda")
-                                               : e.function_name);
+  text("service.name",
+       e.function_name.empty() ? std::string("unknown_service:aws_lambda") : e.function_name);
   set(a, "cloud.provider", AnyValue::string("aws"));
   set(a, "cloud.platform", AnyValue::string("aws_lambda"));
   text("cloud.region", e.region);
