@@ -15,7 +15,7 @@
 namespace relay {
 
 // The sinks whose keys the README and relay.properties document (loaded from the plugin folder).
-inline const std::vector<std::string> kDocumentedSinks = {"http"};
+inline const std::vector<std::string> kDocumentedSinks = {"http", "otlp"};
 
 // A Markdown table of every host key, then the RELAY_<SINK>_* patterns.
 std::string host_keys_markdown();

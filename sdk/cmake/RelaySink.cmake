@@ -28,9 +28,9 @@
 #                          OpenSSL, loaded by the plugin at the first https delivery.
 # Both link the object library relay-sink-<name>-objects, which compiles SOURCES and the
 # toolkit: give your sources include directories and libraries there
-# (target_link_libraries(relay-sink-<name>-objects PUBLIC ...)). The scheme of the sink's
-# declared URI key (the RELAY_KEY_URI entry of kConfigKeys allowing https, or URI_KEY) picks the
-# build. The layer zip then also holds telemetry-relay/lib/librelay-<name>-tls.so. With a
+# (target_link_libraries(relay-sink-<name>-objects PUBLIC ...)). The schemes of the sink's
+# declared URI keys (every RELAY_KEY_URI entry of kConfigKeys allowing https, or URI_KEY alone)
+# pick the build: TLS when any is https. The layer zip then also holds telemetry-relay/lib/librelay-<name>-tls.so. With a
 # shared POCO, NETWORK implies SHARED_CXX_RUNTIME.
 include_guard(GLOBAL)
 

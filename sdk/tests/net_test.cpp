@@ -18,9 +18,11 @@
 #include <telemetry_relay/net/client.hpp>
 #include <telemetry_relay/testing.hpp>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "http_test_servers.hpp"
+#include "tls_select.hpp"
 
 namespace {
 
@@ -66,6 +68,128 @@ TEST(Classify, RetryAfterOnlyFor429And503AndPassedThroughUncapped) {
     const uint64_t expected = status == 429 || status == 503 ? 3600000u : 0u;
     EXPECT_EQ(net::classify(response, "", now).retry_after_ms, expected) << status;
   }
+}
+
+// OTLP's rule (a sink's list): exactly the listed statuses retried, each with its Retry-After;
+// every other 4xx and 5xx dropped; 2xx, 3xx and 413 as by default.
+TEST(Classify, ASinksRetryStatusesReplaceTheDefaultRule) {
+  const std::vector<int> otlp = {429, 502, 503, 504};
+  const net::AnswerRules rules{otlp};
+  const Poco::Timestamp now;
+  for (int status = 200; status <= 599; ++status) {
+    Poco::Net::HTTPResponse response(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
+    response.set("Retry-After", "7");
+    const net::Attempt attempt = net::classify(response, "body", now, rules);
+    const bool retried = status == 429 || status == 502 || status == 503 || status == 504;
+    const Status expected = status < 300 ? Status::kOk : retried ? Status::kRetry : Status::kDrop;
+    EXPECT_EQ(attempt.status, expected) << status;
+    EXPECT_EQ(attempt.too_large, status == 413) << status;
+    EXPECT_EQ(attempt.retry_after_ms, retried ? 7000u : 0u) << status;
+    EXPECT_EQ(attempt.error.empty(), status < 300) << status;
+  }
+}
+
+TEST(Classify, TheContentTypeIsKeptPrintableAndBounded) {
+  Poco::Net::HTTPResponse response(Poco::Net::HTTPResponse::HTTP_OK);
+  EXPECT_EQ(net::classify(response, "", Poco::Timestamp()).content_type, "");
+  response.setContentType("application/x-protobuf");
+  EXPECT_EQ(net::classify(response, "", Poco::Timestamp()).content_type, "application/x-protobuf");
+  response.setStatus(Poco::Net::HTTPResponse::HTTP_BAD_GATEWAY);
+  response.setContentType("text/html\x01" + std::string(500, 'x'));
+  const std::string shown = net::classify(response, "", Poco::Timestamp()).content_type;
+  EXPECT_EQ(shown.rfind("text/html?", 0), 0u) << shown;
+  EXPECT_LE(shown.size(), net::kContentTypeBytes + 3);
+}
+
+// A 2xx body is kept only when asked, up to the limit, and marked truncated beyond it.
+TEST(HttpClient, KeepsTheSuccessBodyUpToTheLimit) {
+  sdk_testing::FakeHost host;
+  StubServer server;
+  const std::string answer = R"({"partialSuccess":{"rejectedLogRecords":"2","errorMessage":"x"}})";
+  server.respond(200, answer, {{"Content-Type", "application/json"}});
+
+  net::HttpClient plain(relay::sdk::Host(host), options_for(server.url()));
+  net::Attempt attempt = plain.post(kBody, "id1", in_10s());
+  EXPECT_EQ(attempt.status, Status::kOk);
+  EXPECT_EQ(attempt.body, "") << "not kept by default";
+  EXPECT_FALSE(attempt.body_truncated);
+  EXPECT_EQ(attempt.content_type, "application/json");
+
+  net::ClientOptions options = options_for(server.url());
+  options.max_success_body = 64 * 1024;
+  net::HttpClient keeping(relay::sdk::Host(host), options);
+  attempt = keeping.post(kBody, "id1", in_10s());
+  EXPECT_EQ(attempt.status, Status::kOk);
+  EXPECT_EQ(attempt.body, answer);
+  EXPECT_FALSE(attempt.body_truncated);
+
+  options.max_success_body = 10;
+  net::HttpClient short_limit(relay::sdk::Host(host), options);
+  for (int i = 0; i < 2; ++i) {  // the rest was drained: the connection carries the next one
+    attempt = short_limit.post(kBody, "id1", in_10s());
+    EXPECT_EQ(attempt.status, Status::kOk);
+    EXPECT_EQ(attempt.body, answer.substr(0, 10));
+    EXPECT_TRUE(attempt.body_truncated);
+  }
+
+  // Larger than anything drained: cut, and the connection abandoned, never read to the end.
+  const std::string huge(300 * 1024, 'h');
+  server.respond(200, huge, {{"Content-Type", "application/x-protobuf"}});
+  options.max_success_body = net::kMaxSuccessBody;
+  net::HttpClient bounded(relay::sdk::Host(host), options);
+  attempt = bounded.post(kBody, "id1", in_10s());
+  EXPECT_EQ(attempt.status, Status::kOk);
+  EXPECT_EQ(attempt.body, huge.substr(0, net::kMaxSuccessBody));
+  EXPECT_TRUE(attempt.body_truncated);
+  EXPECT_EQ(attempt.content_type, "application/x-protobuf");
+
+  // Error statuses still quote only the excerpt, never the kept body.
+  server.respond(500, huge);
+  attempt = bounded.post(kBody, "id1", in_10s());
+  EXPECT_EQ(attempt.status, Status::kRetry);
+  EXPECT_TRUE(attempt.body.empty());
+  EXPECT_LT(attempt.error.size(), 400u);
+}
+
+TEST(HttpClient, RetriesOnlyTheListedStatusesWithTheirRetryAfter) {
+  sdk_testing::FakeHost host;
+  StubServer server;
+  net::ClientOptions options = options_for(server.url());
+  options.retry_statuses = {429, 502, 503, 504};
+  net::HttpClient client(relay::sdk::Host(host), options);
+  for (auto [status, expected, wait] :
+       {std::tuple{429, Status::kRetry, 5000u}, std::tuple{502, Status::kRetry, 5000u},
+        std::tuple{503, Status::kRetry, 5000u}, std::tuple{504, Status::kRetry, 5000u},
+        std::tuple{500, Status::kDrop, 0u}, std::tuple{408, Status::kDrop, 0u},
+        std::tuple{400, Status::kDrop, 0u}, std::tuple{200, Status::kOk, 0u}}) {
+    server.respond(status, "why", {{"Retry-After", "5"}});
+    const net::Attempt attempt = client.post(kBody, "id1", in_10s());
+    EXPECT_EQ(attempt.status, expected) << status << ": " << attempt.error;
+    EXPECT_EQ(attempt.retry_after_ms, wait) << status;
+  }
+  // Transport errors stay retried.
+  uint16_t port;
+  {
+    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+    port = probe.address().port();
+  }
+  net::ClientOptions refused_options =
+      options_for("http://127.0.0.1:" + std::to_string(port) + "/");
+  refused_options.retry_statuses = options.retry_statuses;
+  net::HttpClient refused(relay::sdk::Host(host), refused_options);
+  EXPECT_EQ(refused.post(kBody, "id1", in_10s()).status, Status::kRetry);
+}
+
+TEST(HttpClient, RejectsAnswerRulesItCannotHonour) {
+  sdk_testing::FakeHost host;
+  for (int status : {413, 200, 302, 399, 600, 0}) {
+    net::ClientOptions options = options_for("http://127.0.0.1:9/");
+    options.retry_statuses = {503, status};
+    EXPECT_THROW(net::HttpClient(relay::sdk::Host(host), options), std::invalid_argument) << status;
+  }
+  net::ClientOptions options = options_for("http://127.0.0.1:9/");
+  options.max_success_body = net::kMaxSuccessBody + 1;
+  EXPECT_THROW(net::HttpClient(relay::sdk::Host(host), options), std::invalid_argument);
 }
 
 // The client against real servers: the statuses, 101 and a transport error.
@@ -207,8 +331,12 @@ TEST(ClientOptions, FromConfigReadsTheConventionalKeysAndKeepsDefaultsForAbsentO
   const net::ClientOptions full = net::ClientOptions::from_config(
       config_of({kv("endpoint", "https://h.example/"), kv("connect_timeout_ms", "250"),
                  kv("request_timeout_ms", "9000"), kv("ca_file", "/ca.pem"), kv("gzip", "true"),
-                 kv("header_x_a", "1")}),
+                 kv("header_x_a", "1"), kv("cert_file", "/client.pem"),
+                 kv("key_file", "/client.key")}),
       "endpoint");
+  EXPECT_EQ(full.cert_file, "/client.pem");
+  EXPECT_EQ(full.key_file, "/client.key");
+  EXPECT_TRUE(bare.cert_file.empty() && bare.key_file.empty());
   EXPECT_EQ(full.connect_timeout_ms, 250);
   EXPECT_EQ(full.request_timeout_ms, 9000);
   EXPECT_EQ(full.ca_file, "/ca.pem");
@@ -432,6 +560,53 @@ TEST(RedactedUri, ShowsOnlySchemeHostAndPort) {
   EXPECT_EQ(redacted_uri("1http://h"), std::nullopt);
   EXPECT_EQ(net::redacted_authority("u:p@db.example:5432/x"), "db.example:5432");
   EXPECT_EQ(net::redacted_authority("ht tps://u:p@db.example/x"), "db.example");
+}
+
+}  // namespace
+
+namespace {
+
+// The plugin's entry picks the TLS build when any destination is https (tls_loader.cpp).
+struct Selection {
+  static constexpr relay_config_key kKeys[] = {
+      relay::sdk::key::uri("endpoint", "", "http|https", "base"),
+      relay::sdk::key::uri("logs_endpoint", "", "https|http", "logs"),
+      relay::sdk::key::uri("plain_only", "", "http", "never TLS"),
+      relay::sdk::key::string("ca_file", "", "not a destination"),
+  };
+  relay_sink_descriptor descriptor{};
+  Selection() {
+    descriptor.config_keys = kKeys;
+    descriptor.config_key_count = std::size(kKeys);
+  }
+  bool wants_tls(const std::vector<std::pair<std::string, std::string>>& given,
+                 std::string_view uri_key = "") const {
+    std::vector<relay_kv> entries;
+    for (const auto& [k, v] : given) entries.push_back(kv(k, v));
+    return relay::sdk::net::detail::wants_tls(descriptor, uri_key, entries.data(), entries.size());
+  }
+};
+
+TEST(TlsSelection, AnyDeclaredUriKeyWithAnHttpsValuePicksTheTlsBuild) {
+  const Selection sink;
+  EXPECT_FALSE(sink.wants_tls({}));
+  EXPECT_FALSE(sink.wants_tls({{"endpoint", "http://a/"}, {"logs_endpoint", "http://b/"}}));
+  EXPECT_TRUE(sink.wants_tls({{"endpoint", "https://a/"}}));
+  EXPECT_TRUE(sink.wants_tls({{"endpoint", "http://a/"}, {"logs_endpoint", "https://b/"}}));
+  EXPECT_TRUE(sink.wants_tls({{"logs_endpoint", " HTTPS://b/"}})) << "case and blanks";
+  EXPECT_FALSE(sink.wants_tls({{"logs_endpoint", "https://b/"}, {"logs_endpoint", "http://b/"}}))
+      << "the last entry of a repeated key wins";
+  EXPECT_FALSE(sink.wants_tls({{"plain_only", "https://c/"}, {"ca_file", "https://d/"}}))
+      << "only URI keys that allow https count";
+  EXPECT_FALSE(sink.wants_tls({{"other", "https://e/"}}));
+}
+
+TEST(TlsSelection, AnExplicitUriKeyAloneDecides) {
+  const Selection sink;
+  EXPECT_FALSE(
+      sink.wants_tls({{"endpoint", "http://a/"}, {"logs_endpoint", "https://b/"}}, "endpoint"));
+  EXPECT_TRUE(sink.wants_tls({{"endpoint", "https://a/"}}, "endpoint"));
+  EXPECT_TRUE(sink.wants_tls({{"ca_file", "https://d/"}}, "ca_file"));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace relay::otlp {
@@ -21,11 +22,42 @@ enum class Signal { kLogs, kTraces, kMetrics };
 // Views stay valid until clear(): a deque never moves its elements.
 class StringStore {
  public:
+  StringStore() = default;
+  StringStore(const StringStore&) = delete;
+  StringStore& operator=(const StringStore&) = delete;
+  // A deque's elements stay where they are when it moves, so the chunk pointer moves along.
+  StringStore(StringStore&& other) noexcept
+      : strings_(std::move(other.strings_)), chunk_(std::exchange(other.chunk_, nullptr)) {}
+  StringStore& operator=(StringStore&& other) noexcept {
+    strings_ = std::move(other.strings_);
+    chunk_ = std::exchange(other.chunk_, nullptr);
+    return *this;
+  }
+
   std::string_view keep(std::string text) { return strings_.emplace_back(std::move(text)); }
-  void clear() { strings_.clear(); }
+
+  // Copies text into a shared chunk (no allocation per string for short ones): a chunk is
+  // reserved once and never grows, so views into it stay valid.
+  std::string_view copy(std::string_view text) {
+    if (text.size() > kChunkBytes / 4) return keep(std::string(text));
+    if (chunk_ == nullptr || chunk_->capacity() - chunk_->size() < text.size()) {
+      chunk_ = &strings_.emplace_back();
+      chunk_->reserve(kChunkBytes);
+    }
+    size_t at = chunk_->size();
+    chunk_->append(text);
+    return std::string_view(*chunk_).substr(at, text.size());
+  }
+
+  void clear() {
+    strings_.clear();
+    chunk_ = nullptr;
+  }
 
  private:
+  static constexpr size_t kChunkBytes = 16384;
   std::deque<std::string> strings_;
+  std::string* chunk_ = nullptr;
 };
 
 struct KeyValue;
@@ -41,30 +73,12 @@ struct AnyValue {
   std::vector<AnyValue> array_value;
   std::vector<KeyValue> kvlist_value;
 
-  static AnyValue string(std::string_view v) {
-    AnyValue a;
-    a.kind = Kind::kString;
-    a.string_value = v;
-    return a;
-  }
-  static AnyValue boolean(bool v) {
-    AnyValue a;
-    a.kind = Kind::kBool;
-    a.bool_value = v;
-    return a;
-  }
-  static AnyValue integer(int64_t v) {
-    AnyValue a;
-    a.kind = Kind::kInt;
-    a.int_value = v;
-    return a;
-  }
-  static AnyValue floating(double v) {
-    AnyValue a;
-    a.kind = Kind::kDouble;
-    a.double_value = v;
-    return a;
-  }
+  // Defined after KeyValue: clang instantiates the vectors' members where a body stands, and
+  // KeyValue must be complete by then.
+  static AnyValue string(std::string_view v);
+  static AnyValue boolean(bool v);
+  static AnyValue integer(int64_t v);
+  static AnyValue floating(double v);
 };
 
 // common.v1.KeyValue
@@ -72,6 +86,31 @@ struct KeyValue {
   std::string_view key;
   AnyValue value;
 };
+
+inline AnyValue AnyValue::string(std::string_view v) {
+  AnyValue a;
+  a.kind = Kind::kString;
+  a.string_value = v;
+  return a;
+}
+inline AnyValue AnyValue::boolean(bool v) {
+  AnyValue a;
+  a.kind = Kind::kBool;
+  a.bool_value = v;
+  return a;
+}
+inline AnyValue AnyValue::integer(int64_t v) {
+  AnyValue a;
+  a.kind = Kind::kInt;
+  a.int_value = v;
+  return a;
+}
+inline AnyValue AnyValue::floating(double v) {
+  AnyValue a;
+  a.kind = Kind::kDouble;
+  a.double_value = v;
+  return a;
+}
 
 using Attributes = std::vector<KeyValue>;
 using TraceId = std::array<uint8_t, 16>;  // all zero: none

@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -177,6 +178,8 @@ ClientOptions ClientOptions::from_config(const Config& config, std::string_view 
     options.request_timeout_ms = config.integer("request_timeout_ms");
   }
   options.ca_file = config.text("ca_file");
+  options.cert_file = config.text("cert_file");
+  options.key_file = config.text("key_file");
   if (config.get("gzip")) options.gzip = config.boolean("gzip");
   options.headers = headers_from_config(config);
   return options;
@@ -199,13 +202,59 @@ struct HttpClient::Impl {
 
   Impl(const Host& h, ClientOptions o) : host(h), options(std::move(o)) {
     parse_uri();
+    check_answer_rules();
     if (!options.headers.empty()) {
       std::string names;
       for (const Header& header : options.headers)
         names += (names.empty() ? "" : ", ") + header.name;
       host.debug("extra headers: " + names);  // names only: values may be secrets
     }
+    check_client_certificate();
     if (uri.getScheme() == "https") choose_trust();
+  }
+
+  AnswerRules rules() const { return {options.retry_statuses, options.max_success_body}; }
+
+  // The sink's own settings, not the user's: a mistake here is a bug in the sink.
+  void check_answer_rules() const {
+    for (int status : options.retry_statuses) {
+      if (status < 400 || status > 599 || status == 413) {
+        throw std::invalid_argument("retry status " + std::to_string(status) +
+                                    ": only 4xx and 5xx other than 413 can be retried");
+      }
+    }
+    if (options.max_success_body > kMaxSuccessBody) {
+      throw std::invalid_argument("max_success_body " + std::to_string(options.max_success_body) +
+                                  ": at most " + std::to_string(kMaxSuccessBody) + " bytes");
+    }
+  }
+
+  // mTLS: both files or neither, https only, both readable now. Only the paths are ever quoted,
+  // never what the files hold; OpenSSL reads them at the first post().
+  void check_client_certificate() const {
+    const bool cert = !options.cert_file.empty();
+    const bool key = !options.key_file.empty();
+    if (!cert && !key) return;
+    if (cert != key) {
+      throw std::invalid_argument(std::string("cert_file and key_file go together: ") +
+                                  (cert ? "key_file" : "cert_file") + " is not set");
+    }
+    if (uri.getScheme() != "https") {
+      throw std::invalid_argument("cert_file and key_file: a client certificate needs https, and " +
+                                  options.uri_key + " is " + uri.getScheme() + "://" + authority());
+    }
+    for (const auto& [name, file] :
+         {std::pair{"cert_file", &options.cert_file}, std::pair{"key_file", &options.key_file}}) {
+      std::error_code error;
+      if (!std::filesystem::is_regular_file(*file, error)) {
+        throw std::invalid_argument(std::string(name) + "=" + printable(*file, 256) +
+                                    ": no such file");
+      }
+      if (!std::ifstream(*file).is_open()) {
+        throw std::invalid_argument(std::string(name) + "=" + printable(*file, 256) +
+                                    ": cannot be read");
+      }
+    }
   }
 
   std::string authority() const {
@@ -346,7 +395,7 @@ Attempt HttpClient::Impl::request(std::string_view body, std::string_view id, De
       send_all(http.socket(), body);
     }
     sent = true;
-    Answer answer = receive_answer(http, Poco::Timestamp(), answered);
+    Answer answer = receive_answer(http, Poco::Timestamp(), answered, rules());
     attempt = std::move(answer.attempt);
     reusable = answer.reusable;
     broken = !reusable;
@@ -405,9 +454,9 @@ Attempt HttpClient::post(std::string_view body, std::string_view id, Deadline de
       return late;
     }
     const auto started = Clock::now();
-    if (std::string error =
-            detail::make_tls_context(impl.options.ca_file, impl.system_store, impl.tls_context);
-        !error.empty()) {
+    const detail::TlsSettings settings{impl.options.ca_file, impl.system_store,
+                                       impl.options.cert_file, impl.options.key_file};
+    if (std::string error = detail::make_tls_context(settings, impl.tls_context); !error.empty()) {
       Attempt fatal;
       fatal.status = Status::kFatal;
       fatal.error = std::move(error);
@@ -416,6 +465,7 @@ Attempt HttpClient::post(std::string_view body, std::string_view id, Deadline de
     impl.host.debug(
         "TLS context ready (" +
         (impl.system_store ? std::string("system store") : "CA file " + impl.options.ca_file) +
+        (impl.options.cert_file.empty() ? "" : ", client certificate " + impl.options.cert_file) +
         ") in " + std::to_string(ms_since(started)) + " ms");
   }
   if (!impl.watchdog) impl.watchdog = std::make_unique<Watchdog>();

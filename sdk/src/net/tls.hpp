@@ -15,10 +15,16 @@ namespace relay::sdk::net::detail {
 
 struct TlsContext;  // OpenSSL initialised and the CA certificates read
 
-// Initialises OpenSSL and reads the CA certificates (ca_file, or OpenSSL's defaults with
-// system_store). Returns the error text (empty on success).
-std::string make_tls_context(const std::string& ca_file, bool system_store,
-                             std::shared_ptr<TlsContext>& context);
+struct TlsSettings {
+  const std::string& ca_file;
+  bool system_store = false;     // OpenSSL's default CA locations (SSL_CERT_FILE) instead
+  const std::string& cert_file;  // mTLS: both set or both empty
+  const std::string& key_file;
+};
+
+// Initialises OpenSSL, reads the CA certificates and, for mTLS, the client's certificate chain
+// and key. Returns the error text (empty on success), which names files, never their content.
+std::string make_tls_context(const TlsSettings& settings, std::shared_ptr<TlsContext>& context);
 
 std::unique_ptr<Poco::Net::HTTPClientSession> make_tls_session(const std::string& host,
                                                                uint16_t port,

@@ -7,14 +7,15 @@
 //                            file exports relay_sink_entry instead;
 //   librelay-<name>-tls.so   the same sink with tls_openssl.cpp (POCO NetSSL, OpenSSL), whose
 //                            tls_entry.cpp exports relay_sink_entry.
-// create() picks one per instance by the scheme of the sink's destination: the value of
-// RELAY_NET_URI_KEY, or when that is empty, of the sink's declared URI key (kConfigKeys) that
-// allows https. https is checked by the plain build's create() (it parses everything and sets up
-// no TLS); only the first delivery, on the sink's thread, loads the TLS build (once, never
-// unloaded) and creates its instance, so mapping OpenSSL stays off Lambda's init. The TLS build
-// is looked for in the layer's runtime folder (/opt/telemetry-relay/lib for a plugin in
-// /opt/extensions/lib), then beside the plugin (a build tree); the host loads plugins by their
-// librelay-sink-<name>.so name only, so it is never taken for a sink.
+// create() picks one per instance by the scheme of the sink's destinations (tls_select.hpp): the
+// value of RELAY_NET_URI_KEY, or when that is empty, of every declared URI key (kConfigKeys) that
+// allows https: the TLS build when any of them is https. https is checked by the plain build's
+// create() (it parses everything and sets up no TLS); only the first delivery, on the sink's
+// thread, loads the TLS build (once, never unloaded) and creates its instance, so mapping OpenSSL
+// stays off Lambda's init. The TLS build is looked for in the layer's runtime folder
+// (/opt/telemetry-relay/lib for a plugin in /opt/extensions/lib), then beside the plugin (a build
+// tree); the host loads plugins by their librelay-sink-<name>.so name only, so it is never taken
+// for a sink.
 #include <dlfcn.h>
 #include <telemetry_relay/sink_abi.h>
 #include <unistd.h>
@@ -27,6 +28,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "tls_select.hpp"
 
 #ifndef RELAY_NET_TLS_LIBRARY
 #error "RELAY_NET_TLS_LIBRARY (the TLS build's file name) is set by relay_add_sink(... NETWORK)"
@@ -62,42 +65,9 @@ const relay_sink_descriptor* plain_descriptor() {
   return relay_net_sink_entry(RELAY_ABI_MAJOR, RELAY_ABI_MINOR);
 }
 
-// The key whose scheme decides: RELAY_NET_URI_KEY, else the declared URI key allowing https.
-std::string_view uri_key() {
-  constexpr std::string_view kConfigured = RELAY_NET_URI_KEY;
-  if (!kConfigured.empty()) return kConfigured;
-  const relay_sink_descriptor* plain = plain_descriptor();
-  for (size_t i = 0; i < plain->config_key_count; ++i) {
-    const relay_config_key& key = plain->config_keys[i];
-    if (key.type == RELAY_KEY_URI && key.choices != nullptr && key.name != nullptr &&
-        std::string_view(key.choices).find("https") != std::string_view::npos) {
-      return key.name;
-    }
-  }
-  return {};
-}
-
-bool starts_https(std::string_view value) {
-  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  constexpr std::string_view kHttps = "https:";
-  if (value.size() < kHttps.size()) return false;
-  for (size_t c = 0; c < kHttps.size(); ++c) {  // URI schemes are case-insensitive
-    const char lower =
-        value[c] >= 'A' && value[c] <= 'Z' ? static_cast<char>(value[c] + 32) : value[c];
-    if (lower != kHttps[c]) return false;
-  }
-  return true;
-}
-
-// The destination's scheme is https (the last entry of a repeated key wins, as in sink.hpp).
+// A destination is https: RELAY_NET_URI_KEY's, else any declared URI key's allowing https.
 bool wants_tls(const relay_kv* config, size_t count) {
-  const std::string_view key = uri_key();
-  for (size_t i = count; !key.empty() && i-- > 0;) {
-    if (std::string_view(config[i].key.data, config[i].key.size) == key) {
-      return starts_https(std::string_view(config[i].value.data, config[i].value.size));
-    }
-  }
-  return false;
+  return relay::sdk::net::detail::wants_tls(*plain_descriptor(), RELAY_NET_URI_KEY, config, count);
 }
 
 // Where the TLS build is, or empty with `tried` saying where it looked.

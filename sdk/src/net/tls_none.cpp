@@ -9,7 +9,7 @@ namespace relay::sdk::net::detail {
 
 struct TlsContext {};
 
-std::string make_tls_context(const std::string&, bool, std::shared_ptr<TlsContext>&) {
+std::string make_tls_context(const TlsSettings&, std::shared_ptr<TlsContext>&) {
   return "this build of the sink has no TLS (https is served by its TLS build)";
 }
 

@@ -55,22 +55,34 @@ struct ClientOptions {
   int64_t connect_timeout_ms = 1000;
   int64_t request_timeout_ms = 5000;
   std::string ca_file;  // https: PEM bundle to trust; empty: SSL_CERT_FILE, else the system's
+  // https, mutual TLS: the client's PEM certificate chain (its own first) and its unencrypted
+  // PEM private key. Both or neither; never for http.
+  std::string cert_file;
+  std::string key_file;
   std::vector<Header> headers;
   bool gzip = false;  // compress the body (Content-Encoding: gzip)
   std::string content_type = "application/json";
+  // The 4xx/5xx statuses retried (each with its Retry-After), every other one dropped; empty:
+  // the default rule (response.hpp). 413 is always "too large" and cannot be listed.
+  std::vector<int> retry_statuses;
+  // Bytes of a 2xx answer's body kept in Attempt::body (at most kMaxSuccessBody); 0: none.
+  size_t max_success_body = 0;
 
   // The conventional keys, read with Config::text/integer/boolean (declare them in kConfigKeys
-  // with these names): <uri_key>, connect_timeout_ms, request_timeout_ms, ca_file, gzip and the
-  // header_ prefix; a key not declared keeps the default above. Throws std::invalid_argument for
-  // a bad header (see headers_from_config).
+  // with these names): <uri_key>, connect_timeout_ms, request_timeout_ms, ca_file, cert_file,
+  // key_file, gzip and the header_ prefix; a key not declared keeps the default above. Throws
+  // std::invalid_argument for a bad header (see headers_from_config).
   static ClientOptions from_config(const Config& config, std::string_view uri_key);
 };
 
 class HttpClient {
  public:
   // Checks the destination; throws std::invalid_argument naming uri_key with the URI's scheme,
-  // host and port only (never user info, path or query), or a ca_file that does not exist. Sets
-  // up no connection and no TLS: the first post() does, on the delivery thread.
+  // host and port only (never user info, path or query), a ca_file that does not exist, a
+  // cert_file or key_file that cannot be read (the key's bytes are never quoted), one of them
+  // without the other or either for http, a retry status outside 400-599 (or 413), or a
+  // max_success_body over kMaxSuccessBody. Sets up no connection and no TLS: the first post()
+  // does, on the delivery thread.
   HttpClient(const Host& host, ClientOptions options);
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
@@ -79,8 +91,8 @@ class HttpClient {
   // POSTs body (gzipped when configured) with id in X-Telemetry-Relay-Batch-Id when it is a
   // header-safe token, and judges the answer (see response.hpp). Returns by the deadline: a
   // request still running then has its socket shut down. A kept-alive connection found dead is
-  // replaced once, transparently. An https destination whose CA bundle cannot be read answers
-  // FATAL.
+  // replaced once, transparently. An https destination whose CA bundle, client certificate or
+  // key cannot be loaded answers FATAL.
   Attempt post(std::string_view body, std::string_view id, Deadline deadline);
 
   // "scheme://host:port": what a log line may say about the destination.
