@@ -29,7 +29,8 @@ bool is_2xx(int status) { return status >= 200 && status < 300; }
 // send_answer() without its rule that an empty body has no Content-Type: an empty protobuf
 // Export*ServiceResponse is a zero-length body, still application/x-protobuf.
 void send(Poco::Net::HTTPServerResponse& response, const Answer& answer) {
-  response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(answer.status));
+  // With its reason phrase ("503 Service Unavailable", not POCO's default "OK"): the sink logs it.
+  response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(answer.status));
   if (!answer.content_type.empty()) response.setContentType(answer.content_type);
   for (const auto& [name, value] : answer.headers) response.set(name, value);
   response.setContentLength(static_cast<std::streamsize>(answer.body.size()));

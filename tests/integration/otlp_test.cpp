@@ -321,6 +321,28 @@ std::string wire_name(const ::testing::TestParamInfo<Wire>& info) {
   return info.param.protocol == "http/json" ? "JsonNone" : "ProtobufGzip";
 }
 
+// The requests in arrival order, for failure messages: path, status, items.
+std::string request_sequence(const OtlpReceiver& receiver) {
+  std::string out;
+  for (const auto& request : receiver.requests()) {
+    out += "\n  " + request.uri + " -> " + std::to_string(request.status) + " (" +
+           std::to_string(request.items) + " items)";
+  }
+  return out;
+}
+
+// The spans, for failure messages: name, kind, invocation id, trace and span ids.
+std::string span_list(const std::vector<OtlpSpan>& spans) {
+  std::string out;
+  for (const auto& span : spans) {
+    out += "\n  " + span.item.name() + " kind " + std::to_string(span.item.kind()) + " " +
+           attribute(span.item.attributes(), "faas.invocation_id") + " trace " +
+           hex_id(span.item.trace_id()) + " span " + hex_id(span.item.span_id()) + " parent " +
+           hex_id(span.item.parent_span_id());
+  }
+  return out;
+}
+
 class OtlpTest : public ExtensionRunFixture {
  protected:
   OtlpTest() : ExtensionRunFixture("relay_otlp") {}
@@ -350,7 +372,12 @@ class OtlpTest : public ExtensionRunFixture {
       EXPECT_EQ(request.method, "POST");
       EXPECT_TRUE(request.signal.has_value()) << request.uri;
       EXPECT_EQ(request.header("Content-Type"), wire.content_type) << request.uri;
-      EXPECT_EQ(request.header("Content-Encoding"), wire.content_encoding) << request.uri;
+      const std::string encoding = request.header("Content-Encoding");
+      if (wire.content_encoding.empty()) {
+        EXPECT_TRUE(encoding.empty() || encoding == "identity") << request.uri << ": " << encoding;
+      } else {
+        EXPECT_EQ(encoding, wire.content_encoding) << request.uri;
+      }
       EXPECT_NE(request.status, 400) << request.uri << ": " << request.error;
       EXPECT_NE(request.status, 415) << request.uri << ": " << request.error;
     }
@@ -562,15 +589,20 @@ TEST_P(OtlpWireTest, MetricsAddUpAndEveryRequestCarriesTheLambdaResource) {
 }
 
 // A collector that answers 503 (Retry-After 1) to the first request of each signal, then 200,
-// gets everything exactly once per signal.
+// gets everything exactly once per signal. The run's invocations take less than the second the
+// collector asks for, so the retries come in the SHUTDOWN drain: one second per signal, more
+// than Lambda's 2 s, hence the longer window here.
 TEST_P(OtlpWireTest, Unavailable503ThenOkGetsEverythingExactlyOncePerSignal) {
   OtlpReceiver receiver;
   receiver.start();
   receiver.push_answers({OtlpAnswer::status_only(503, "1")});
-  const Summary summary = Emulator(otlp_options(receiver, GetParam())).run();
+  Options options = otlp_options(receiver, GetParam());
+  options.shutdown_ms = 10000;
+  const Summary summary = Emulator(options).run();
   ASSERT_TRUE(summary.clean(3));
   expect_wire(receiver, GetParam());
 
+  SCOPED_TRACE("requests:" + request_sequence(receiver));
   for (const OtlpSignal signal : kOtlpSignals) {
     size_t refused = 0;
     size_t accepted = 0;
@@ -585,7 +617,7 @@ TEST_P(OtlpWireTest, Unavailable503ThenOkGetsEverythingExactlyOncePerSignal) {
   const Generated g = generated(summary.subscriber_events);
   expect_every_line_once(g, receiver.log_records());
   const auto spans = receiver.spans();
-  EXPECT_EQ(count_server_spans(spans), 3u);
+  EXPECT_EQ(count_server_spans(spans), 3u) << span_list(spans);
   std::set<std::string> span_ids;
   for (const auto& span : spans) {
     EXPECT_TRUE(span_ids.insert(span.item.trace_id() + span.item.span_id()).second)
@@ -684,7 +716,7 @@ TEST_F(OtlpTest, HtmlAnswerIsSurvivedWithOneClearLogLine) {
       ++html_lines;
     }
   }
-  EXPECT_LE(html_lines, 1u) << "at most one log line about the HTML answers";
+  EXPECT_EQ(html_lines, 1u) << "one log line about the HTML answers";
 }
 
 // RELAY_SINKS=http,otlp: the http collector gets every event byte for byte, the OTLP receiver
