@@ -10,9 +10,12 @@
 // duplicates what a receiver already took.
 #include <Poco/StringTokenizer.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdlib>
+#include <deque>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <set>
@@ -180,10 +183,19 @@ class OtlpSink final : public net::NetworkSink {
   Status deliver(const relay::sdk::Batch& batch, relay::sdk::Deadline deadline) override {
     if (!exporting()) return discarded();
     note_account(batch.function_arn());
-    if (!pending_ || pending_->batch_id != batch.id() || batch.id().empty()) {
-      prepare(batch);
+    // The host may try other deliveries between the retries of this one (a spooled one, the
+    // halves of a split): each keeps its own requests until they are accepted.
+    auto pending = std::find_if(pending_.begin(), pending_.end(), [&](const Pending& p) {
+      return !batch.id().empty() && p.batch_id == batch.id();
+    });
+    if (pending == pending_.end()) {
+      if (pending_.size() == kMaxPendingBatches) pending_.pop_front();  // given up by the host
+      pending_.push_back(prepare(batch));
+      pending = std::prev(pending_.end());
     }
-    return send_pending(deadline, batch.size());
+    const Status status = send_pending(*pending, deadline, batch.size());
+    if (status != Status::kRetry) pending_.erase(pending);
+    return status;
   }
 
   // Held log records (waiting for their invocation's platform.start) go out now, untraced.
@@ -193,21 +205,25 @@ class OtlpSink final : public net::NetworkSink {
     output_.clear();
     mapping_.release_held(output_);
     const size_t records = output_.logs.size();
-    accepted_ = {};
-    encode_pending("");
-    const Status status = send_pending(deadline, records);
+    Pending held = encode_pending("");
+    const Status status = send_pending(held, deadline, records);
     return status == Status::kOk ? status
                                  : fail(status, "held log records not exported: " + last_error_);
   }
 
  private:
+  // One delivery's requests, encoded once: kept until each is accepted or refused for good.
   struct Pending {
     std::string batch_id;
-    std::array<std::optional<std::string>, 3>
-        bodies;  // per signal; empty optional: nothing to send
+    std::array<std::optional<std::string>, 3> bodies;  // per signal; none: nothing (left) to send
     std::array<size_t, 3> items{};
-    size_t log_records_from_events = 0;
+    std::array<bool, 3> accepted{};
+    uint64_t rejected_logs = 0;  // refused or partially rejected, over every attempt
   };
+  // Deliveries with a request still to send. The host retries one delivery at a time, but may
+  // deliver others (spooled ones, split halves) in between; beyond this many it has given up on
+  // the oldest.
+  static constexpr size_t kMaxPendingBatches = 8;
 
   bool exporting() const { return clients_[0] || clients_[1] || clients_[2]; }
 
@@ -262,20 +278,19 @@ class OtlpSink final : public net::NetworkSink {
                                      resource_strings_, nullptr);
   }
 
-  void prepare(const relay::sdk::Batch& batch) {
+  Pending prepare(const relay::sdk::Batch& batch) {
     events_.clear();
     events_.reserve(batch.size());
     for (relay::sdk::Event event : batch) {
       events_.push_back({event.type(), event.time(), event.record()});
     }
     output_.clear();
-    accepted_ = {};
     mapping_.map(events_, now_unix_nano(), output_);
-    encode_pending(batch.id());
     note_mapping_counters();
+    return encode_pending(batch.id());
   }
 
-  void encode_pending(std::string_view batch_id) {
+  Pending encode_pending(std::string_view batch_id) {
     Pending pending;
     pending.batch_id = std::string(batch_id);
     const otlp::Scope scope{kScopeName, RELAY_SINK_VERSION};
@@ -302,28 +317,27 @@ class OtlpSink final : public net::NetworkSink {
       json_ ? otlp::encode_json(request, *pending.bodies[2])
             : otlp::encode_protobuf(request, *pending.bodies[2]);
     }
-    pending_ = std::move(pending);
     output_.clear();
+    return pending;
   }
 
   // Sends what is left of the pending batch, signal by signal. A transient failure stops and
   // keeps the rest for the host's retry; a permanent one is counted and the others go on.
-  Status send_pending(relay::sdk::Deadline deadline, size_t events) {
-    uint64_t rejected_logs = 0;
+  Status send_pending(Pending& pending, relay::sdk::Deadline deadline, size_t events) {
     for (size_t i = 0; i < kSignals.size(); ++i) {
-      std::optional<std::string>& body = pending_->bodies[i];
+      std::optional<std::string>& body = pending.bodies[i];
       if (!body) continue;
-      net::Attempt attempt = clients_[i]->post(*body, pending_->batch_id, deadline);
+      net::Attempt attempt = clients_[i]->post(*body, pending.batch_id, deadline);
       if (attempt.status == Status::kRetry || attempt.status == Status::kFatal) {
         last_error_ = std::string(signal_name(kSignals[i])) + ": " + attempt.error;
         attempt.error = last_error_;
         return report(std::move(attempt));
       }
-      const size_t items = pending_->items[i];
+      const size_t items = pending.items[i];
       body.reset();
       if (attempt.status == Status::kDrop) {
-        if (attempt.too_large && kSignals[i] == otlp::Signal::kLogs && !any_accepted()) {
-          pending_.reset();
+        const bool any_accepted = pending.accepted[0] || pending.accepted[1] || pending.accepted[2];
+        if (attempt.too_large && kSignals[i] == otlp::Signal::kLogs && !any_accepted) {
           return too_large(std::string(signal_name(kSignals[i])) + ": " + attempt.error);
         }
         if (attempt.http_status == 415) {
@@ -337,19 +351,17 @@ class OtlpSink final : public net::NetworkSink {
                   std::string(signal_name(kSignals[i])) + ": " + attempt.error + " (" +
                       std::to_string(items) + " " + std::string(item_name(kSignals[i])) +
                       " dropped)");
-        if (kSignals[i] == otlp::Signal::kLogs) rejected_logs += items;
+        if (kSignals[i] == otlp::Signal::kLogs) pending.rejected_logs += items;
         continue;
       }
-      accepted_[i] = true;
-      rejected_logs += judge_success(kSignals[i], attempt);
+      pending.accepted[i] = true;
+      pending.rejected_logs += judge_success(kSignals[i], attempt);
     }
-    pending_.reset();
-    accepted_ = {};
-    if (rejected_logs > 0) return partially_rejected(std::min<uint64_t>(rejected_logs, events));
+    if (pending.rejected_logs > 0) {
+      return partially_rejected(std::min<uint64_t>(pending.rejected_logs, events));
+    }
     return Status::kOk;
   }
-
-  bool any_accepted() const { return accepted_[0] || accepted_[1] || accepted_[2]; }
 
   // A 200's partial_success: the rejected items are dropped; log records count as events.
   uint64_t judge_success(otlp::Signal signal, const net::Attempt& attempt) {
@@ -426,8 +438,7 @@ class OtlpSink final : public net::NetworkSink {
   otlp::LambdaMapping mapping_;
   std::vector<otlp::LambdaEvent> events_;
   otlp::MappingOutput output_;
-  std::optional<Pending> pending_;
-  std::array<bool, 3> accepted_{};
+  std::deque<Pending> pending_;
   std::array<uint64_t, 3> rejected_{};  // by partial_success, per signal
   std::array<uint64_t, 3> dropped_{};   // in requests answered with a permanent failure
   std::set<std::string> noted_;         // the kinds of trouble already logged
