@@ -47,12 +47,16 @@ struct MappingOutput {
   std::vector<Span> spans;
   std::vector<Metric> metrics;  // aggregated over the call's events, delta temporality
 
+  // Empties the output and keeps its capacity for the next call (up to kKeptItems).
   void clear() {
     logs.clear();
     spans.clear();
     metrics.clear();
     strings.clear();
+    if (logs.capacity() > kKeptItems) logs = {};  // an unusually large batch's
+    if (spans.capacity() > kKeptItems) spans = {};
   }
+  static constexpr size_t kKeptItems = 4096;
 };
 
 // Things worth counting that never stop a batch; the sink logs each kind once, and a summary.

@@ -44,6 +44,8 @@ constexpr std::array<otlp::Signal, 3> kSignals = {otlp::Signal::kLogs, otlp::Sig
                                                   otlp::Signal::kMetrics};
 // What a 200 answer may carry: a partial_success message, never large.
 constexpr size_t kMaxResponseBody = 64 * 1024;
+// Encoded requests keep their buffers from batch to batch up to this size.
+constexpr size_t kMaxKeptBody = 1 << 20;
 
 constexpr std::string_view signal_name(otlp::Signal signal) {
   switch (signal) {
@@ -203,8 +205,7 @@ class OtlpSink final : public net::NetworkSink {
  private:
   struct Pending {
     std::string batch_id;
-    std::array<std::optional<std::string>, 3>
-        bodies;  // per signal; empty optional: nothing to send
+    std::array<bool, 3> unsent{};  // per signal: bodies_[i] waits to be sent
     std::array<size_t, 3> items{};
     size_t log_records_from_events = 0;
   };
@@ -278,29 +279,34 @@ class OtlpSink final : public net::NetworkSink {
   void encode_pending(std::string_view batch_id) {
     Pending pending;
     pending.batch_id = std::string(batch_id);
+    for (std::string& body : bodies_) {
+      if (body.capacity() > kMaxKeptBody) body = std::string();  // an unusually large batch's
+    }
     const otlp::Scope scope{kScopeName, RELAY_SINK_VERSION};
+    // The output's vectors go into the requests and come back: their capacity, and the bodies',
+    // serve the next batch (fresh memory per batch costs page faults).
     if (clients_[0] && !output_.logs.empty()) {
       otlp::LogsRequest request{&resource_, scope, std::move(output_.logs)};
       pending.items[0] = request.records.size();
-      pending.bodies[0].emplace();
-      json_ ? otlp::encode_json(request, *pending.bodies[0])
-            : otlp::encode_protobuf(request, *pending.bodies[0]);
+      json_ ? otlp::encode_json(request, bodies_[0]) : otlp::encode_protobuf(request, bodies_[0]);
+      output_.logs = std::move(request.records);
+      pending.unsent[0] = true;
     }
     if (clients_[1] && !output_.spans.empty()) {
       otlp::TracesRequest request{&resource_, scope, std::move(output_.spans)};
       pending.items[1] = request.spans.size();
-      pending.bodies[1].emplace();
-      json_ ? otlp::encode_json(request, *pending.bodies[1])
-            : otlp::encode_protobuf(request, *pending.bodies[1]);
+      json_ ? otlp::encode_json(request, bodies_[1]) : otlp::encode_protobuf(request, bodies_[1]);
+      output_.spans = std::move(request.spans);
+      pending.unsent[1] = true;
     }
     if (clients_[2] && !output_.metrics.empty()) {
       otlp::MetricsRequest request{&resource_, scope, std::move(output_.metrics)};
       for (const otlp::Metric& metric : request.metrics) {
         pending.items[2] += metric.number_points.size() + metric.histogram_points.size();
       }
-      pending.bodies[2].emplace();
-      json_ ? otlp::encode_json(request, *pending.bodies[2])
-            : otlp::encode_protobuf(request, *pending.bodies[2]);
+      json_ ? otlp::encode_json(request, bodies_[2]) : otlp::encode_protobuf(request, bodies_[2]);
+      output_.metrics = std::move(request.metrics);
+      pending.unsent[2] = true;
     }
     pending_ = std::move(pending);
     output_.clear();
@@ -311,16 +317,15 @@ class OtlpSink final : public net::NetworkSink {
   Status send_pending(relay::sdk::Deadline deadline, size_t events) {
     uint64_t rejected_logs = 0;
     for (size_t i = 0; i < kSignals.size(); ++i) {
-      std::optional<std::string>& body = pending_->bodies[i];
-      if (!body) continue;
-      net::Attempt attempt = clients_[i]->post(*body, pending_->batch_id, deadline);
+      if (!pending_->unsent[i]) continue;
+      net::Attempt attempt = clients_[i]->post(bodies_[i], pending_->batch_id, deadline);
       if (attempt.status == Status::kRetry || attempt.status == Status::kFatal) {
         last_error_ = std::string(signal_name(kSignals[i])) + ": " + attempt.error;
         attempt.error = last_error_;
         return report(std::move(attempt));
       }
       const size_t items = pending_->items[i];
-      body.reset();
+      pending_->unsent[i] = false;
       if (attempt.status == Status::kDrop) {
         if (attempt.too_large && kSignals[i] == otlp::Signal::kLogs && !any_accepted()) {
           pending_.reset();
@@ -427,6 +432,7 @@ class OtlpSink final : public net::NetworkSink {
   std::vector<otlp::LambdaEvent> events_;
   otlp::MappingOutput output_;
   std::optional<Pending> pending_;
+  std::array<std::string, 3> bodies_;  // per signal: the encoded request of pending_
   std::array<bool, 3> accepted_{};
   std::array<uint64_t, 3> rejected_{};  // by partial_success, per signal
   std::array<uint64_t, 3> dropped_{};   // in requests answered with a permanent failure
