@@ -194,6 +194,17 @@ std::string_view strip_newline(std::string_view line) {
   return line;
 }
 
+// In place, without a temporary AnyValue (two vectors) per field: this runs for every line.
+void set_string(AnyValue& value, std::string_view text) {
+  value.kind = AnyValue::Kind::kString;
+  value.string_value = text;
+}
+void add_string(Attributes& attributes, std::string_view key, std::string_view text) {
+  KeyValue& kv = attributes.emplace_back();
+  kv.key = key;
+  set_string(kv.value, text);
+}
+
 // raw_json_token() keeps the whitespace up to the next token.
 std::string_view trim_json_space(std::string_view text) {
   const size_t end = text.find_last_not_of(" \t\n\r");
@@ -213,10 +224,13 @@ simdjson::error_code to_any(od::value value, StringStore& strings, int depth, An
       if (depth >= kMaxJsonDepth) {
         std::string_view raw;
         SIMDJSON_TRY(array.raw_json().get(raw));
-        out = AnyValue::string(strings.copy(raw));
+        set_string(out, strings.copy(raw));
         return simdjson::SUCCESS;
       }
       out.kind = AnyValue::Kind::kArray;
+      size_t count = 0;  // a second look at the array's tokens costs less than growing a vector
+      SIMDJSON_TRY(array.count_elements().get(count));
+      out.array_value.reserve(count);
       for (auto item : array) {
         od::value element;
         SIMDJSON_TRY(item.get(element));
@@ -230,10 +244,13 @@ simdjson::error_code to_any(od::value value, StringStore& strings, int depth, An
       if (depth >= kMaxJsonDepth) {
         std::string_view raw;
         SIMDJSON_TRY(object.raw_json().get(raw));
-        out = AnyValue::string(strings.copy(raw));
+        set_string(out, strings.copy(raw));
         return simdjson::SUCCESS;
       }
       out.kind = AnyValue::Kind::kKvList;
+      size_t count = 0;
+      SIMDJSON_TRY(object.count_fields().get(count));
+      out.kvlist_value.reserve(count);
       for (auto field : object) {
         std::string_view key;
         od::value element;
@@ -251,13 +268,15 @@ simdjson::error_code to_any(od::value value, StringStore& strings, int depth, An
       if (number_type == od::number_type::floating_point_number) {
         double number = 0;
         SIMDJSON_TRY(value.get_double().get(number));
-        out = AnyValue::floating(number);
+        out.kind = AnyValue::Kind::kDouble;
+        out.double_value = number;
         return simdjson::SUCCESS;
       }
       int64_t integer = 0;
       if (number_type == od::number_type::signed_integer &&
           value.get_int64().get(integer) == simdjson::SUCCESS) {
-        out = AnyValue::integer(integer);
+        out.kind = AnyValue::Kind::kInt;
+        out.int_value = integer;
         return simdjson::SUCCESS;
       }
       // Beyond int64 (get_number_type() saw an optional '-' then only digits): the text, once
@@ -265,19 +284,20 @@ simdjson::error_code to_any(od::value value, StringStore& strings, int depth, An
       const std::string_view text = trim_json_space(value.raw_json_token());
       const std::string_view digits = text.substr(text.starts_with('-') ? 1 : 0);
       if (digits.empty() || digits.front() == '0') return simdjson::NUMBER_ERROR;
-      out = AnyValue::string(strings.copy(text));
+      set_string(out, strings.copy(text));
       return simdjson::SUCCESS;
     }
     case od::json_type::string: {
       std::string_view text;
       SIMDJSON_TRY(value.get_string().get(text));
-      out = AnyValue::string(strings.copy(text));
+      set_string(out, strings.copy(text));
       return simdjson::SUCCESS;
     }
     case od::json_type::boolean: {
       bool flag = false;
       SIMDJSON_TRY(value.get_bool().get(flag));
-      out = AnyValue::boolean(flag);
+      out.kind = AnyValue::Kind::kBool;
+      out.bool_value = flag;
       return simdjson::SUCCESS;
     }
     case od::json_type::null: {
@@ -287,17 +307,6 @@ simdjson::error_code to_any(od::value value, StringStore& strings, int depth, An
     }
   }
   return simdjson::INCORRECT_TYPE;
-}
-
-// In place, without a temporary AnyValue (two vectors) per field: this runs for every line.
-void set_string(AnyValue& value, std::string_view text) {
-  value.kind = AnyValue::Kind::kString;
-  value.string_value = text;
-}
-void add_string(Attributes& attributes, std::string_view key, std::string_view text) {
-  KeyValue& kv = attributes.emplace_back();
-  kv.key = key;
-  set_string(kv.value, text);
 }
 
 // Points every string of value at copies in strings.
