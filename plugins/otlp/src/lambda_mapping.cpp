@@ -40,6 +40,7 @@ namespace relay::otlp {
 namespace {
 
 namespace dom = simdjson::dom;
+namespace od = simdjson::ondemand;
 
 constexpr uint64_t kNanosPerMilli = 1'000'000;
 // Larger records are not parsed (Lambda's own limit is 256 KiB per line): kept whole.
@@ -183,50 +184,17 @@ void append_string_list(std::string& text, const dom::object& object, std::strin
   text += ']';
 }
 
+// Whether JSON text is an object (so worth the On-Demand parser).
+bool starts_object(std::string_view json) {
+  const size_t first = json.find_first_not_of(" \t\n\r");
+  return first != std::string_view::npos && json[first] == '{';
+}
+
 // A line's single trailing newline is its terminator, not content.
 std::string_view strip_newline(std::string_view line) {
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   return line;
-}
-
-AnyValue to_any(dom::element element, StringStore& strings, int depth) {
-  switch (element.type()) {
-    case dom::element_type::ARRAY: {
-      if (depth >= kMaxJsonDepth)
-        return AnyValue::string(strings.keep(simdjson::to_string(element)));
-      AnyValue value;
-      value.kind = AnyValue::Kind::kArray;
-      for (dom::element item : dom::array(element)) {
-        value.array_value.push_back(to_any(item, strings, depth + 1));
-      }
-      return value;
-    }
-    case dom::element_type::OBJECT: {
-      if (depth >= kMaxJsonDepth)
-        return AnyValue::string(strings.keep(simdjson::to_string(element)));
-      AnyValue value;
-      value.kind = AnyValue::Kind::kKvList;
-      for (dom::key_value_pair field : dom::object(element)) {
-        value.kvlist_value.push_back(
-            {strings.copy(field.key), to_any(field.value, strings, depth + 1)});
-      }
-      return value;
-    }
-    case dom::element_type::INT64:
-      return AnyValue::integer(int64_t(element));
-    case dom::element_type::UINT64:  // above INT64_MAX
-      return AnyValue::floating(static_cast<double>(uint64_t(element)));
-    case dom::element_type::DOUBLE:
-      return AnyValue::floating(double(element));
-    case dom::element_type::STRING:
-      return AnyValue::string(strings.copy(std::string_view(element)));
-    case dom::element_type::BOOL:
-      return AnyValue::boolean(bool(element));
-    case dom::element_type::NULL_VALUE:
-      break;
-  }
-  return {};
 }
 
 // In place, without a temporary AnyValue (two vectors) per field: this runs for every line.
@@ -238,6 +206,110 @@ void add_string(Attributes& attributes, std::string_view key, std::string_view t
   KeyValue& kv = attributes.emplace_back();
   kv.key = key;
   set_string(kv.value, text);
+}
+
+// raw_json_token() keeps the whitespace up to the next token.
+std::string_view trim_json_space(std::string_view text) {
+  const size_t end = text.find_last_not_of(" \t\n\r");
+  return end == std::string_view::npos ? std::string_view() : text.substr(0, end + 1);
+}
+
+// A JSON value into out (kEmpty on entry), with its strings copied into strings. An error means
+// the record is not valid JSON. Integers outside int64 (beyond simdjson 3.0.1's types: its DOM
+// parser refuses the whole document) become strings with their exact text: nothing is rounded.
+simdjson::error_code to_any(od::value value, StringStore& strings, int depth, AnyValue& out) {
+  od::json_type type;
+  SIMDJSON_TRY(value.type().get(type));
+  switch (type) {
+    case od::json_type::array: {
+      od::array array;
+      SIMDJSON_TRY(value.get_array().get(array));
+      if (depth >= kMaxJsonDepth) {
+        std::string_view raw;
+        SIMDJSON_TRY(array.raw_json().get(raw));
+        set_string(out, strings.copy(raw));
+        return simdjson::SUCCESS;
+      }
+      out.kind = AnyValue::Kind::kArray;
+      size_t count = 0;  // a second look at the array's tokens costs less than growing a vector
+      SIMDJSON_TRY(array.count_elements().get(count));
+      out.array_value.reserve(count);
+      for (auto item : array) {
+        od::value element;
+        SIMDJSON_TRY(item.get(element));
+        SIMDJSON_TRY(to_any(element, strings, depth + 1, out.array_value.emplace_back()));
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::object: {
+      od::object object;
+      SIMDJSON_TRY(value.get_object().get(object));
+      if (depth >= kMaxJsonDepth) {
+        std::string_view raw;
+        SIMDJSON_TRY(object.raw_json().get(raw));
+        set_string(out, strings.copy(raw));
+        return simdjson::SUCCESS;
+      }
+      out.kind = AnyValue::Kind::kKvList;
+      size_t count = 0;
+      SIMDJSON_TRY(object.count_fields().get(count));
+      out.kvlist_value.reserve(count);
+      for (auto field : object) {
+        std::string_view key;
+        od::value element;
+        SIMDJSON_TRY(field.unescaped_key().get(key));
+        SIMDJSON_TRY(field.value().get(element));
+        KeyValue& kv = out.kvlist_value.emplace_back();
+        kv.key = strings.copy(key);
+        SIMDJSON_TRY(to_any(element, strings, depth + 1, kv.value));
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::number: {
+      od::number_type number_type;
+      SIMDJSON_TRY(value.get_number_type().get(number_type));
+      if (number_type == od::number_type::floating_point_number) {
+        double number = 0;
+        SIMDJSON_TRY(value.get_double().get(number));
+        out.kind = AnyValue::Kind::kDouble;
+        out.double_value = number;
+        return simdjson::SUCCESS;
+      }
+      int64_t integer = 0;
+      if (number_type == od::number_type::signed_integer &&
+          value.get_int64().get(integer) == simdjson::SUCCESS) {
+        out.kind = AnyValue::Kind::kInt;
+        out.int_value = integer;
+        return simdjson::SUCCESS;
+      }
+      // Beyond int64 (get_number_type() saw an optional '-' then only digits): the text, once
+      // checked against JSON's rule that the digits of a 19+ digit integer don't start with 0.
+      const std::string_view text = trim_json_space(value.raw_json_token());
+      const std::string_view digits = text.substr(text.starts_with('-') ? 1 : 0);
+      if (digits.empty() || digits.front() == '0') return simdjson::NUMBER_ERROR;
+      set_string(out, strings.copy(text));
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::string: {
+      std::string_view text;
+      SIMDJSON_TRY(value.get_string().get(text));
+      set_string(out, strings.copy(text));
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::boolean: {
+      bool flag = false;
+      SIMDJSON_TRY(value.get_bool().get(flag));
+      out.kind = AnyValue::Kind::kBool;
+      out.bool_value = flag;
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::null: {
+      bool is_null = false;
+      SIMDJSON_TRY(value.is_null().get(is_null));
+      return is_null ? simdjson::SUCCESS : simdjson::INCORRECT_TYPE;
+    }
+  }
+  return simdjson::INCORRECT_TYPE;
 }
 
 // Points every string of value at copies in strings.
@@ -448,10 +520,17 @@ void LambdaMapping::map_event(const LambdaEvent& event, uint64_t now, Metrics& m
 
 bool LambdaMapping::parse(std::string_view json, simdjson::dom::element& root) {
   if (json.size() > kMaxParsedRecordBytes) return false;
+  pad(json);
+  return parser_.parse(padded_.data(), json.size(), false).get(root) == simdjson::SUCCESS;
+}
+
+void LambdaMapping::pad(std::string_view json) {
   const size_t padded_size = json.size() + simdjson::SIMDJSON_PADDING;
   if (padded_.size() < padded_size) padded_.resize(padded_size);
   std::copy(json.begin(), json.end(), padded_.begin());
-  return parser_.parse(padded_.data(), json.size(), false).get(root) == simdjson::SUCCESS;
+  // simdjson reads into the padding; a previous record's bytes there are no concern of its.
+  std::fill_n(padded_.begin() + static_cast<ptrdiff_t>(json.size()), simdjson::SIMDJSON_PADDING,
+              ' ');
 }
 
 void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
@@ -461,44 +540,16 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
   add_string(record.attributes, "aws.lambda.log_type", ev.type);
   std::string_view request_id;
 
-  // A JSON object's fields: level, message, timestamp and requestId, the rest as attributes.
-  auto from_object = [&](const dom::object& object) {
-    for (dom::key_value_pair field : object) {
-      std::string_view text;
-      bool is_string = field.value.get_string().get(text) == simdjson::SUCCESS;
-      if (field.key == "message") {
-        record.body = to_any(field.value, out.strings, 1);
-        continue;
-      }
-      if (is_string && field.key == "level") {
-        Severity severity = severity_from_level(text);
-        record.severity_number = severity.number;
-        record.severity_text = severity.number != 0 ? severity.text : out.strings.copy(text);
-        continue;
-      }
-      if (is_string && field.key == "requestId") {
-        request_id = out.strings.copy(text);
-        continue;
-      }
-      if (is_string && field.key == "timestamp") {
-        if (auto time = parse_rfc3339_nanos(text)) {
-          record.time_unix_nano = *time;
-          continue;
-        }
-      }
-      record.attributes.push_back(
-          {out.strings.copy(field.key), to_any(field.value, out.strings, 1)});
-    }
-  };
-
   std::string_view line;
-  dom::object object;
   dom::element root;
   bool parsed = false;
   // Most lines are JSON strings with only short escapes (\t, \"): no parser needed for them.
   bool is_string = unescape_simple_json_string(ev.record, line_);
+  bool is_object = false;
   if (is_string) {
     line = line_;
+  } else if (starts_object(ev.record)) {
+    is_object = map_object(ev.record, record, request_id, out);
   } else {
     parsed = parse(ev.record, root);
     is_string = parsed && root.get_string().get(line) == simdjson::SUCCESS;
@@ -512,24 +563,12 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
       record.severity_text = severity.number != 0 ? severity.text : text->level;
       request_id = text->request_id;
       set_string(record.body, text->message);
-    } else {
-      // Schema 2022-07-01 keeps JSON-format lines as strings: read them as objects too.
-      bool was_object = false;
-      if (!line.empty() && line.front() == '{') {
-        dom::element inner;
-        if (parse(line, inner) && inner.get_object().get(object) == simdjson::SUCCESS) {
-          from_object(object);
-          was_object = true;
-        }
-      }
-      if (!was_object) {
-        set_string(record.body, line);
-        ++counters_.unparsed_records;
-      }
+    } else if (!starts_object(line) || !map_object(line, record, request_id, out)) {
+      // Schema 2022-07-01 keeps JSON-format lines as strings: read as objects too, above.
+      set_string(record.body, line);
+      ++counters_.unparsed_records;
     }
-  } else if (parsed && root.get_object().get(object) == simdjson::SUCCESS) {
-    from_object(object);
-  } else {
+  } else if (!is_object) {
     set_string(record.body, ev.record);  // not JSON, or a JSON number, array...: as is
     ++counters_.unparsed_records;
   }
@@ -554,6 +593,69 @@ void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
       attach(record, *invocation);
     }
   }
+}
+
+// A JSON object's fields: level, message, timestamp and requestId, the rest as attributes.
+// Read with simdjson's On-Demand API, which (unlike its DOM in 3.0.1) lets a big integer through
+// as text. False, with record as it came, when json is not a valid object.
+bool LambdaMapping::map_object(std::string_view json, LogRecord& record,
+                               std::string_view& request_id, MappingOutput& out) {
+  if (json.size() > kMaxParsedRecordBytes) return false;
+  pad(json);
+  const size_t attributes = record.attributes.size();
+  std::string_view id;
+  auto read = [&]() -> simdjson::error_code {
+    od::document document;
+    od::object object;
+    SIMDJSON_TRY(ondemand_.iterate(padded_.data(), json.size(), padded_.size()).get(document));
+    SIMDJSON_TRY(document.get_object().get(object));
+    for (auto field : object) {
+      std::string_view key;
+      od::value value;
+      od::json_type type;
+      SIMDJSON_TRY(field.unescaped_key().get(key));
+      SIMDJSON_TRY(field.value().get(value));
+      SIMDJSON_TRY(value.type().get(type));
+      if (key == "message") {
+        record.body = AnyValue{};  // the last one wins
+        SIMDJSON_TRY(to_any(value, out.strings, 1, record.body));
+        continue;
+      }
+      const bool special = key == "level" || key == "requestId" || key == "timestamp";
+      if (!special || type != od::json_type::string) {
+        KeyValue& kv = record.attributes.emplace_back();
+        kv.key = out.strings.copy(key);
+        SIMDJSON_TRY(to_any(value, out.strings, 1, kv.value));
+        continue;
+      }
+      std::string_view text;
+      SIMDJSON_TRY(value.get_string().get(text));
+      if (key == "level") {
+        Severity severity = severity_from_level(text);
+        record.severity_number = severity.number;
+        record.severity_text = severity.number != 0 ? severity.text : out.strings.copy(text);
+      } else if (key == "requestId") {
+        id = out.strings.copy(text);
+      } else if (auto time = parse_rfc3339_nanos(text)) {
+        record.time_unix_nano = *time;
+      } else {
+        add_string(record.attributes, out.strings.copy(key), out.strings.copy(text));
+      }
+    }
+    // Nothing may follow the object (On-Demand reads lazily: this is not checked for us).
+    if (document.current_location().error() != simdjson::OUT_OF_BOUNDS) return simdjson::TAPE_ERROR;
+    return simdjson::SUCCESS;
+  };
+  if (read() != simdjson::SUCCESS) {  // undo what a partly read object gave
+    record.attributes.resize(attributes);
+    record.body = AnyValue{};
+    record.severity_number = 0;
+    record.severity_text = {};
+    record.time_unix_nano = 0;
+    return false;
+  }
+  request_id = id;
+  return true;
 }
 
 void LambdaMapping::map_platform(const EventContext& ev, Metrics& metrics, MappingOutput& out) {

@@ -47,12 +47,16 @@ struct MappingOutput {
   std::vector<Span> spans;
   std::vector<Metric> metrics;  // aggregated over the call's events, delta temporality
 
+  // Empties the output and keeps its capacity for the next call (up to kKeptItems).
   void clear() {
     logs.clear();
     spans.clear();
     metrics.clear();
     strings.clear();
+    if (logs.capacity() > kKeptItems) logs = {};  // an unusually large batch's
+    if (spans.capacity() > kKeptItems) spans = {};
   }
+  static constexpr size_t kKeptItems = 4096;
 };
 
 // Things worth counting that never stop a batch; the sink logs each kind once, and a summary.
@@ -119,6 +123,9 @@ class LambdaMapping {
 
   void map_event(const LambdaEvent& event, uint64_t now, Metrics& metrics, MappingOutput& out);
   bool parse(std::string_view json, simdjson::dom::element& root);
+  void pad(std::string_view json);  // into padded_
+  bool map_object(std::string_view json, LogRecord& record, std::string_view& request_id,
+                  MappingOutput& out);
   void map_log(const EventContext& ev, MappingOutput& out);
   void map_platform(const EventContext& ev, Metrics& metrics, MappingOutput& out);
   void on_start(const EventContext& ev, const simdjson::dom::object& record, Metrics& metrics,
@@ -145,8 +152,9 @@ class LambdaMapping {
 
   MappingOptions options_;
   MappingCounters counters_;
-  simdjson::dom::parser parser_;
-  std::string padded_;  // the record being parsed, with simdjson's padding
+  simdjson::dom::parser parser_;         // platform records, strings with \u escapes
+  simdjson::ondemand::parser ondemand_;  // JSON log records (big integers as text)
+  std::string padded_;                   // the record being parsed, with simdjson's padding
   std::string repaired_;
   std::string line_;  // an unescaped log line
   std::string text_;  // a platform log body being formatted

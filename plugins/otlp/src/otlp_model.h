@@ -19,18 +19,22 @@ namespace relay::otlp {
 enum class Signal { kLogs, kTraces, kMetrics };
 
 // Owns the bytes of strings a request refers to (unescaped JSON strings, formatted bodies).
-// Views stay valid until clear(): a deque never moves its elements.
+// Views stay valid until clear(). clear() keeps the chunks (up to kKeptChunks) for the next
+// request: fresh memory for every batch costs page faults.
 class StringStore {
  public:
   StringStore() = default;
   StringStore(const StringStore&) = delete;
   StringStore& operator=(const StringStore&) = delete;
-  // A deque's elements stay where they are when it moves, so the chunk pointer moves along.
+  // A deque's elements stay where they are when it moves, so views into them stay valid.
   StringStore(StringStore&& other) noexcept
-      : strings_(std::move(other.strings_)), chunk_(std::exchange(other.chunk_, nullptr)) {}
+      : strings_(std::move(other.strings_)),
+        chunks_(std::move(other.chunks_)),
+        used_(std::exchange(other.used_, 0)) {}
   StringStore& operator=(StringStore&& other) noexcept {
     strings_ = std::move(other.strings_);
-    chunk_ = std::exchange(other.chunk_, nullptr);
+    chunks_ = std::move(other.chunks_);
+    used_ = std::exchange(other.used_, 0);
     return *this;
   }
 
@@ -40,24 +44,29 @@ class StringStore {
   // reserved once and never grows, so views into it stay valid.
   std::string_view copy(std::string_view text) {
     if (text.size() > kChunkBytes / 4) return keep(std::string(text));
-    if (chunk_ == nullptr || chunk_->capacity() - chunk_->size() < text.size()) {
-      chunk_ = &strings_.emplace_back();
-      chunk_->reserve(kChunkBytes);
+    if (used_ == 0 || chunks_[used_ - 1].capacity() - chunks_[used_ - 1].size() < text.size()) {
+      if (used_ == chunks_.size()) chunks_.emplace_back().reserve(kChunkBytes);
+      ++used_;
     }
-    size_t at = chunk_->size();
-    chunk_->append(text);
-    return std::string_view(*chunk_).substr(at, text.size());
+    std::string& chunk = chunks_[used_ - 1];
+    const size_t at = chunk.size();
+    chunk.append(text);
+    return std::string_view(chunk).substr(at, text.size());
   }
 
   void clear() {
     strings_.clear();
-    chunk_ = nullptr;
+    while (chunks_.size() > kKeptChunks) chunks_.pop_back();
+    for (size_t i = 0; i < used_ && i < chunks_.size(); ++i) chunks_[i].clear();  // keeps capacity
+    used_ = 0;
   }
 
  private:
   static constexpr size_t kChunkBytes = 16384;
-  std::deque<std::string> strings_;
-  std::string* chunk_ = nullptr;
+  static constexpr size_t kKeptChunks = 64;  // 1 MiB
+  std::deque<std::string> strings_;          // keep()'s, and copies too large for a chunk
+  std::deque<std::string> chunks_;           // chunks_[0, used_) hold this request's copies
+  size_t used_ = 0;
 };
 
 struct KeyValue;

@@ -47,6 +47,8 @@ constexpr std::array<otlp::Signal, 3> kSignals = {otlp::Signal::kLogs, otlp::Sig
                                                   otlp::Signal::kMetrics};
 // What a 200 answer may carry: a partial_success message, never large.
 constexpr size_t kMaxResponseBody = 64 * 1024;
+// Encoded requests keep their buffers from batch to batch up to this size.
+constexpr size_t kMaxKeptBody = 1 << 20;
 
 constexpr std::string_view signal_name(otlp::Signal signal) {
   switch (signal) {
@@ -194,7 +196,10 @@ class OtlpSink final : public net::NetworkSink {
       pending = std::prev(pending_.end());
     }
     const Status status = send_pending(*pending, deadline, batch.size());
-    if (status != Status::kRetry) pending_.erase(pending);
+    if (status != Status::kRetry) {
+      recycle(*pending);
+      pending_.erase(pending);
+    }
     return status;
   }
 
@@ -207,6 +212,7 @@ class OtlpSink final : public net::NetworkSink {
     const size_t records = output_.logs.size();
     Pending held = encode_pending("");
     const Status status = send_pending(held, deadline, records);
+    recycle(held);
     return status == Status::kOk ? status
                                  : fail(status, "held log records not exported: " + last_error_);
   }
@@ -215,7 +221,8 @@ class OtlpSink final : public net::NetworkSink {
   // One delivery's requests, encoded once: kept until each is accepted or refused for good.
   struct Pending {
     std::string batch_id;
-    std::array<std::optional<std::string>, 3> bodies;  // per signal; none: nothing (left) to send
+    std::array<std::string, 3> bodies;  // per signal, encoded
+    std::array<bool, 3> unsent{};       // per signal: bodies[i] waits to be sent
     std::array<size_t, 3> items{};
     std::array<bool, 3> accepted{};
     uint64_t rejected_logs = 0;  // refused or partially rejected, over every attempt
@@ -226,6 +233,15 @@ class OtlpSink final : public net::NetworkSink {
   static constexpr size_t kMaxPendingBatches = 8;
 
   bool exporting() const { return clients_[0] || clients_[1] || clients_[2]; }
+
+  void recycle(Pending& pending) {
+    for (size_t i = 0; i < pending.bodies.size(); ++i) {
+      // An unusually large batch's body is not worth keeping.
+      if (pending.bodies[i].capacity() <= kMaxKeptBody) {
+        spare_bodies_[i] = std::move(pending.bodies[i]);
+      }
+    }
+  }
 
   static otlp::MappingOptions mapping_options(const relay::sdk::Config& config) {
     otlp::MappingOptions options;
@@ -293,29 +309,35 @@ class OtlpSink final : public net::NetworkSink {
   Pending encode_pending(std::string_view batch_id) {
     Pending pending;
     pending.batch_id = std::string(batch_id);
+    pending.bodies = std::move(spare_bodies_);
     const otlp::Scope scope{kScopeName, RELAY_SINK_VERSION};
+    // The output's vectors go into the requests and come back: their capacity, and the bodies',
+    // serve the next batch (fresh memory per batch costs page faults).
     if (clients_[0] && !output_.logs.empty()) {
       otlp::LogsRequest request{&resource_, scope, std::move(output_.logs)};
       pending.items[0] = request.records.size();
-      pending.bodies[0].emplace();
-      json_ ? otlp::encode_json(request, *pending.bodies[0])
-            : otlp::encode_protobuf(request, *pending.bodies[0]);
+      json_ ? otlp::encode_json(request, pending.bodies[0])
+            : otlp::encode_protobuf(request, pending.bodies[0]);
+      output_.logs = std::move(request.records);
+      pending.unsent[0] = true;
     }
     if (clients_[1] && !output_.spans.empty()) {
       otlp::TracesRequest request{&resource_, scope, std::move(output_.spans)};
       pending.items[1] = request.spans.size();
-      pending.bodies[1].emplace();
-      json_ ? otlp::encode_json(request, *pending.bodies[1])
-            : otlp::encode_protobuf(request, *pending.bodies[1]);
+      json_ ? otlp::encode_json(request, pending.bodies[1])
+            : otlp::encode_protobuf(request, pending.bodies[1]);
+      output_.spans = std::move(request.spans);
+      pending.unsent[1] = true;
     }
     if (clients_[2] && !output_.metrics.empty()) {
       otlp::MetricsRequest request{&resource_, scope, std::move(output_.metrics)};
       for (const otlp::Metric& metric : request.metrics) {
         pending.items[2] += metric.number_points.size() + metric.histogram_points.size();
       }
-      pending.bodies[2].emplace();
-      json_ ? otlp::encode_json(request, *pending.bodies[2])
-            : otlp::encode_protobuf(request, *pending.bodies[2]);
+      json_ ? otlp::encode_json(request, pending.bodies[2])
+            : otlp::encode_protobuf(request, pending.bodies[2]);
+      output_.metrics = std::move(request.metrics);
+      pending.unsent[2] = true;
     }
     output_.clear();
     return pending;
@@ -325,16 +347,15 @@ class OtlpSink final : public net::NetworkSink {
   // keeps the rest for the host's retry; a permanent one is counted and the others go on.
   Status send_pending(Pending& pending, relay::sdk::Deadline deadline, size_t events) {
     for (size_t i = 0; i < kSignals.size(); ++i) {
-      std::optional<std::string>& body = pending.bodies[i];
-      if (!body) continue;
-      net::Attempt attempt = clients_[i]->post(*body, pending.batch_id, deadline);
+      if (!pending.unsent[i]) continue;
+      net::Attempt attempt = clients_[i]->post(pending.bodies[i], pending.batch_id, deadline);
       if (attempt.status == Status::kRetry || attempt.status == Status::kFatal) {
         last_error_ = std::string(signal_name(kSignals[i])) + ": " + attempt.error;
         attempt.error = last_error_;
         return report(std::move(attempt));
       }
       const size_t items = pending.items[i];
-      body.reset();
+      pending.unsent[i] = false;
       if (attempt.status == Status::kDrop) {
         const bool any_accepted = pending.accepted[0] || pending.accepted[1] || pending.accepted[2];
         if (attempt.too_large && kSignals[i] == otlp::Signal::kLogs && !any_accepted) {
@@ -439,6 +460,9 @@ class OtlpSink final : public net::NetworkSink {
   std::vector<otlp::LambdaEvent> events_;
   otlp::MappingOutput output_;
   std::deque<Pending> pending_;
+  // Bodies of finished deliveries, kept for their capacity: fresh memory per batch costs page
+  // faults.
+  std::array<std::string, 3> spare_bodies_;
   std::array<uint64_t, 3> rejected_{};  // by partial_success, per signal
   std::array<uint64_t, 3> dropped_{};   // in requests answered with a permanent failure
   std::set<std::string> noted_;         // the kinds of trouble already logged

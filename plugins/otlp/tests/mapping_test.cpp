@@ -617,7 +617,7 @@ TEST(Mapping, PythonJsonAndPowertoolsObjectsKeepOtherKeysAsAttributes) {
   ASSERT_NE(order, nullptr);
   ASSERT_EQ(order->kind, AnyValue::Kind::kKvList);
   EXPECT_EQ(field(field(*order, "lines")->array_value.at(0), "sku")->string_value, "A");
-  EXPECT_EQ(attribute(python.attributes, "big")->kind, AnyValue::Kind::kDouble);
+  EXPECT_EQ(string_attribute(python.attributes, "big"), "18446744073709551615");  // > INT64_MAX
   EXPECT_DOUBLE_EQ(attribute(python.attributes, "ratio")->double_value, 0.5);
 
   const LogRecord& powertools = out.logs[1];
@@ -643,6 +643,72 @@ TEST(Mapping, PythonJsonAndPowertoolsObjectsKeepOtherKeysAsAttributes) {
   EXPECT_EQ(out.logs[3].body.kind, AnyValue::Kind::kInt);
   EXPECT_EQ(out.logs[3].body.int_value, 42);
   EXPECT_EQ(mapping.counters().unparsed_records, 0u);
+}
+
+TEST(Mapping, IntegersBeyondInt64KeepTheirExactTextAndTheRecordMapsNormally) {
+  LambdaMapping mapping(options());
+  MappingOutput out;
+  Events events;  // as the emulator's JSON lines: simdjson's DOM would refuse the whole record
+  events
+      .add(
+          "function", "2024-05-14T09:12:05.400Z",
+          R"({"timestamp":"2024-05-14T09:12:05.321Z","level":"INFO","message":{"order":{"id":"o-1"},)"
+          R"("big":123456789012345678901234567890,"ratio":1.5e-7,"ok":true},)"
+          R"("neg":-98765432109876543210 ,"max":9223372036854775807,"min":-9223372036854775808,)"
+          R"("u":9223372036854775808,"list":[1,18446744073709551616]})")
+      .add("function", "2024-05-14T09:12:05.400Z",
+           R"("{\"level\":\"WARN\",\"message\":\"in a string\",\"big\":-123456789012345678901}")");
+  mapping.map(events.get(), kNow, out);
+  ASSERT_EQ(out.logs.size(), 2u);
+  const LogRecord& log = out.logs[0];
+  EXPECT_EQ(log.severity_number, 9);
+  EXPECT_EQ(log.time_unix_nano, at("2024-05-14T09:12:05.321Z"));
+  ASSERT_EQ(log.body.kind, AnyValue::Kind::kKvList);
+  EXPECT_EQ(field(*field(log.body, "order"), "id")->string_value, "o-1");
+  const AnyValue* big = field(log.body, "big");
+  ASSERT_EQ(big->kind, AnyValue::Kind::kString);
+  EXPECT_EQ(big->string_value, "123456789012345678901234567890");
+  EXPECT_DOUBLE_EQ(field(log.body, "ratio")->double_value, 1.5e-7);
+  EXPECT_TRUE(field(log.body, "ok")->bool_value);
+  EXPECT_EQ(string_attribute(log.attributes, "neg"), "-98765432109876543210");  // space trimmed
+  EXPECT_EQ(attribute(log.attributes, "max")->int_value, INT64_MAX);
+  EXPECT_EQ(attribute(log.attributes, "min")->int_value, INT64_MIN);
+  EXPECT_EQ(string_attribute(log.attributes, "u"), "9223372036854775808");
+  const AnyValue* list = attribute(log.attributes, "list");
+  ASSERT_EQ(list->kind, AnyValue::Kind::kArray);
+  ASSERT_EQ(list->array_value.size(), 2u);
+  EXPECT_EQ(list->array_value[0].int_value, 1);
+  EXPECT_EQ(list->array_value[1].string_value, "18446744073709551616");
+  EXPECT_EQ(body(out.logs[1]), "in a string");
+  EXPECT_EQ(string_attribute(out.logs[1].attributes, "big"), "-123456789012345678901");
+  EXPECT_EQ(mapping.counters().unparsed_records, 0u);
+}
+
+TEST(Mapping, InvalidJsonObjectsAreKeptWholeEvenWhenPartlyRead) {
+  LambdaMapping mapping(options());
+  MappingOutput out;
+  const std::vector<std::string> bad = {
+      R"({"level":"INFO","message":"m","n":0123456789012345678901})",  // leading zero
+      R"({"level":"INFO","message":"m","n":12x})",
+      R"({"level":"INFO","message":"m","t":tru})",
+      R"({"level":"INFO","message":"m","t":nul})",
+      R"({"level":"INFO","message":{"a":[1,2}})",
+      R"({"level":"INFO","message":"m"} {"x":1})",
+      R"({"level":"INFO","message":"m"}})",
+      R"({"level":"INFO","message":"m",})",
+  };
+  Events events;
+  for (const std::string& record : bad) events.add("function", "2024-05-14T09:12:05.400Z", record);
+  mapping.map(events.get(), kNow, out);
+  ASSERT_EQ(out.logs.size(), bad.size());
+  for (size_t i = 0; i < bad.size(); ++i) {
+    SCOPED_TRACE(bad[i]);
+    EXPECT_EQ(body(out.logs[i]), bad[i]);  // whole, never lost
+    EXPECT_EQ(out.logs[i].severity_number, 0);
+    EXPECT_EQ(out.logs[i].attributes.size(), 1u);  // only aws.lambda.log_type
+    EXPECT_EQ(out.logs[i].time_unix_nano, at("2024-05-14T09:12:05.400Z"));
+  }
+  EXPECT_EQ(mapping.counters().unparsed_records, bad.size());
 }
 
 TEST(Mapping, JsonTextInAStringRecordIsReadAsAnObject) {
