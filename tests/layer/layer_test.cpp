@@ -119,6 +119,11 @@ std::string sink_zip() {
   return one_zip("telemetry-relay-sink-stdout-[0-9A-Za-z.+_-]+-" + g_params.arch + "\\.zip");
 }
 
+std::string otlp_zip() {
+  return one_zip("telemetry-relay-sink-otlp-" + std::string(RELAY_EXPECTED_VERSION) + "-" +
+                 g_params.arch + "\\.zip");
+}
+
 std::vector<std::string> zip_entries(const std::string& zip) {
   const ProcessResult listed = run("unzip", {"-Z1", zip});
   EXPECT_EQ(listed.exit_code, 0) << listed.output;
@@ -297,7 +302,7 @@ TEST_F(LayerTest, ZipsHaveTheLambdaLayout) {
 // The executable runs on the bundled loader with an RPATH (which LD_LIBRARY_PATH does not
 // override, unlike RUNPATH), and every library any binary of the layers needs is bundled.
 TEST_F(LayerTest, BinariesUseOnlyTheBundledRuntime) {
-  ASSERT_NO_FATAL_FAILURE(make_root({base_zip(), sink_zip()}));
+  ASSERT_NO_FATAL_FAILURE(make_root({base_zip(), sink_zip(), otlp_zip()}));
   const fs::path opt = root_ / "opt";
   const fs::path lib = opt / "telemetry-relay/lib";
 
@@ -305,14 +310,16 @@ TEST_F(LayerTest, BinariesUseOnlyTheBundledRuntime) {
   EXPECT_EQ(exe.interpreter, "/opt/telemetry-relay/lib/" + loader_name());
   EXPECT_THAT(exe.rpath, ElementsAre("/opt/telemetry-relay/lib"));
   EXPECT_THAT(exe.runpath, IsEmpty());
-  for (const char* plugin : {"librelay-sink-http.so", "librelay-sink-stdout.so"}) {
+  for (const char* plugin :
+       {"librelay-sink-http.so", "librelay-sink-stdout.so", "librelay-sink-otlp.so"}) {
     const ElfInfo info = read_elf(opt / "extensions/lib" / plugin);
     EXPECT_THAT(info.rpath, ElementsAre("$ORIGIN/../../telemetry-relay/lib")) << plugin;
     EXPECT_THAT(info.runpath, IsEmpty()) << plugin;
   }
   // Its own folder, whatever LD_LIBRARY_PATH says, for anything it may need there.
-  const ElfInfo tls = read_elf(lib / "librelay-http-tls.so");
-  EXPECT_THAT(tls.rpath, ElementsAre("$ORIGIN"));
+  for (const char* tls_build : {"librelay-http-tls.so", "librelay-otlp-tls.so"}) {
+    EXPECT_THAT(read_elf(lib / tls_build).rpath, ElementsAre("$ORIGIN")) << tls_build;
+  }
   // librelay-sink-http.so itself needs no OpenSSL: that is the TLS build's.
   for (const auto& needed : read_elf(opt / "extensions/lib/librelay-sink-http.so").needed) {
     EXPECT_THAT(needed, ::testing::Not(::testing::AnyOf(HasSubstr("ssl"), HasSubstr("crypto"))));
@@ -461,6 +468,44 @@ TEST_F(LayerTest, StackedSinkLayerDeliversBesideHttp) {
   const auto relay = relay_summary();
   ASSERT_TRUE(relay) << "no summary line";
   for (const char* sink : {"http", "stdout"}) {
+    EXPECT_EQ(sink_counter(relay, sink, "received"), summary.events_for_subscriber) << sink;
+    EXPECT_EQ(sink_counter(relay, sink, "delivered"), summary.events_for_subscriber) << sink;
+  }
+}
+
+// The otlp sink's layer holds its plugin and its TLS build; stacked on the base layer in an
+// empty root, with RELAY_SINKS=http,otlp, both sinks deliver everything (the otlp sink to the
+// three OTLP paths of a local collector).
+TEST_F(LayerTest, OtlpSinkLayerExportsBesideHttp) {
+  const std::string otlp = otlp_zip();
+  ASSERT_FALSE(otlp.empty());
+  EXPECT_THAT(zip_entries(otlp),
+              ::testing::UnorderedElementsAre("extensions/lib/librelay-sink-otlp.so",
+                                              "telemetry-relay/lib/librelay-otlp-tls.so"));
+  ASSERT_NO_FATAL_FAILURE(make_root({base_zip(), otlp}));
+  Receiver http;
+  http.start();
+  Receiver collector;
+  collector.start();
+  Options options = relay_options(3);
+  options.env["DISPATCH_POST_URI"] = http.url();
+  options.env["RELAY_SINKS"] = "http,otlp";
+  options.env["RELAY_OTLP_ENDPOINT"] = collector.url();
+  const Summary summary = Emulator(options).run();
+
+  ASSERT_TRUE(summary.clean(3)) << "init_error=" << summary.init_error
+                                << " exit_code=" << summary.exit_code;
+  ASSERT_GT(summary.events_for_subscriber, 0u);
+  EXPECT_TRUE(check_delivery(summary.subscriber_events, http.event_texts()).exact());
+  std::set<std::string> paths;
+  for (const auto& request : collector.requests()) {
+    paths.insert(request.uri);
+    EXPECT_EQ(request.header("Content-Type"), "application/x-protobuf");
+  }
+  EXPECT_THAT(paths, ElementsAre("/v1/logs", "/v1/metrics", "/v1/traces"));
+  const auto relay = relay_summary();
+  ASSERT_TRUE(relay) << "no summary line";
+  for (const char* sink : {"http", "otlp"}) {
     EXPECT_EQ(sink_counter(relay, sink, "received"), summary.events_for_subscriber) << sink;
     EXPECT_EQ(sink_counter(relay, sink, "delivered"), summary.events_for_subscriber) << sink;
   }
