@@ -533,7 +533,7 @@ void LambdaMapping::pad(std::string_view json) {
 void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
   LogRecord& record = out.logs.emplace_back();  // built in place: a LogRecord is large
   record.observed_time_unix_nano = ev.now;
-  record.attributes.reserve(4);  // type, invocation id and usually little else
+  record.attributes.reserve(2);  // the type and the invocation id; a JSON object's keys grow it
   add_string(record.attributes, "aws.lambda.log_type", ev.type);
   std::string_view request_id;
 
