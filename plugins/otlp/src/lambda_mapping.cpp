@@ -208,6 +208,64 @@ void add_string(Attributes& attributes, std::string_view key, std::string_view t
   set_string(kv.value, text);
 }
 
+// A parsed JSON value into out (kEmpty on entry), strings copied into strings. The DOM parse
+// has validated it all: nothing fails here. uint64 above INT64_MAX: its exact text.
+void to_any(dom::element element, StringStore& strings, int depth, AnyValue& out) {
+  switch (element.type()) {
+    case dom::element_type::ARRAY: {
+      if (depth >= kMaxJsonDepth) {
+        set_string(out, strings.keep(simdjson::to_string(element)));
+        return;
+      }
+      const dom::array array(element);
+      out.kind = AnyValue::Kind::kArray;
+      out.array_value.reserve(array.size());
+      for (dom::element item : array) {
+        to_any(item, strings, depth + 1, out.array_value.emplace_back());
+      }
+      return;
+    }
+    case dom::element_type::OBJECT: {
+      if (depth >= kMaxJsonDepth) {
+        set_string(out, strings.keep(simdjson::to_string(element)));
+        return;
+      }
+      const dom::object object(element);
+      out.kind = AnyValue::Kind::kKvList;
+      out.kvlist_value.reserve(object.size());
+      for (dom::key_value_pair field : object) {
+        KeyValue& kv = out.kvlist_value.emplace_back();
+        kv.key = strings.copy(field.key);
+        to_any(field.value, strings, depth + 1, kv.value);
+      }
+      return;
+    }
+    case dom::element_type::INT64:
+      out.kind = AnyValue::Kind::kInt;
+      out.int_value = int64_t(element);
+      return;
+    case dom::element_type::UINT64: {
+      std::array<char, 24> text;
+      auto end = std::to_chars(text.data(), text.data() + text.size(), uint64_t(element)).ptr;
+      set_string(out, strings.copy(std::string_view(text.data(), end)));
+      return;
+    }
+    case dom::element_type::DOUBLE:
+      out.kind = AnyValue::Kind::kDouble;
+      out.double_value = double(element);
+      return;
+    case dom::element_type::STRING:
+      set_string(out, strings.copy(std::string_view(element)));
+      return;
+    case dom::element_type::BOOL:
+      out.kind = AnyValue::Kind::kBool;
+      out.bool_value = bool(element);
+      return;
+    case dom::element_type::NULL_VALUE:
+      return;
+  }
+}
+
 // raw_json_token() keeps the whitespace up to the next token.
 std::string_view trim_json_space(std::string_view text) {
   const size_t end = text.find_last_not_of(" \t\n\r");
@@ -536,7 +594,7 @@ void LambdaMapping::pad(std::string_view json) {
 void LambdaMapping::map_log(const EventContext& ev, MappingOutput& out) {
   LogRecord& record = out.logs.emplace_back();  // built in place: a LogRecord is large
   record.observed_time_unix_nano = ev.now;
-  record.attributes.reserve(4);  // type, invocation id and usually little else
+  record.attributes.reserve(2);  // the type and the invocation id; a JSON object's keys grow it
   add_string(record.attributes, "aws.lambda.log_type", ev.type);
   std::string_view request_id;
 
@@ -604,6 +662,51 @@ bool LambdaMapping::map_object(std::string_view json, LogRecord& record,
   pad(json);
   const size_t attributes = record.attributes.size();
   std::string_view id;
+  // Each field: level, requestId and a timestamp that parses are the record's own; the rest
+  // are attributes, message the body (the last one wins).
+  auto special = [&](std::string_view key, std::string_view text) {
+    if (key == "level") {
+      Severity severity = severity_from_level(text);
+      record.severity_number = severity.number;
+      record.severity_text = severity.number != 0 ? severity.text : out.strings.copy(text);
+    } else if (key == "requestId") {
+      id = out.strings.copy(text);
+    } else if (auto time = parse_rfc3339_nanos(text)) {
+      record.time_unix_nano = *time;
+    } else {
+      add_string(record.attributes, out.strings.copy(key), out.strings.copy(text));
+    }
+  };
+  auto is_special = [](std::string_view key) {
+    return key == "level" || key == "requestId" || key == "timestamp";
+  };
+
+  // DOM first: simdjson picks its SIMD kernels at run time for the whole parse, On-Demand
+  // (built for the baseline CPU) walks with generic code. DOM refuses integers beyond 64 bits:
+  // only then (NUMBER_ERROR) does On-Demand read the record again.
+  dom::element root;
+  const simdjson::error_code parsed = parser_.parse(padded_.data(), json.size(), false).get(root);
+  if (parsed == simdjson::SUCCESS) {
+    dom::object object;
+    if (root.get_object().get(object) != simdjson::SUCCESS) return false;
+    for (dom::key_value_pair field : object) {
+      std::string_view text;
+      if (field.key == "message") {
+        record.body = AnyValue{};
+        to_any(field.value, out.strings, 1, record.body);
+      } else if (is_special(field.key) && field.value.get_string().get(text) == simdjson::SUCCESS) {
+        special(field.key, text);
+      } else {
+        KeyValue& kv = record.attributes.emplace_back();
+        kv.key = out.strings.copy(field.key);
+        to_any(field.value, out.strings, 1, kv.value);
+      }
+    }
+    request_id = id;
+    return true;
+  }
+  if (parsed != simdjson::NUMBER_ERROR) return false;
+
   auto read = [&]() -> simdjson::error_code {
     od::document document;
     od::object object;
@@ -621,8 +724,7 @@ bool LambdaMapping::map_object(std::string_view json, LogRecord& record,
         SIMDJSON_TRY(to_any(value, out.strings, 1, record.body));
         continue;
       }
-      const bool special = key == "level" || key == "requestId" || key == "timestamp";
-      if (!special || type != od::json_type::string) {
+      if (!is_special(key) || type != od::json_type::string) {
         KeyValue& kv = record.attributes.emplace_back();
         kv.key = out.strings.copy(key);
         SIMDJSON_TRY(to_any(value, out.strings, 1, kv.value));
@@ -630,17 +732,7 @@ bool LambdaMapping::map_object(std::string_view json, LogRecord& record,
       }
       std::string_view text;
       SIMDJSON_TRY(value.get_string().get(text));
-      if (key == "level") {
-        Severity severity = severity_from_level(text);
-        record.severity_number = severity.number;
-        record.severity_text = severity.number != 0 ? severity.text : out.strings.copy(text);
-      } else if (key == "requestId") {
-        id = out.strings.copy(text);
-      } else if (auto time = parse_rfc3339_nanos(text)) {
-        record.time_unix_nano = *time;
-      } else {
-        add_string(record.attributes, out.strings.copy(key), out.strings.copy(text));
-      }
+      special(key, text);
     }
     // Nothing may follow the object (On-Demand reads lazily: this is not checked for us).
     if (document.current_location().error() != simdjson::OUT_OF_BOUNDS) return simdjson::TAPE_ERROR;

@@ -75,8 +75,8 @@ struct KeyValue;
 struct AnyValue {
   enum class Kind { kEmpty, kString, kBool, kInt, kDouble, kArray, kKvList };
   Kind kind = Kind::kEmpty;
+  bool bool_value = false;  // beside kind: no padding of its own (88 bytes, not 96)
   std::string_view string_value;
-  bool bool_value = false;
   int64_t int_value = 0;
   double double_value = 0;
   std::vector<AnyValue> array_value;
