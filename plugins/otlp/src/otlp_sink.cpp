@@ -205,14 +205,16 @@ class OtlpSink final : public net::NetworkSink {
 
   // Held log records (waiting for their invocation's platform.start) go out now, untraced.
   Status flush(relay::sdk::Deadline deadline) override {
-    report_counters();
-    if (!exporting() || mapping_.held() == 0) return Status::kOk;
-    output_.clear();
-    mapping_.release_held(output_);
-    const size_t records = output_.logs.size();
-    Pending held = encode_pending("");
-    const Status status = send_pending(held, deadline, records);
-    recycle(held);
+    Status status = Status::kOk;
+    if (exporting() && mapping_.held() > 0) {
+      output_.clear();
+      mapping_.release_held(output_);
+      const size_t records = output_.logs.size();
+      Pending held = encode_pending("");
+      status = send_pending(held, deadline, records);
+      recycle(held);
+    }
+    report_counters();  // after the held records: they are counted too
     return status == Status::kOk ? status
                                  : fail(status, "held log records not exported: " + last_error_);
   }
