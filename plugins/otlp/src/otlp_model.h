@@ -16,7 +16,7 @@
 
 namespace relay::otlp {
 
-enum class Signal { kLogs, kTraces, kMetrics };
+enum class Signal { kLogs, kTraces, kMetrics };  // also an index (0, 1, 2)
 
 // Owns the bytes of strings a request refers to (unescaped JSON strings, formatted bodies).
 // Views stay valid until clear(). clear() keeps the chunks (up to kKeptChunks) for the next
@@ -125,13 +125,9 @@ using Attributes = std::vector<KeyValue>;
 using TraceId = std::array<uint8_t, 16>;  // all zero: none
 using SpanId = std::array<uint8_t, 8>;    // all zero: none
 
-inline bool is_set(const TraceId& id) {
-  for (uint8_t b : id) {
-    if (b != 0) return true;
-  }
-  return false;
-}
-inline bool is_set(const SpanId& id) {
+// A trace or span id is set unless all its bytes are zero.
+template <size_t N>
+bool is_set(const std::array<uint8_t, N>& id) {
   for (uint8_t b : id) {
     if (b != 0) return true;
   }

@@ -50,28 +50,15 @@ constexpr size_t kMaxResponseBody = 64 * 1024;
 // Encoded requests keep their buffers from batch to batch up to this size.
 constexpr size_t kMaxKeptBody = 1 << 20;
 
-constexpr std::string_view signal_name(otlp::Signal signal) {
-  switch (signal) {
-    case otlp::Signal::kLogs:
-      return "logs";
-    case otlp::Signal::kTraces:
-      return "traces";
-    case otlp::Signal::kMetrics:
-      return "metrics";
-  }
-  return "logs";
-}
+// Indexed by Signal: its name (RELAY_OTLP_SIGNALS, the URL path) and what its items are called.
+constexpr std::string_view kSignalNames[] = {"logs", "traces", "metrics"};
+constexpr std::string_view kItemNames[] = {"log records", "spans", "data points"};
 
+constexpr std::string_view signal_name(otlp::Signal signal) {
+  return kSignalNames[static_cast<size_t>(signal)];
+}
 constexpr std::string_view item_name(otlp::Signal signal) {
-  switch (signal) {
-    case otlp::Signal::kLogs:
-      return "log records";
-    case otlp::Signal::kTraces:
-      return "spans";
-    case otlp::Signal::kMetrics:
-      return "data points";
-  }
-  return "items";
+  return kItemNames[static_cast<size_t>(signal)];
 }
 
 std::string env(const char* name) {
