@@ -1,7 +1,8 @@
 # ctest -L lint: cfn-lint validates layer/template.yaml, SAM transform included, offline (its
 # resource specs ship with it). It fails on any error or warning, and when cfn-lint is missing
 # (it never skips). The template's zip names must also match the versions layer/build gives them:
-# the project's for the base layer, the example's own for the stdout sink layer (EXAMPLE_CMAKE).
+# the project's for the base layer and the otlp sink layer, the example's own for the stdout sink
+# layer (EXAMPLE_CMAKE).
 foreach(var TEMPLATE VERSION EXAMPLE_CMAKE)
   if(NOT ${var})
     message(FATAL_ERROR "cfn_lint.cmake: -D${var}= is required")
@@ -31,7 +32,8 @@ set(sink_version ${CMAKE_MATCH_1})
 file(READ ${TEMPLATE} template)
 foreach(arch x86_64 arm64)
   foreach(zip telemetry-relay-${VERSION}-${arch}.zip
-      telemetry-relay-sink-stdout-${sink_version}-${arch}.zip)
+      telemetry-relay-sink-stdout-${sink_version}-${arch}.zip
+      telemetry-relay-sink-otlp-${VERSION}-${arch}.zip)
     string(REPLACE "." "\\." pattern "ContentUri: ../dist/${zip}")
     if(NOT template MATCHES "${pattern}")
       message(FATAL_ERROR "${TEMPLATE} must publish ../dist/${zip}, the zip layer/build makes "
