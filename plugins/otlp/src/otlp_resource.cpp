@@ -9,11 +9,6 @@
 namespace relay::otlp {
 namespace {
 
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value == nullptr ? std::string() : std::string(value);
-}
-
 void set(Attributes& attributes, std::string_view key, AnyValue value) {
   for (KeyValue& kv : attributes) {
     if (kv.key == key) {
@@ -26,15 +21,20 @@ void set(Attributes& attributes, std::string_view key, AnyValue value) {
 
 }  // namespace
 
+std::string environment_variable(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? std::string() : std::string(value);
+}
+
 ResourceEnv ResourceEnv::from_environment() {
-  return {env("AWS_LAMBDA_FUNCTION_NAME"),
-          env("AWS_LAMBDA_FUNCTION_VERSION"),
-          env("AWS_REGION"),
-          env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
-          env("AWS_LAMBDA_LOG_STREAM_NAME"),
-          env("AWS_LAMBDA_LOG_GROUP_NAME"),
-          env("OTEL_SERVICE_NAME"),
-          env("OTEL_RESOURCE_ATTRIBUTES")};
+  return {environment_variable("AWS_LAMBDA_FUNCTION_NAME"),
+          environment_variable("AWS_LAMBDA_FUNCTION_VERSION"),
+          environment_variable("AWS_REGION"),
+          environment_variable("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+          environment_variable("AWS_LAMBDA_LOG_STREAM_NAME"),
+          environment_variable("AWS_LAMBDA_LOG_GROUP_NAME"),
+          environment_variable("OTEL_SERVICE_NAME"),
+          environment_variable("OTEL_RESOURCE_ATTRIBUTES")};
 }
 
 std::string_view account_id_from_arn(std::string_view arn) {

@@ -26,6 +26,9 @@ struct ResourceEnv {
   static ResourceEnv from_environment();
 };
 
+// The value of an environment variable, empty when it is not set.
+std::string environment_variable(const char* name);
+
 // The account id in a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>...),
 // empty when arn is not one.
 std::string_view account_id_from_arn(std::string_view arn);

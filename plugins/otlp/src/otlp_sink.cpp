@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <cstdlib>
 #include <deque>
 #include <iterator>
 #include <memory>
@@ -59,11 +58,6 @@ constexpr std::string_view signal_name(otlp::Signal signal) {
 }
 constexpr std::string_view item_name(otlp::Signal signal) {
   return kItemNames[static_cast<size_t>(signal)];
-}
-
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value == nullptr ? std::string() : std::string(value);
 }
 
 // The OTLP exporter rule: a base endpoint gets the signal's path appended to its own path.
@@ -234,9 +228,10 @@ class OtlpSink final : public net::NetworkSink {
 
   static otlp::MappingOptions mapping_options(const relay::sdk::Config& config) {
     otlp::MappingOptions options;
-    options.function_name = env("AWS_LAMBDA_FUNCTION_NAME");
+    options.function_name = otlp::environment_variable("AWS_LAMBDA_FUNCTION_NAME");
     options.platform_logs = config.boolean("platform_logs");
-    options.managed_instances = env("AWS_LAMBDA_INITIALIZATION_TYPE") == "lambda-managed-instances";
+    options.managed_instances =
+        otlp::environment_variable("AWS_LAMBDA_INITIALIZATION_TYPE") == "lambda-managed-instances";
     return options;
   }
 
@@ -299,37 +294,35 @@ class OtlpSink final : public net::NetworkSink {
     Pending pending;
     pending.batch_id = std::string(batch_id);
     pending.bodies = std::move(spare_bodies_);
-    const otlp::Scope scope{kScopeName, RELAY_SINK_VERSION};
-    // The output's vectors go into the requests and come back: their capacity, and the bodies',
-    // serve the next batch (fresh memory per batch costs page faults).
-    if (clients_[0] && !output_.logs.empty()) {
-      otlp::LogsRequest request{&resource_, scope, std::move(output_.logs)};
-      pending.items[0] = request.records.size();
-      json_ ? otlp::encode_json(request, pending.bodies[0])
-            : otlp::encode_protobuf(request, pending.bodies[0]);
-      output_.logs = std::move(request.records);
-      pending.unsent[0] = true;
+    size_t points = 0;
+    for (const otlp::Metric& metric : output_.metrics) {
+      points += metric.number_points.size() + metric.histogram_points.size();
     }
-    if (clients_[1] && !output_.spans.empty()) {
-      otlp::TracesRequest request{&resource_, scope, std::move(output_.spans)};
-      pending.items[1] = request.spans.size();
-      json_ ? otlp::encode_json(request, pending.bodies[1])
-            : otlp::encode_protobuf(request, pending.bodies[1]);
-      output_.spans = std::move(request.spans);
-      pending.unsent[1] = true;
-    }
-    if (clients_[2] && !output_.metrics.empty()) {
-      otlp::MetricsRequest request{&resource_, scope, std::move(output_.metrics)};
-      for (const otlp::Metric& metric : request.metrics) {
-        pending.items[2] += metric.number_points.size() + metric.histogram_points.size();
-      }
-      json_ ? otlp::encode_json(request, pending.bodies[2])
-            : otlp::encode_protobuf(request, pending.bodies[2]);
-      output_.metrics = std::move(request.metrics);
-      pending.unsent[2] = true;
-    }
+    encode_signal(pending, otlp::Signal::kLogs, output_.logs, &otlp::LogsRequest::records,
+                  output_.logs.size());
+    encode_signal(pending, otlp::Signal::kTraces, output_.spans, &otlp::TracesRequest::spans,
+                  output_.spans.size());
+    encode_signal(pending, otlp::Signal::kMetrics, output_.metrics, &otlp::MetricsRequest::metrics,
+                  points);
     output_.clear();
     return pending;
+  }
+
+  // Encodes one signal's items into pending when that signal is exported and has any. The items
+  // go into the request and come back: their capacity, and the body's, serve the next batch
+  // (fresh memory per batch costs page faults).
+  template <class Request, class Item>
+  void encode_signal(Pending& pending, otlp::Signal signal, std::vector<Item>& items,
+                     std::vector<Item> Request::*member, size_t count) {
+    const auto i = static_cast<size_t>(signal);
+    if (!clients_[i] || items.empty()) return;
+    Request request{&resource_, {kScopeName, RELAY_SINK_VERSION}, {}};
+    request.*member = std::move(items);
+    json_ ? otlp::encode_json(request, pending.bodies[i])
+          : otlp::encode_protobuf(request, pending.bodies[i]);
+    items = std::move(request.*member);
+    pending.items[i] = count;
+    pending.unsent[i] = true;
   }
 
   // Sends what is left of the pending batch, signal by signal. A transient failure stops and
